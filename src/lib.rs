@@ -1,7 +1,45 @@
+//! ipex — the IP enforcement exchange: a gRPC gateway through which customs administrations,
+//! marketplaces, carriers, right holders and partner organisations exchange takedown notices,
+//! seller flags, seizure notifications and data requests over mutual TLS, with every message
+//! durably stored.
+//!
+//! Layout (one crate; `src/bin/ipexd.rs` and `src/bin/ipex.rs` only parse flags):
+//! - [`pb`]: the generated `ipex.v1` protobuf types and services;
+//! - [`json`]: the canonical proto3 JSON mapping of those types;
+//! - [`config`]: the gateway's TOML configuration;
+//! - [`pki`]: development and test certificates;
+//! - [`tls`]: the rustls server configuration and the accept loop with peer identity;
+//! - [`identity`]: certificate → participant, the participant registry;
+//! - [`policy`]: who may send what to whom, and who may read what (TLP);
+//! - [`model`]: validation of envelopes and payloads, field by field;
+//! - [`store`]: the sled-backed store with group commit;
+//! - [`gateway`]: what each call does, independent of gRPC;
+//! - [`error`]: the one mapping of errors to gRPC statuses;
+//! - [`service`]: the thin tonic handlers;
+//! - [`server`]: `run(listener, config, shutdown)`;
+//! - [`client`]: connecting over mutual TLS;
+//! - [`cli`]: the `ipex` command-line client.
 #![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod gateway;
+pub mod identity;
 pub mod json;
 pub mod model;
+pub mod pki;
+pub mod policy;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod tls;
+
+/// The generated `ipex.v1` types, clients and servers.
+#[allow(missing_docs, clippy::all)]
 pub mod pb {
     tonic::include_proto!("ipex.v1");
+    /// The compiled descriptors of `ipex.v1`, for reflection and JSON.
     pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ipex_descriptor");
 }

@@ -1,0 +1,200 @@
+//! Gateway configuration: one TOML file, every key documented here and in the README.
+//! Without a file the gateway runs in development mode on a local PKI under `certs/dev/`.
+
+use crate::policy::{Policy, Rule};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Errors reading the configuration; each names the key or file at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid (the message names the key).
+    #[error("invalid config file {path}: {message}")]
+    Invalid {
+        /// The file.
+        path: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+/// The gateway configuration.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Address the gRPC server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Directory of the sled store; created if missing.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    /// This gateway's id: the audience of officer tokens and the origin of its checkpoints.
+    #[serde(default = "default_gateway_id")]
+    pub gateway_id: String,
+    /// Development mode: creates the development PKI under `tls.dev_certs_dir` if missing.
+    #[serde(default)]
+    pub dev_mode: bool,
+    /// Largest accepted request message, in bytes.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Deadline of a TLS handshake, in milliseconds.
+    #[serde(default = "default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+    /// Path of the participant registry (TOML, `[[participant]]` tables).
+    pub registry: PathBuf,
+    /// Certificates.
+    pub tls: TlsConfig,
+    /// Group commit tuning.
+    #[serde(default)]
+    pub commit: CommitConfig,
+    /// Replaces the built-in policy table when given.
+    #[serde(default)]
+    pub policy: Option<PolicyConfig>,
+}
+
+/// Certificate files, PEM.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// The gateway's certificate chain.
+    pub cert: PathBuf,
+    /// The gateway's private key.
+    pub key: PathBuf,
+    /// CA certificates that issue participant (client) certificates.
+    pub client_ca: PathBuf,
+}
+
+/// Group commit tuning.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitConfig {
+    /// Most messages written and flushed together.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Submissions that may wait for the committer before callers wait too.
+    #[serde(default = "default_queue")]
+    pub queue: usize,
+}
+
+impl Default for CommitConfig {
+    fn default() -> Self {
+        CommitConfig {
+            max_batch: default_max_batch(),
+            queue: default_queue(),
+        }
+    }
+}
+
+/// A policy table replacing the built-in one.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The rules: `{ from = "CUSTOMS", kind = "SEIZURE_NOTIFICATION", to = ["PARTNER"] }`.
+    pub rules: Vec<Rule>,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 50051))
+}
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_gateway_id() -> String {
+    "ipex-dev".to_string()
+}
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
+}
+fn default_handshake_timeout_ms() -> u64 {
+    10_000
+}
+fn default_max_batch() -> usize {
+    512
+}
+fn default_queue() -> usize {
+    4096
+}
+
+/// The default development certificate directory.
+pub const DEV_CERTS_DIR: &str = "certs/dev";
+
+impl Config {
+    /// The development configuration: the PKI and registry under `certs_dir`.
+    pub fn dev(certs_dir: &Path) -> Config {
+        let paths = crate::pki::DevPaths {
+            dir: certs_dir.to_path_buf(),
+        };
+        Config {
+            listen: default_listen(),
+            data_dir: default_data_dir(),
+            gateway_id: default_gateway_id(),
+            dev_mode: true,
+            max_message_bytes: default_max_message_bytes(),
+            handshake_timeout_ms: default_handshake_timeout_ms(),
+            registry: paths.registry(),
+            tls: TlsConfig {
+                cert: paths.server_cert(),
+                key: paths.server_key(),
+                client_ca: paths.ca(),
+            },
+            commit: CommitConfig::default(),
+            policy: None,
+        }
+    }
+
+    /// Parses a configuration from TOML text; `origin` names it in errors.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        config.check().map_err(|message| ConfigError::Invalid {
+            path: origin.to_string(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Loads a configuration file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Config::from_toml(&text, &path.display().to_string())
+    }
+
+    /// Checks values serde cannot.
+    pub fn check(&self) -> Result<(), String> {
+        if self.max_message_bytes < 1024 {
+            return Err("max_message_bytes: must be at least 1024".into());
+        }
+        if self.commit.max_batch == 0 {
+            return Err("commit.max_batch: must be at least 1".into());
+        }
+        if self.commit.queue == 0 {
+            return Err("commit.queue: must be at least 1".into());
+        }
+        crate::model::vocab::participant_id(&self.gateway_id)
+            .map_err(|e| format!("gateway_id: {e}"))?;
+        self.policy()?;
+        Ok(())
+    }
+
+    /// The policy in force: the configured table, or the built-in one.
+    pub fn policy(&self) -> Result<Policy, String> {
+        match &self.policy {
+            Some(p) => Policy::new(p.rules.clone()),
+            None => Ok(Policy::default()),
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! Who is calling: the organisation comes from the client certificate (URI SAN
+//! `urn:ipex:participant:<id>`), checked against the participant registry. The certificate is
+//! parsed once per connection ([`PeerCert`]); the registry is consulted on every call so that a
+//! reloaded registry takes effect at once.
+
+use crate::pb;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The URI SAN prefix that names a participant in its certificate.
+pub const URI_SAN_PREFIX: &str = "urn:ipex:participant:";
+
+/// The role of a participant, as the registry names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Role {
+    /// A customs administration.
+    Customs,
+    /// A marketplace.
+    Platform,
+    /// An express carrier or postal operator.
+    Carrier,
+    /// A brand owner.
+    RightHolder,
+    /// INTERPOL, a RILO, the WCO.
+    Partner,
+}
+
+impl Role {
+    /// The proto enum value.
+    pub fn to_pb(self) -> pb::Role {
+        match self {
+            Role::Customs => pb::Role::Customs,
+            Role::Platform => pb::Role::Platform,
+            Role::Carrier => pb::Role::Carrier,
+            Role::RightHolder => pb::Role::RightHolder,
+            Role::Partner => pb::Role::Partner,
+        }
+    }
+
+    /// The name used in config files and messages, e.g. `RIGHT_HOLDER`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Customs => "CUSTOMS",
+            Role::Platform => "PLATFORM",
+            Role::Carrier => "CARRIER",
+            Role::RightHolder => "RIGHT_HOLDER",
+            Role::Partner => "PARTNER",
+        }
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A registered organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Participant {
+    /// Stable id, `[a-z0-9-]`, as in the certificate's URI SAN.
+    pub id: String,
+    /// What kind of organisation it is.
+    pub role: Role,
+    /// ISO 3166-1 alpha-2 country; empty for international organisations.
+    #[serde(default)]
+    pub country: String,
+    /// Human-readable name.
+    #[serde(default)]
+    pub display_name: String,
+    /// When not empty, only certificates with one of these SHA-256 fingerprints (hex of the
+    /// DER certificate) are accepted for this participant.
+    #[serde(default)]
+    pub pinned_sha256: Vec<String>,
+}
+
+impl Participant {
+    /// The proto view (without pins).
+    pub fn to_pb(&self) -> pb::Participant {
+        pb::Participant {
+            id: self.id.clone(),
+            role: self.role.to_pb() as i32,
+            country: self.country.clone(),
+            display_name: self.display_name.clone(),
+        }
+    }
+}
+
+/// Errors loading the registry.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The file could not be read.
+    #[error("cannot read participant registry {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for a registry.
+    #[error("invalid participant registry {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RegistryFile {
+    #[serde(default)]
+    participant: Vec<Participant>,
+}
+
+/// The participant registry: who may connect and in which role.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    /// Participants by id.
+    by_id: BTreeMap<String, Arc<Participant>>,
+}
+
+impl Registry {
+    /// Builds a registry, checking ids, countries and pins.
+    pub fn new(participants: Vec<Participant>) -> Result<Registry, String> {
+        let mut by_id = BTreeMap::new();
+        for (i, mut p) in participants.into_iter().enumerate() {
+            crate::model::vocab::participant_id(&p.id)
+                .map_err(|e| format!("participant[{i}].id: {e}"))?;
+            if !p.country.is_empty() {
+                crate::model::vocab::country(&p.country)
+                    .map_err(|e| format!("participant[{i}].country: {e}"))?;
+            }
+            for pin in &mut p.pinned_sha256 {
+                *pin = pin.to_ascii_lowercase().replace(':', "");
+                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(format!(
+                        "participant[{i}].pinned_sha256: {pin:?} is not 64 hex digits"
+                    ));
+                }
+            }
+            let id = p.id.clone();
+            if by_id.insert(id.clone(), Arc::new(p)).is_some() {
+                return Err(format!("participant[{i}].id: {id:?} is listed twice"));
+            }
+        }
+        Ok(Registry { by_id })
+    }
+
+    /// Parses a registry from TOML text (`[[participant]]` tables).
+    pub fn from_toml(text: &str, origin: &str) -> Result<Registry, RegistryError> {
+        let file: RegistryFile = toml::from_str(text).map_err(|e| RegistryError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })?;
+        Registry::new(file.participant).map_err(|message| RegistryError::Parse {
+            path: origin.to_string(),
+            message,
+        })
+    }
+
+    /// Loads a registry file.
+    pub fn load(path: &Path) -> Result<Registry, RegistryError> {
+        let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Registry::from_toml(&text, &path.display().to_string())
+    }
+
+    /// The participant with this id.
+    pub fn get(&self, id: &str) -> Option<&Arc<Participant>> {
+        self.by_id.get(id)
+    }
+
+    /// Every participant, ordered by id.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Participant>> {
+        self.by_id.values()
+    }
+}
+
+/// What the gateway read from a client certificate, once per connection.
+#[derive(Debug)]
+pub struct PeerCert {
+    /// SHA-256 of the DER certificate.
+    pub fingerprint: [u8; 32],
+    /// The participant id of the URI SAN, or why there is none.
+    pub participant: Result<String, String>,
+}
+
+impl PeerCert {
+    /// Reads the fingerprint and participant id of a DER certificate.
+    pub fn from_der(der: &[u8]) -> PeerCert {
+        PeerCert {
+            fingerprint: Sha256::digest(der).into(),
+            participant: participant_of(der),
+        }
+    }
+
+    /// The fingerprint as lower-case hex.
+    pub fn fingerprint_hex(&self) -> String {
+        hex::encode(self.fingerprint)
+    }
+}
+
+fn participant_of(der: &[u8]) -> Result<String, String> {
+    use x509_parser::prelude::*;
+    let (_, cert) =
+        X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let san = cert
+        .subject_alternative_name()
+        .map_err(|e| format!("unreadable subjectAltName: {e}"))?
+        .ok_or_else(|| "the certificate has no subjectAltName".to_string())?;
+    let ids: Vec<&str> = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) => uri.strip_prefix(URI_SAN_PREFIX),
+            _ => None,
+        })
+        .collect();
+    match ids.as_slice() {
+        [id] => Ok(id.to_string()),
+        [] => Err(format!(
+            "the certificate has no URI SAN {URI_SAN_PREFIX}<id>"
+        )),
+        _ => Err("the certificate names more than one participant".to_string()),
+    }
+}
+
+/// The connection a call arrived on: tonic puts it in every request's extensions.
+#[derive(Clone, Debug)]
+pub struct PeerInfo {
+    /// The client's address.
+    pub remote_addr: Option<SocketAddr>,
+    /// The client certificate, parsed.
+    pub cert: Arc<PeerCert>,
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug)]
+pub struct Caller {
+    /// The registered participant.
+    pub participant: Arc<Participant>,
+    /// SHA-256 of the client certificate.
+    pub fingerprint: [u8; 32],
+    /// Officer or system acting (token subject), when a token was presented.
+    pub officer: Option<String>,
+}
+
+impl Caller {
+    /// The participant id.
+    pub fn id(&self) -> &str {
+        &self.participant.id
+    }
+}
+
+/// Why a caller is not known.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// The connection carries no client certificate (only possible on a misconfigured server).
+    #[error("no client certificate was presented")]
+    NoCertificate,
+    /// The certificate does not name a participant.
+    #[error("the client certificate names no participant: {0}")]
+    NoParticipant(String),
+    /// The certificate names a participant the registry does not know.
+    #[error("participant {0:?} of the client certificate is not registered")]
+    Unregistered(String),
+    /// The participant pins certificates and this one is not pinned.
+    #[error("certificate {fingerprint} is not pinned for participant {participant:?}")]
+    NotPinned {
+        /// The participant.
+        participant: String,
+        /// SHA-256 of the presented certificate, hex.
+        fingerprint: String,
+    },
+}
+
+/// Identifies the caller of a connection against the registry.
+pub fn authenticate(peer: Option<&PeerInfo>, registry: &Registry) -> Result<Caller, AuthError> {
+    let peer = peer.ok_or(AuthError::NoCertificate)?;
+    let id = peer
+        .cert
+        .participant
+        .as_ref()
+        .map_err(|why| AuthError::NoParticipant(why.clone()))?;
+    let participant = registry
+        .get(id)
+        .ok_or_else(|| AuthError::Unregistered(id.clone()))?;
+    if !participant.pinned_sha256.is_empty() {
+        let fingerprint = peer.cert.fingerprint_hex();
+        if !participant.pinned_sha256.contains(&fingerprint) {
+            return Err(AuthError::NotPinned {
+                participant: id.clone(),
+                fingerprint,
+            });
+        }
+    }
+    Ok(Caller {
+        participant: participant.clone(),
+        fingerprint: peer.cert.fingerprint,
+        officer: None,
+    })
+}

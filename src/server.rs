@@ -1,0 +1,174 @@
+//! Runs the gateway: `run` takes a bound listener and a shutdown future, so the binary and
+//! the tests start exactly the same server.
+
+use crate::config::Config;
+use crate::gateway::Gateway;
+use crate::pb;
+use crate::service::{ExchangeService, ParticipantsService};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Errors starting or running the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Certificates could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    /// Registry, policy or store.
+    #[error(transparent)]
+    Open(#[from] crate::gateway::OpenError),
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// The final flush failed.
+    #[error("final flush failed: {0}")]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// Serves the gateway on `listener` until `shutdown` completes, then lets in-flight calls
+/// finish and flushes the store.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
+    let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
+    let max_message = config.max_message_bytes;
+    let gateway = Arc::new(Gateway::open(config)?);
+    let incoming = crate::tls::incoming(
+        listener,
+        Arc::new(tls),
+        handshake_timeout,
+        Arc::new(|_failure| {}),
+    );
+    let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService {
+        gateway: gateway.clone(),
+    })
+    .max_decoding_message_size(max_message);
+    let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
+        gateway: gateway.clone(),
+    });
+    tonic::transport::Server::builder()
+        .add_service(exchange)
+        .add_service(participants)
+        .serve_with_incoming_shutdown(incoming, shutdown)
+        .await?;
+    gateway.store.close()?;
+    tracing::info!(
+        last_seq = gateway.store.last_seq(),
+        "store flushed; gateway stopped"
+    );
+    Ok(())
+}
+
+/// Completes on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::warn!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => tracing::info!("SIGINT received; shutting down"),
+        () = terminate => tracing::info!("SIGTERM received; shutting down"),
+    }
+}
+
+/// Log output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Installs the `tracing` subscriber: `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// What the binary does: in development mode creates the PKI if missing, binds the listener,
+/// says how to connect, and serves until `shutdown`.
+pub async fn start(
+    config: Config,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), StartError> {
+    if config.dev_mode {
+        let dir = config
+            .tls
+            .client_ca
+            .parent()
+            .map(|p| p.to_path_buf())
+            .unwrap_or_default();
+        if crate::pki::ensure_dev_pki(&dir)? {
+            tracing::info!(dir = %dir.display(), "created the development PKI and registry");
+        }
+    }
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    tracing::info!(
+        %addr,
+        data_dir = %config.data_dir.display(),
+        dev_mode = config.dev_mode,
+        "ipex gateway listening (mutual TLS)"
+    );
+    if config.dev_mode {
+        tracing::info!(
+            "connect as a development participant: cargo run --bin ipex -- --gateway https://{addr} --as customs-nl whoami"
+        );
+    }
+    run(listener, config, shutdown).await?;
+    Ok(())
+}
+
+/// Errors of [`start`].
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The development PKI could not be created.
+    #[error(transparent)]
+    Pki(#[from] crate::pki::PkiError),
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The server failed.
+    #[error(transparent)]
+    Serve(#[from] ServeError),
+}

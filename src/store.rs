@@ -1,0 +1,690 @@
+//! Durable storage of envelopes, their idempotency keys and inboxes, with group commit.
+//!
+//! Everything lives in one sled tree behind the small [`Kv`] facade (get, range, atomic batch,
+//! flush), so the engine stays replaceable. Writes go through one committer thread: it takes
+//! every job waiting in its queue, checks idempotency keys, assigns sequence and inbox numbers,
+//! writes all of it as one atomic batch and flushes once; only then are the callers answered.
+//! Durability therefore costs one flush per batch, not per call, and the committer, being the
+//! only writer, keeps the counters in memory.
+//!
+//! Key layout (big-endian numbers so that byte order is numeric order):
+//! - `e/<seq:u64>` → [`Record`]: the canonical envelope bytes and the receipt;
+//! - `k/<sender>\0<id>` → `<seq:u64>`: the idempotency key;
+//! - `i/<recipient>\0<inbox_no:u64>` → `<seq:u64>`: each recipient's inbox.
+//!
+//! Readers see only what is durable: the committer publishes the highest flushed sequence
+//! number, and reads ignore anything above it.
+
+use crate::pb;
+use prost::Message;
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+use tokio::sync::{mpsc, oneshot};
+
+/// Storage failures.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an error.
+    #[error("storage engine error: {0}")]
+    Engine(String),
+    /// A stored value does not decode: the store is damaged.
+    #[error("stored record {key} is damaged: {reason}")]
+    Corrupt {
+        /// Which key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An earlier flush failed; the store refuses writes until the gateway restarts.
+    #[error("the store failed to flush earlier and refuses writes until restart")]
+    Failed,
+    /// The gateway is shutting down.
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+/// Why a commit was refused.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CommitError {
+    /// The (sender, id) pair is already stored with different content.
+    #[error("message {id:?} of {sender} is already stored with different content (seq {seq})")]
+    Conflict {
+        /// Position of the message in its job.
+        index: usize,
+        /// Sender.
+        sender: String,
+        /// Id.
+        id: String,
+        /// Sequence number of the stored message.
+        seq: u64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The storage facade: the only code that knows the engine.
+#[derive(Clone)]
+pub struct Kv {
+    /// The database, for flushes.
+    db: sled::Db,
+    /// The one tree everything lives in.
+    tree: sled::Tree,
+}
+
+/// Writes applied atomically by [`Kv::apply`].
+#[derive(Default)]
+pub struct WriteBatch {
+    /// The engine's batch.
+    inner: sled::Batch,
+    /// How many writes it holds.
+    len: usize,
+}
+
+impl WriteBatch {
+    /// Adds a write.
+    pub fn insert(&mut self, key: &[u8], value: &[u8]) {
+        self.inner.insert(key, value);
+        self.len += 1;
+    }
+
+    /// How many writes it holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when it holds no write.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl Kv {
+    /// Opens (or creates) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Kv, StoreError> {
+        let db = sled::Config::new()
+            .path(dir)
+            // Our committer flushes explicitly; sled's background flush would only add
+            // uncoordinated fsyncs.
+            .flush_every_ms(None)
+            .open()?;
+        let tree = db.open_tree("ipex")?;
+        Ok(Kv { db, tree })
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// The last entry whose key starts with `prefix`.
+    pub fn last_in(&self, prefix: &[u8]) -> Result<Option<Entry>, StoreError> {
+        Ok(self
+            .tree
+            .scan_prefix(prefix)
+            .next_back()
+            .transpose()?
+            .map(|(k, v)| (k.to_vec(), v.to_vec())))
+    }
+
+    /// Entries with `from <= key < to`, in key order.
+    pub fn range(
+        &self,
+        from: &[u8],
+        to: &[u8],
+    ) -> impl DoubleEndedIterator<Item = Result<Entry, StoreError>> {
+        self.tree
+            .range(from.to_vec()..to.to_vec())
+            .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+    }
+
+    /// Applies every write of `batch` atomically (not yet durably: see [`Kv::flush`]).
+    pub fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        Ok(self.tree.apply_batch(batch.inner)?)
+    }
+
+    /// Makes everything applied so far durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64, StoreError> {
+        Ok(self.db.size_on_disk()?)
+    }
+}
+
+/// Keys of the layout described in the module documentation.
+mod keys {
+    pub const ENVELOPE: &[u8] = b"e/";
+    pub const IDEMPOTENCY: &[u8] = b"k/";
+    pub const INBOX: &[u8] = b"i/";
+
+    pub fn envelope(seq: u64) -> Vec<u8> {
+        [ENVELOPE, &seq.to_be_bytes()].concat()
+    }
+
+    pub fn idempotency(sender: &str, id: &str) -> Vec<u8> {
+        [IDEMPOTENCY, sender.as_bytes(), b"\0", id.as_bytes()].concat()
+    }
+
+    pub fn inbox_prefix(recipient: &str) -> Vec<u8> {
+        [INBOX, recipient.as_bytes(), b"\0"].concat()
+    }
+
+    pub fn inbox(recipient: &str, inbox_no: u64) -> Vec<u8> {
+        [&inbox_prefix(recipient)[..], &inbox_no.to_be_bytes()].concat()
+    }
+
+    /// The big-endian number at the end of a key or in a value.
+    pub fn trailing_u64(bytes: &[u8]) -> Option<u64> {
+        let tail = bytes.len().checked_sub(8).map(|at| &bytes[at..])?;
+        Some(u64::from_be_bytes(tail.try_into().ok()?))
+    }
+}
+
+/// What is stored per message.
+#[derive(Clone, PartialEq, Message)]
+pub struct Record {
+    /// The canonical envelope bytes (protobuf, sender and kind set by the gateway).
+    #[prost(bytes = "vec", tag = "1")]
+    pub envelope: Vec<u8>,
+    /// The receipt given to the sender.
+    #[prost(message, optional, tag = "2")]
+    pub receipt: Option<pb::Receipt>,
+}
+
+/// A stored message, decoded.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The envelope.
+    pub envelope: pb::Envelope,
+    /// Its receipt.
+    pub receipt: pb::Receipt,
+}
+
+/// A message ready to be stored: validated and authorized.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// Sender participant id.
+    pub sender: String,
+    /// Sender's message id.
+    pub id: String,
+    /// Canonical envelope bytes.
+    pub encoded: Vec<u8>,
+    /// SHA-256 of `encoded`.
+    pub digest: [u8; 32],
+    /// Participants whose inbox receives it.
+    pub deliver_to: Vec<String>,
+    /// Officer who submitted, if known.
+    pub officer: Option<String>,
+}
+
+/// A unit of work for the committer: messages stored all together or not at all.
+struct Job {
+    messages: Vec<NewMessage>,
+    reply: oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+}
+
+/// Tuning of the committer.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Most messages written in one flush.
+    pub max_batch: usize,
+    /// Jobs that may wait for the committer before submitters wait too.
+    pub queue: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch: 512,
+            queue: 4096,
+        }
+    }
+}
+
+/// The message store.
+pub struct Store {
+    /// The engine facade.
+    kv: Kv,
+    /// The committer's queue; `None` once closed.
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
+    /// The committer thread.
+    committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Highest sequence number known durable.
+    durable_seq: Arc<AtomicU64>,
+}
+
+impl Store {
+    /// Opens the store in `dir` and starts its committer.
+    pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let kv = Kv::open(dir)?;
+        let last_seq = match kv.last_in(keys::ENVELOPE)? {
+            Some((key, _)) => keys::trailing_u64(&key).ok_or_else(|| StoreError::Corrupt {
+                key: hex::encode(&key),
+                reason: "envelope key without a sequence number".into(),
+            })?,
+            None => 0,
+        };
+        let durable_seq = Arc::new(AtomicU64::new(last_seq));
+        let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let committer = Committer {
+            kv: kv.clone(),
+            next_seq: last_seq + 1,
+            inbox_heads: HashMap::new(),
+            durable_seq: durable_seq.clone(),
+            failed: AtomicBool::new(false),
+            max_batch: options.max_batch.max(1),
+        };
+        let handle = std::thread::Builder::new()
+            .name("ipex-committer".into())
+            .spawn(move || committer.run(rx))
+            .map_err(|e| StoreError::Engine(format!("cannot start the committer: {e}")))?;
+        Ok(Store {
+            kv,
+            queue: Mutex::new(Some(tx)),
+            committer: Mutex::new(Some(handle)),
+            durable_seq,
+        })
+    }
+
+    /// Stores `messages` all together or not at all, durably, and returns one receipt each.
+    /// A message whose (sender, id) is already stored with the same digest gets its original
+    /// receipt, marked `duplicate`.
+    pub async fn commit(&self, messages: Vec<NewMessage>) -> Result<Vec<pb::Receipt>, CommitError> {
+        let queue = self
+            .queue
+            .lock()
+            .expect("queue lock is never poisoned: no code panics while holding it")
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Job { messages, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Stops accepting writes, lets the committer finish what is queued, and flushes.
+    pub fn close(&self) -> Result<(), StoreError> {
+        self.queue
+            .lock()
+            .expect("queue lock is never poisoned")
+            .take();
+        if let Some(handle) = self
+            .committer
+            .lock()
+            .expect("committer lock is never poisoned")
+            .take()
+        {
+            // The committer only panics on a bug; the flush below still runs.
+            let _ = handle.join();
+        }
+        self.kv.flush()
+    }
+
+    /// Highest durable sequence number: the number of messages stored.
+    pub fn last_seq(&self) -> u64 {
+        self.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// The engine facade, for size reports.
+    pub fn kv(&self) -> &Kv {
+        &self.kv
+    }
+
+    /// The message with sequence number `seq`.
+    pub fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
+        if seq == 0 || seq > self.last_seq() {
+            return Ok(None);
+        }
+        let key = keys::envelope(seq);
+        let Some(bytes) = self.kv.get(&key)? else {
+            return Ok(None);
+        };
+        decode_record(&key, &bytes).map(Some)
+    }
+
+    /// The sequence number of the message `id` of `sender`, if stored durably.
+    pub fn seq_of(&self, sender: &str, id: &str) -> Result<Option<u64>, StoreError> {
+        let key = keys::idempotency(sender, id);
+        let Some(value) = self.kv.get(&key)? else {
+            return Ok(None);
+        };
+        let seq = keys::trailing_u64(&value).ok_or_else(|| StoreError::Corrupt {
+            key: String::from_utf8_lossy(&key).into_owned(),
+            reason: "idempotency value is not a sequence number".into(),
+        })?;
+        Ok((seq <= self.last_seq()).then_some(seq))
+    }
+
+    /// The message `id` of `sender`.
+    pub fn get_by_ref(&self, sender: &str, id: &str) -> Result<Option<Stored>, StoreError> {
+        match self.seq_of(sender, id)? {
+            Some(seq) => self.get(seq),
+            None => Ok(None),
+        }
+    }
+
+    /// Up to `limit` durable inbox entries of `recipient` after `after`: `(inbox_no, seq)`.
+    pub fn inbox(
+        &self,
+        recipient: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, u64)>, StoreError> {
+        let durable = self.last_seq();
+        let from = keys::inbox(recipient, after.saturating_add(1));
+        let to = keys::inbox(recipient, u64::MAX);
+        let mut out = Vec::with_capacity(limit.min(1024));
+        for entry in self.kv.range(&from, &to) {
+            let (key, value) = entry?;
+            let (Some(no), Some(seq)) = (keys::trailing_u64(&key), keys::trailing_u64(&value))
+            else {
+                return Err(StoreError::Corrupt {
+                    key: hex::encode(&key),
+                    reason: "inbox entry without numbers".into(),
+                });
+            };
+            // Inbox numbers are given in sequence order: nothing after this is durable either.
+            if seq > durable || out.len() >= limit {
+                break;
+            }
+            out.push((no, seq));
+        }
+        Ok(out)
+    }
+
+    /// The highest durable inbox number of `recipient` (0 for an empty inbox).
+    pub fn inbox_head(&self, recipient: &str) -> Result<u64, StoreError> {
+        let durable = self.last_seq();
+        let from = keys::inbox(recipient, 0);
+        let to = keys::inbox(recipient, u64::MAX);
+        for entry in self.kv.range(&from, &to).rev() {
+            let (key, value) = entry?;
+            if keys::trailing_u64(&value).is_some_and(|seq| seq <= durable) {
+                return Ok(keys::trailing_u64(&key).unwrap_or(0));
+            }
+        }
+        Ok(0)
+    }
+}
+
+fn decode_record(key: &[u8], bytes: &[u8]) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: hex::encode(key),
+        reason,
+    };
+    let record = Record::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let envelope =
+        pb::Envelope::decode(record.envelope.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+    let receipt = record
+        .receipt
+        .ok_or_else(|| corrupt("record without receipt".into()))?;
+    Ok(Stored { envelope, receipt })
+}
+
+/// The single writer.
+struct Committer {
+    kv: Kv,
+    /// Next global sequence number.
+    next_seq: u64,
+    /// Highest inbox number per recipient, loaded on first use.
+    inbox_heads: HashMap<String, u64>,
+    /// Published after each flush.
+    durable_seq: Arc<AtomicU64>,
+    /// Set when a flush failed: nothing more is written.
+    failed: AtomicBool,
+    /// Most messages per flush.
+    max_batch: usize,
+}
+
+/// The outcome of the check phase for one message of a job.
+enum Check {
+    /// Not stored yet.
+    Fresh,
+    /// Stored already, same content: answer the original receipt.
+    Duplicate(pb::Receipt),
+}
+
+impl Committer {
+    fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        while let Some(first) = queue.blocking_recv() {
+            let mut jobs = vec![first];
+            let mut messages = jobs[0].messages.len();
+            while messages < self.max_batch {
+                match queue.try_recv() {
+                    Ok(job) => {
+                        messages += job.messages.len();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            self.commit_jobs(jobs);
+        }
+    }
+
+    fn commit_jobs(&mut self, jobs: Vec<Job>) {
+        if self.failed.load(Ordering::Relaxed) {
+            for job in jobs {
+                let _ = job.reply.send(Err(StoreError::Failed.into()));
+            }
+            return;
+        }
+        let started = std::time::Instant::now();
+        let now = timestamp_now();
+        let mut batch = WriteBatch::default();
+        // (sender, id) → (digest, receipt) of messages placed in this batch.
+        let mut pending: HashMap<(String, String), ([u8; 32], pb::Receipt)> = HashMap::new();
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut stored = 0usize;
+        for job in jobs {
+            let result = self.check(&job.messages, &pending).and_then(|checks| {
+                self.place(
+                    &job.messages,
+                    checks,
+                    &now,
+                    &mut batch,
+                    &mut pending,
+                    &mut stored,
+                )
+            });
+            answers.push((job.reply, result));
+        }
+        let written = if batch.is_empty() {
+            Ok(())
+        } else {
+            self.kv.apply(batch).and_then(|()| self.kv.flush())
+        };
+        match written {
+            Ok(()) => {
+                self.durable_seq.store(self.next_seq - 1, Ordering::Release);
+                tracing::debug!(
+                    jobs = answers.len(),
+                    messages = stored,
+                    micros = started.elapsed().as_micros() as u64,
+                    "group commit"
+                );
+                for (reply, result) in answers {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                // After a failed fsync the state of the file is unknown (and retrying the
+                // fsync can report success for lost data), so refuse all further writes.
+                tracing::error!(%error, "group commit failed; refusing writes until restart");
+                self.failed.store(true, Ordering::Relaxed);
+                for (reply, result) in answers {
+                    let _ = reply.send(result.and(Err(error.clone().into())));
+                }
+            }
+        }
+    }
+
+    /// Checks every message of a job against stored and pending idempotency keys.
+    fn check(
+        &self,
+        messages: &[NewMessage],
+        pending: &HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+    ) -> Result<Vec<Check>, CommitError> {
+        let mut checks = Vec::with_capacity(messages.len());
+        for (index, m) in messages.iter().enumerate() {
+            let existing = match pending.get(&(m.sender.clone(), m.id.clone())) {
+                Some((digest, receipt)) => Some((*digest, receipt.clone())),
+                None => self.stored_receipt(&m.sender, &m.id)?,
+            };
+            // Two messages with one id inside a job: the second is checked against the first.
+            let earlier = messages[..index]
+                .iter()
+                .find(|e| e.sender == m.sender && e.id == m.id);
+            match (existing, earlier) {
+                (Some((digest, receipt)), _) if digest == m.digest => {
+                    checks.push(Check::Duplicate(pb::Receipt {
+                        duplicate: true,
+                        ..receipt
+                    }))
+                }
+                (Some((_, receipt)), _) => {
+                    return Err(CommitError::Conflict {
+                        index,
+                        sender: m.sender.clone(),
+                        id: m.id.clone(),
+                        seq: receipt.seq,
+                    })
+                }
+                (None, Some(_)) => {
+                    return Err(CommitError::Conflict {
+                        index,
+                        sender: m.sender.clone(),
+                        id: m.id.clone(),
+                        seq: 0,
+                    })
+                }
+                (None, None) => checks.push(Check::Fresh),
+            }
+        }
+        Ok(checks)
+    }
+
+    fn stored_receipt(
+        &self,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<([u8; 32], pb::Receipt)>, StoreError> {
+        let key = keys::idempotency(sender, id);
+        let Some(value) = self.kv.get(&key)? else {
+            return Ok(None);
+        };
+        let seq = keys::trailing_u64(&value).unwrap_or(0);
+        let record_key = keys::envelope(seq);
+        let bytes = self
+            .kv
+            .get(&record_key)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: format!("idempotency key points at missing seq {seq}"),
+            })?;
+        let stored = decode_record(&record_key, &bytes)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&stored.receipt.envelope_sha256, &mut digest).map_err(|e| {
+            StoreError::Corrupt {
+                key: hex::encode(&record_key),
+                reason: format!("receipt digest: {e}"),
+            }
+        })?;
+        Ok(Some((digest, stored.receipt)))
+    }
+
+    /// Assigns numbers to the fresh messages of a job and adds their writes to `batch`.
+    fn place(
+        &mut self,
+        messages: &[NewMessage],
+        checks: Vec<Check>,
+        now: &prost_types::Timestamp,
+        batch: &mut WriteBatch,
+        pending: &mut HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+        stored: &mut usize,
+    ) -> Result<Vec<pb::Receipt>, CommitError> {
+        // Load every inbox head first so that a read error leaves nothing half placed.
+        for m in messages {
+            for recipient in &m.deliver_to {
+                self.inbox_head(recipient)?;
+            }
+        }
+        let mut receipts = Vec::with_capacity(messages.len());
+        for (m, check) in messages.iter().zip(checks) {
+            if let Check::Duplicate(receipt) = check {
+                receipts.push(receipt);
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let mut placements = Vec::with_capacity(m.deliver_to.len());
+            for recipient in &m.deliver_to {
+                let head = self.inbox_heads.get_mut(recipient).expect("loaded above");
+                *head += 1;
+                batch.insert(&keys::inbox(recipient, *head), &seq.to_be_bytes());
+                placements.push(pb::InboxPlacement {
+                    recipient: recipient.clone(),
+                    inbox_no: *head,
+                });
+            }
+            let receipt = pb::Receipt {
+                sender: m.sender.clone(),
+                id: m.id.clone(),
+                seq,
+                placements,
+                stored_at: Some(*now),
+                envelope_sha256: hex::encode(m.digest),
+                officer: m.officer.clone().unwrap_or_default(),
+                duplicate: false,
+            };
+            let record = Record {
+                envelope: m.encoded.clone(),
+                receipt: Some(receipt.clone()),
+            };
+            batch.insert(&keys::envelope(seq), &record.encode_to_vec());
+            batch.insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
+            pending.insert(
+                (m.sender.clone(), m.id.clone()),
+                (m.digest, receipt.clone()),
+            );
+            *stored += 1;
+            receipts.push(receipt);
+        }
+        Ok(receipts)
+    }
+
+    fn inbox_head(&mut self, recipient: &str) -> Result<u64, StoreError> {
+        if let Some(head) = self.inbox_heads.get(recipient) {
+            return Ok(*head);
+        }
+        let head = match self.kv.last_in(&keys::inbox_prefix(recipient))? {
+            Some((key, _)) => keys::trailing_u64(&key).unwrap_or(0),
+            None => 0,
+        };
+        self.inbox_heads.insert(recipient.to_string(), head);
+        Ok(head)
+    }
+}
+
+/// The current time as a protobuf timestamp.
+pub fn timestamp_now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(SystemTime::now())
+}

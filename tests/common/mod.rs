@@ -1,0 +1,228 @@
+//! A real gateway for tests: certificates generated here, a sled store in a temporary
+//! directory, mutual TLS on 127.0.0.1:0, and clients for each participant.
+#![allow(dead_code)]
+
+use ipex::client::{ClientTls, Clients};
+use ipex::config::Config;
+use ipex::pb;
+use ipex::pki::{Ca, Issued};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The participants every test gateway registers: (id, role, country).
+pub const PARTICIPANTS: &[(&str, &str, &str)] = &[
+    ("customs-nl", "CUSTOMS", "NL"),
+    ("customs-fr", "CUSTOMS", "FR"),
+    ("market-a", "PLATFORM", "IE"),
+    ("market-b", "PLATFORM", "DE"),
+    ("express-b", "CARRIER", "BE"),
+    ("brand-c", "RIGHT_HOLDER", "FR"),
+    ("rilo-we", "PARTNER", ""),
+];
+
+/// A CA and the certificates issued for one test.
+pub struct Pki {
+    pub ca: Ca,
+    pub server: Issued,
+    pub participants: HashMap<String, Issued>,
+}
+
+impl Pki {
+    pub fn generate() -> Pki {
+        let ca = Ca::generate("ipex test CA").unwrap();
+        let server = ca.issue_server(&["localhost", "127.0.0.1"]).unwrap();
+        let participants = PARTICIPANTS
+            .iter()
+            .map(|(id, _, _)| (id.to_string(), ca.issue_participant(id).unwrap()))
+            .collect();
+        Pki {
+            ca,
+            server,
+            participants,
+        }
+    }
+
+    /// TLS settings of a client presenting `issued`.
+    pub fn client_tls(&self, issued: &Issued) -> ClientTls {
+        ClientTls {
+            cert_pem: issued.cert_pem.clone(),
+            key_pem: issued.key_pem.clone(),
+            ca_pem: self.ca.issued.cert_pem.clone(),
+            server_name: "localhost".into(),
+        }
+    }
+}
+
+/// Registry TOML for the test participants; `extra` is appended verbatim.
+pub fn registry_toml(extra: &str) -> String {
+    let mut out = String::new();
+    for (id, role, country) in PARTICIPANTS {
+        out.push_str(&format!(
+            "[[participant]]\nid = \"{id}\"\nrole = \"{role}\"\ncountry = \"{country}\"\ndisplay_name = \"{id}\"\n\n"
+        ));
+    }
+    out.push_str(extra);
+    out
+}
+
+/// A running gateway.
+pub struct Gateway {
+    pub addr: SocketAddr,
+    pub config: Config,
+    pub pki: std::sync::Arc<Pki>,
+    pub dir: PathBuf,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: Option<JoinHandle<Result<(), ipex::server::ServeError>>>,
+}
+
+/// Files of a test gateway, kept across restarts.
+pub struct Setup {
+    pub tmp: tempfile::TempDir,
+    pub pki: std::sync::Arc<Pki>,
+    pub config: Config,
+}
+
+impl Setup {
+    /// A fresh PKI, registry and data directory.
+    pub fn new() -> Setup {
+        Setup::with_registry(&registry_toml(""))
+    }
+
+    pub fn with_registry(registry: &str) -> Setup {
+        let tmp = tempfile::tempdir().unwrap();
+        let pki = Pki::generate();
+        let dir = tmp.path();
+        std::fs::write(dir.join("ca.pem"), &pki.ca.issued.cert_pem).unwrap();
+        std::fs::write(dir.join("server.pem"), &pki.server.cert_pem).unwrap();
+        std::fs::write(dir.join("server.key"), &pki.server.key_pem).unwrap();
+        std::fs::write(dir.join("registry.toml"), registry).unwrap();
+        let mut config = Config::dev(dir);
+        config.dev_mode = false;
+        config.data_dir = dir.join("data");
+        config.listen = "127.0.0.1:0".parse().unwrap();
+        Setup {
+            tmp,
+            pki: std::sync::Arc::new(pki),
+            config,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    /// Starts a gateway on these files.
+    pub async fn start(&self) -> Gateway {
+        Gateway::start(self.config.clone(), self.pki.clone()).await
+    }
+}
+
+impl Gateway {
+    pub async fn start(config: Config, pki: std::sync::Arc<Pki>) -> Gateway {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let run_config = config.clone();
+        let handle = tokio::spawn(async move {
+            ipex::server::run(listener, run_config, async {
+                let _ = rx.await;
+            })
+            .await
+        });
+        Gateway {
+            addr,
+            dir: config.data_dir.clone(),
+            config,
+            pki,
+            shutdown: Some(tx),
+            handle: Some(handle),
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    /// Clients acting as `participant`.
+    pub async fn client(&self, participant: &str) -> Clients {
+        let issued = &self.pki.participants[participant];
+        self.client_with(&self.pki.client_tls(issued)).await
+    }
+
+    /// Clients with explicit TLS settings.
+    pub async fn client_with(&self, tls: &ClientTls) -> Clients {
+        let channel = ipex::client::connect(&self.endpoint(), tls).await.unwrap();
+        Clients::new(channel)
+    }
+
+    /// Stops the gateway and waits until its store is closed.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle.await.unwrap().unwrap();
+        }
+    }
+}
+
+/// Reads an example message shipped in `examples/messages/`.
+pub fn example(name: &str) -> pb::Envelope {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/messages")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    ipex::json::envelope_from_json(&text).unwrap()
+}
+
+/// Submits one envelope.
+pub async fn submit(clients: &mut Clients, envelope: pb::Envelope) -> Result<pb::Receipt, tonic::Status> {
+    clients
+        .exchange
+        .submit(pb::SubmitRequest {
+            envelope: Some(envelope),
+        })
+        .await
+        .map(|r| r.into_inner().receipt.unwrap())
+}
+
+/// The field paths of a status's BadRequest details.
+pub fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    use tonic_types::StatusExt;
+    status
+        .get_details_bad_request()
+        .map(|b| b.field_violations.into_iter().map(|v| v.field).collect())
+        .unwrap_or_default()
+}
+
+/// The whole inbox of the client's participant.
+pub async fn inbox(clients: &mut Clients) -> Vec<pb::StoredMessage> {
+    clients
+        .exchange
+        .list_inbox(pb::ListInboxRequest {
+            after: 0,
+            limit: 1000,
+            kinds: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .messages
+}
+
+/// Gets one message by sender and id.
+pub async fn get(clients: &mut Clients, sender: &str, id: &str) -> Result<pb::StoredMessage, tonic::Status> {
+    clients
+        .exchange
+        .get(pb::GetRequest {
+            key: Some(pb::get_request::Key::Ref(pb::MessageRef {
+                sender: sender.into(),
+                id: id.into(),
+            })),
+        })
+        .await
+        .map(|r| r.into_inner().message.unwrap())
+}
