@@ -3,7 +3,8 @@
 //! `UNAUTHENTICATED`: we do not know who you are. `PERMISSION_DENIED`: we know, and you may
 //! not. `INVALID_ARGUMENT`: the request is wrong, and `google.rpc.BadRequest` details name each
 //! field. `ALREADY_EXISTS`: the id is taken by other content. `NOT_FOUND`: no such message.
-//! `UNAVAILABLE`: the store cannot take writes now.
+//! `RESOURCE_EXHAUSTED`: the request exceeds `max_message_bytes`. `UNAVAILABLE`: the store
+//! cannot take writes now.
 
 use crate::identity::AuthError;
 use crate::model::Violations;
@@ -27,6 +28,14 @@ pub enum Error {
     /// The request is invalid; the violations name the fields.
     #[error("invalid request: {0}")]
     Invalid(Violations),
+    /// The request is larger than the configured limit.
+    #[error("request of {size} bytes exceeds max_message_bytes ({max} bytes)")]
+    TooLarge {
+        /// Encoded size of the envelopes.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
     /// The message asked for does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -63,6 +72,7 @@ impl Error {
             Error::Denied(_) | Error::ReadDenied(_) => Code::PermissionDenied,
             Error::Invalid(_) => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
+            Error::TooLarge { .. } => Code::ResourceExhausted,
             Error::Commit(CommitError::Conflict { .. }) => Code::AlreadyExists,
             Error::Commit(CommitError::Store(StoreError::Corrupt { .. })) => Code::DataLoss,
             Error::Commit(CommitError::Store(_)) => Code::Unavailable,

@@ -109,6 +109,13 @@ impl Gateway {
             );
             return Err(v.into());
         }
+        let size: usize = envelopes.iter().map(Message::encoded_len).sum();
+        if size > self.config.max_message_bytes {
+            return Err(Error::TooLarge {
+                size,
+                max: self.config.max_message_bytes,
+            });
+        }
         let registry = self.registry.load();
         let policy = self.policy.load();
         let mut prepared = Vec::with_capacity(envelopes.len());

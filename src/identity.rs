@@ -216,12 +216,10 @@ fn participant_of(der: &[u8]) -> Result<String, String> {
         X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
     let san = cert
         .subject_alternative_name()
-        .map_err(|e| format!("unreadable subjectAltName: {e}"))?
-        .ok_or_else(|| "the certificate has no subjectAltName".to_string())?;
+        .map_err(|e| format!("unreadable subjectAltName: {e}"))?;
     let ids: Vec<&str> = san
-        .value
-        .general_names
         .iter()
+        .flat_map(|san| san.value.general_names.iter())
         .filter_map(|name| match name {
             GeneralName::URI(uri) => uri.strip_prefix(URI_SAN_PREFIX),
             _ => None,

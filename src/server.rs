@@ -47,7 +47,7 @@ pub async fn run(
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService {
         gateway: gateway.clone(),
     })
-    .max_decoding_message_size(max_message);
+    .max_decoding_message_size(decode_ceiling(max_message));
     let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
         gateway: gateway.clone(),
     });
@@ -62,6 +62,13 @@ pub async fn run(
         "store flushed; gateway stopped"
     );
     Ok(())
+}
+
+/// The largest request tonic decodes at all. Requests between `max_message_bytes` and this
+/// ceiling are decoded and refused by the handler with RESOURCE_EXHAUSTED naming the setting;
+/// above it tonic refuses them itself, undecoded, with OUT_OF_RANGE.
+pub fn decode_ceiling(max_message_bytes: usize) -> usize {
+    max_message_bytes.saturating_mul(4).max(4 * 1024 * 1024)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

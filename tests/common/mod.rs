@@ -74,13 +74,15 @@ pub struct Gateway {
     pub config: Config,
     pub pki: std::sync::Arc<Pki>,
     pub dir: PathBuf,
+    /// Keeps the temporary directory alive as long as the gateway.
+    files: Option<std::sync::Arc<tempfile::TempDir>>,
     shutdown: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<Result<(), ipex::server::ServeError>>>,
 }
 
 /// Files of a test gateway, kept across restarts.
 pub struct Setup {
-    pub tmp: tempfile::TempDir,
+    pub tmp: std::sync::Arc<tempfile::TempDir>,
     pub pki: std::sync::Arc<Pki>,
     pub config: Config,
 }
@@ -104,7 +106,7 @@ impl Setup {
         config.data_dir = dir.join("data");
         config.listen = "127.0.0.1:0".parse().unwrap();
         Setup {
-            tmp,
+            tmp: std::sync::Arc::new(tmp),
             pki: std::sync::Arc::new(pki),
             config,
         }
@@ -116,12 +118,16 @@ impl Setup {
 
     /// Starts a gateway on these files.
     pub async fn start(&self) -> Gateway {
-        Gateway::start(self.config.clone(), self.pki.clone()).await
+        let mut gw = Gateway::start(self.config.clone(), self.pki.clone()).await;
+        gw.files = Some(self.tmp.clone());
+        gw
     }
 }
 
 impl Gateway {
     pub async fn start(config: Config, pki: std::sync::Arc<Pki>) -> Gateway {
+        // Shown for failing tests only (the test harness captures output).
+        ipex::server::init_logging(ipex::server::LogFormat::Text);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
@@ -137,6 +143,7 @@ impl Gateway {
             dir: config.data_dir.clone(),
             config,
             pki,
+            files: None,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -179,7 +186,10 @@ pub fn example(name: &str) -> pb::Envelope {
 }
 
 /// Submits one envelope.
-pub async fn submit(clients: &mut Clients, envelope: pb::Envelope) -> Result<pb::Receipt, tonic::Status> {
+pub async fn submit(
+    clients: &mut Clients,
+    envelope: pb::Envelope,
+) -> Result<pb::Receipt, tonic::Status> {
     clients
         .exchange
         .submit(pb::SubmitRequest {
@@ -214,7 +224,11 @@ pub async fn inbox(clients: &mut Clients) -> Vec<pb::StoredMessage> {
 }
 
 /// Gets one message by sender and id.
-pub async fn get(clients: &mut Clients, sender: &str, id: &str) -> Result<pb::StoredMessage, tonic::Status> {
+pub async fn get(
+    clients: &mut Clients,
+    sender: &str,
+    id: &str,
+) -> Result<pb::StoredMessage, tonic::Status> {
     clients
         .exchange
         .get(pb::GetRequest {
