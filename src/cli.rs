@@ -98,11 +98,52 @@ pub enum Command {
         #[arg(long = "kind")]
         kinds: Vec<String>,
     },
+    /// The exchange log: checkpoints, verification, export.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Certificates for development.
     Certs {
         /// What to do.
         #[command(subcommand)]
         command: CertsCommand,
+    },
+}
+
+/// Audit log commands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Prints the latest signed checkpoint and the gateway's verifier key.
+    Checkpoint {
+        /// Ask the gateway to sign a checkpoint covering every leaf so far.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Verifies the log: the checkpoint signature, every leaf against the root, your own
+    /// leaves' data and inclusion proofs, and consistency with the checkpoint verified last
+    /// time. Online against the gateway, or offline with --file.
+    Verify {
+        /// Verify an export file instead of the live gateway.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Where the last verified checkpoint is kept between runs.
+        #[arg(long, default_value = "ipex-audit-state.json")]
+        state: PathBuf,
+        /// The gateway's verifier key (`<name>+<id>+<key>`); default: the one in the state
+        /// file, else the one the gateway (or the export) presents, trusted on first use.
+        #[arg(long)]
+        key: Option<String>,
+        /// How many of your own most recent leaves to check with inclusion proofs (online).
+        #[arg(long, default_value_t = 20)]
+        proofs: usize,
+    },
+    /// Writes the log to a file: a checkpoint, every leaf hash, and the data you may see.
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -125,6 +166,9 @@ pub enum CliError {
     /// The gateway refused the call.
     #[error("{}", describe_status(.0))]
     Status(#[from] tonic::Status),
+    /// The audit log did not verify.
+    #[error("audit log verification failed: {0}")]
+    Verify(#[from] crate::audit::verify::VerifyError),
 }
 
 /// A refused call as the user reads it: code, message and each field violation.
@@ -213,6 +257,19 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 "created": created,
             }),
         );
+    }
+    if let Command::Audit {
+        command:
+            AuditCommand::Verify {
+                file: Some(file),
+                state,
+                key,
+                ..
+            },
+    } = &cli.command
+    {
+        let report = crate::cli_audit::verify_file(file, state, key.as_deref())?;
+        return print(out, &report);
     }
     let tls = cli.identity.tls()?;
     let channel = client::connect(&cli.gateway, &tls).await?;
@@ -308,6 +365,27 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 out,
                 &crate::json::to_json_value("ipex.v1.ListInboxResponse", r.get_ref()),
             )
+        }
+        Command::Audit { command } => {
+            let mut audit = pb::audit_client::AuditClient::new(clients.channel.clone());
+            let report = match command {
+                AuditCommand::Checkpoint { refresh } => {
+                    let r = audit
+                        .get_checkpoint(pb::GetCheckpointRequest { refresh })
+                        .await?;
+                    crate::json::to_json_value("ipex.v1.GetCheckpointResponse", r.get_ref())
+                }
+                AuditCommand::Verify {
+                    state, key, proofs, ..
+                } => {
+                    crate::cli_audit::verify_online(&mut audit, &state, key.as_deref(), proofs)
+                        .await?
+                }
+                AuditCommand::Export { out: file } => {
+                    crate::cli_audit::export(&mut audit, &file).await?
+                }
+            };
+            print(out, &report)
         }
         Command::Certs { .. } => unreachable!("handled before connecting"),
     }

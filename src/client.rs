@@ -100,6 +100,10 @@ pub struct Clients {
     pub exchange: pb::exchange_client::ExchangeClient<Channel>,
     /// `ipex.v1.Participants`.
     pub participants: pb::participants_client::ParticipantsClient<Channel>,
+    /// `ipex.v1.Audit`.
+    pub audit: pb::audit_client::AuditClient<Channel>,
+    /// The channel, for other clients.
+    pub channel: Channel,
 }
 
 impl Clients {
@@ -107,7 +111,9 @@ impl Clients {
     pub fn new(channel: Channel) -> Clients {
         Clients {
             exchange: pb::exchange_client::ExchangeClient::new(channel.clone()),
-            participants: pb::participants_client::ParticipantsClient::new(channel),
+            participants: pb::participants_client::ParticipantsClient::new(channel.clone()),
+            audit: pb::audit_client::AuditClient::new(channel.clone()),
+            channel,
         }
     }
 }

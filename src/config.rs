@@ -56,6 +56,9 @@ pub struct Config {
     /// Group commit tuning.
     #[serde(default)]
     pub commit: CommitConfig,
+    /// The exchange log.
+    #[serde(default)]
+    pub audit: AuditConfig,
     /// Replaces the built-in policy table when given.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
@@ -94,6 +97,37 @@ impl Default for CommitConfig {
     }
 }
 
+/// The exchange log.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// The checkpoint signing key (a note signer key, `PRIVATE+KEY+<name>+…`). In development
+    /// mode it is created if missing; otherwise it must exist.
+    #[serde(default)]
+    pub signing_key: Option<PathBuf>,
+    /// Origin line of checkpoints, and the name of the signing key.
+    #[serde(default)]
+    pub origin: Option<String>,
+    /// A new checkpoint at least this often while leaves arrive, in milliseconds.
+    #[serde(default = "default_checkpoint_interval_ms")]
+    pub checkpoint_interval_ms: u64,
+    /// On start, recompute every leaf hash and tree node and compare the root with the last
+    /// signed checkpoint; a mismatch stops the gateway.
+    #[serde(default = "default_true")]
+    pub verify_on_start: bool,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            signing_key: None,
+            origin: None,
+            checkpoint_interval_ms: default_checkpoint_interval_ms(),
+            verify_on_start: true,
+        }
+    }
+}
+
 /// A policy table replacing the built-in one.
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +150,12 @@ fn default_max_message_bytes() -> usize {
 }
 fn default_handshake_timeout_ms() -> u64 {
     10_000
+}
+fn default_checkpoint_interval_ms() -> u64 {
+    1000
+}
+fn default_true() -> bool {
+    true
 }
 fn default_max_batch() -> usize {
     512
@@ -147,6 +187,10 @@ impl Config {
                 client_ca: paths.ca(),
             },
             commit: CommitConfig::default(),
+            audit: AuditConfig {
+                signing_key: Some(paths.audit_key()),
+                ..AuditConfig::default()
+            },
             policy: None,
         }
     }
@@ -186,8 +230,28 @@ impl Config {
         }
         crate::model::vocab::participant_id(&self.gateway_id)
             .map_err(|e| format!("gateway_id: {e}"))?;
+        if self.audit.signing_key.is_none() && !self.dev_mode {
+            return Err("audit.signing_key: required outside development mode".into());
+        }
+        if self.audit.checkpoint_interval_ms == 0 {
+            return Err("audit.checkpoint_interval_ms: must be at least 1".into());
+        }
+        let origin = self.origin();
+        if origin.is_empty() || origin.contains(char::is_whitespace) || origin.contains('+') {
+            return Err(format!(
+                "audit.origin: {origin:?} must be non-empty, without spaces or '+'"
+            ));
+        }
         self.policy()?;
         Ok(())
+    }
+
+    /// The checkpoint origin: `audit.origin`, or `ipex.local/<gateway_id>`.
+    pub fn origin(&self) -> String {
+        self.audit
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("ipex.local/{}", self.gateway_id))
     }
 
     /// The policy in force: the configured table, or the built-in one.

@@ -30,14 +30,17 @@ pub enum OpenError {
     /// The policy is invalid.
     #[error("invalid policy: {0}")]
     Policy(String),
-    /// The store could not be opened.
+    /// The store could not be opened, or its audit log does not match its signed history.
     #[error("cannot open the store in {dir}: {source}")]
     Store {
         /// The data directory.
         dir: String,
         /// Why.
-        source: crate::store::StoreError,
+        source: crate::store::OpenStoreError,
     },
+    /// The checkpoint signing key.
+    #[error(transparent)]
+    Audit(crate::audit::AuditError),
 }
 
 /// The gateway's state, shared by all calls.
@@ -59,14 +62,38 @@ impl Gateway {
         let policy = config.policy().map_err(OpenError::Policy)?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| OpenError::Store {
             dir: config.data_dir.display().to_string(),
-            source: crate::store::StoreError::Engine(e.to_string()),
+            source: crate::store::StoreError::Engine(e.to_string()).into(),
         })?;
+        let signing_key = config.audit.signing_key.clone().ok_or_else(|| {
+            OpenError::Audit(crate::audit::AuditError::Key {
+                path: "audit.signing_key".into(),
+                reason: "not configured".into(),
+            })
+        })?;
+        let signer =
+            crate::audit::load_signing_key(&signing_key, &config.origin(), config.dev_mode)
+                .map_err(OpenError::Audit)?;
+        if signer.name() != config.origin() {
+            return Err(OpenError::Audit(crate::audit::AuditError::Key {
+                path: signing_key.display().to_string(),
+                reason: format!(
+                    "the key is named {:?} but audit.origin is {:?}",
+                    signer.name(),
+                    config.origin()
+                ),
+            }));
+        }
         let store = Store::open(
             &config.data_dir,
             StoreOptions {
                 max_batch: config.commit.max_batch,
                 queue: config.commit.queue,
+                checkpoint_interval: std::time::Duration::from_millis(
+                    config.audit.checkpoint_interval_ms,
+                ),
+                verify_on_open: config.audit.verify_on_start,
             },
+            signer,
         )
         .map_err(|source| OpenError::Store {
             dir: config.data_dir.display().to_string(),
@@ -185,7 +212,7 @@ impl Gateway {
             return Err(v.into());
         }
         policy.authorize_send(sender, kind, &recipients)?;
-        self.check_links(caller, envelope, path)?;
+        let answers = self.check_links(caller, envelope, path)?;
 
         let deliver_to: Vec<String> = if recipients.is_empty() {
             // A GREEN or CLEAR broadcast: every participant the policy lets receive it.
@@ -202,10 +229,12 @@ impl Gateway {
         Ok(NewMessage {
             sender: sender.id.clone(),
             id: envelope.id.clone(),
+            kind,
             encoded,
             digest,
             deliver_to,
             officer: caller.officer.clone(),
+            answers,
         })
     }
 
@@ -217,8 +246,9 @@ impl Gateway {
         caller: &Caller,
         envelope: &pb::Envelope,
         path: &str,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<(String, u64)>, Error> {
         let mut v = Violations::default();
+        let mut answers = None;
         match &envelope.payload {
             Some(Payload::TakedownNotice(notice))
                 if !envelope.recipients.contains(&notice.platform) =>
@@ -229,15 +259,16 @@ impl Gateway {
                 );
             }
             Some(Payload::TakedownOutcome(_)) => {
-                self.check_answers(caller, envelope, Kind::TakedownNotice, path, &mut v)?
+                answers =
+                    self.check_answers(caller, envelope, Kind::TakedownNotice, path, &mut v)?
             }
             Some(Payload::DataResponse(_)) => {
-                self.check_answers(caller, envelope, Kind::DataRequest, path, &mut v)?
+                answers = self.check_answers(caller, envelope, Kind::DataRequest, path, &mut v)?
             }
             _ => {}
         }
         if v.is_empty() {
-            Ok(())
+            Ok(answers)
         } else {
             Err(v.into())
         }
@@ -250,13 +281,13 @@ impl Gateway {
         answers: Kind,
         path: &str,
         v: &mut Violations,
-    ) -> Result<(), Error> {
+    ) -> Result<Option<(String, u64)>, Error> {
         let Some(first) = envelope.refs.first() else {
             v.add(
                 format!("{path}.refs"),
                 format!("must ref the {} this answers", kind_name(answers)),
             );
-            return Ok(());
+            return Ok(None);
         };
         let field = format!("{path}.refs[0]");
         match self.store.get_by_ref(&first.sender, &first.id)? {
@@ -282,13 +313,14 @@ impl Gateway {
                     caller.id()
                 ),
             ),
-            Some(_) => {}
+            Some(stored) => return Ok(Some((stored.envelope.sender, stored.receipt.seq))),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// The message `key` names, if the caller may read it.
-    pub fn get(
+    /// The read is recorded in the audit log before the message is returned.
+    pub async fn get(
         &self,
         caller: &Caller,
         key: Option<pb::get_request::Key>,
@@ -315,11 +347,38 @@ impl Gateway {
                 caller.id()
             )));
         }
+        self.record_read(caller, "Get", vec![stored.receipt.seq])
+            .await?;
         Ok(view(stored, caller.id()))
     }
 
-    /// A page of the caller's inbox.
-    pub fn list_inbox(
+    /// Records that `caller` was given the messages `seqs`; waits until it is durable, so that
+    /// nothing is disclosed without a log entry.
+    async fn record_read(
+        &self,
+        caller: &Caller,
+        method: &str,
+        seqs: Vec<u64>,
+    ) -> Result<(), Error> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        self.store
+            .record(vec![pb::AuditLeaf {
+                time: None,
+                event: Some(pb::audit_leaf::Event::Read(pb::MessagesRead {
+                    reader: caller.id().to_string(),
+                    officer: caller.officer.clone().unwrap_or_default(),
+                    method: method.to_string(),
+                    seqs,
+                })),
+            }])
+            .await?;
+        Ok(())
+    }
+
+    /// A page of the caller's inbox; the page is recorded in the audit log as one read.
+    pub async fn list_inbox(
         &self,
         caller: &Caller,
         request: pb::ListInboxRequest,
@@ -373,6 +432,12 @@ impl Gateway {
                 }
             }
         }
+        self.record_read(
+            caller,
+            "ListInbox",
+            messages.iter().map(|m| m.seq).collect(),
+        )
+        .await?;
         Ok(pb::ListInboxResponse {
             messages,
             next_after,
@@ -439,4 +504,143 @@ fn batch_error(mut failures: Vec<(usize, Error)>) -> Error {
     }
     let first = Box::new(failures.swap_remove(0).1);
     Error::Batch { first, violations }
+}
+
+/// Most leaves per `GetLeaves` call.
+pub const MAX_LEAVES: u64 = 1000;
+
+/// The exchange log, as participants see it.
+impl Gateway {
+    /// The latest checkpoint, or a fresh one covering every leaf so far.
+    pub async fn checkpoint(&self, refresh: bool) -> Result<pb::GetCheckpointResponse, Error> {
+        let checkpoint = match self.store.latest_checkpoint() {
+            Some(cp) if !refresh => (*cp).clone(),
+            _ => self.store.checkpoint_now().await?,
+        };
+        Ok(pb::GetCheckpointResponse {
+            checkpoint: checkpoint.note,
+            tree_size: checkpoint.size,
+            root_hash: checkpoint.root.to_vec(),
+            verifier_key: self.store.verifier_key().to_string(),
+        })
+    }
+
+    /// The size a proof request means: `requested`, or the latest checkpoint's when 0; it must
+    /// lie within the durable log.
+    fn proof_size(&self, requested: u64, field: &str) -> Result<u64, Error> {
+        let size = match requested {
+            0 => self.store.latest_checkpoint().map_or(0, |c| c.size),
+            n => n,
+        };
+        let durable = self.store.tree_size();
+        if size > durable {
+            let mut v = Violations::default();
+            v.add(
+                field,
+                format!("{size} is larger than the log ({durable} leaves)"),
+            );
+            return Err(v.into());
+        }
+        Ok(size)
+    }
+
+    /// An inclusion proof.
+    pub fn inclusion_proof(
+        &self,
+        request: pb::GetInclusionProofRequest,
+    ) -> Result<pb::GetInclusionProofResponse, Error> {
+        let size = self.proof_size(request.tree_size, "tree_size")?;
+        if request.leaf_index >= size {
+            let mut v = Violations::default();
+            v.add(
+                "leaf_index",
+                format!("{} is not below the tree size {size}", request.leaf_index),
+            );
+            return Err(v.into());
+        }
+        let proof = self.store.inclusion_proof(request.leaf_index, size)?;
+        let leaf_hash = crate::audit::merkle::NodeSource::node(
+            &crate::audit::KvNodes(self.store.kv()),
+            0,
+            request.leaf_index,
+        )?;
+        Ok(pb::GetInclusionProofResponse {
+            leaf_index: request.leaf_index,
+            tree_size: size,
+            leaf_hash: leaf_hash.to_vec(),
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
+    /// A consistency proof.
+    pub fn consistency_proof(
+        &self,
+        request: pb::GetConsistencyProofRequest,
+    ) -> Result<pb::GetConsistencyProofResponse, Error> {
+        let second = self.proof_size(request.second, "second")?;
+        if request.first > second {
+            let mut v = Violations::default();
+            v.add(
+                "first",
+                format!("{} is larger than second ({second})", request.first),
+            );
+            return Err(v.into());
+        }
+        let proof = self.store.consistency_proof(request.first, second)?;
+        Ok(pb::GetConsistencyProofResponse {
+            first: request.first,
+            second,
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
+    /// Leaves `[start, end)`: every hash, and the data of the leaves the caller is party to.
+    pub fn leaves(
+        &self,
+        caller: &Caller,
+        request: pb::GetLeavesRequest,
+    ) -> Result<pb::GetLeavesResponse, Error> {
+        let tree_size = self.store.tree_size();
+        let mut v = Violations::default();
+        if request.end <= request.start {
+            v.add("end", "must be larger than start");
+        } else if request.end - request.start > MAX_LEAVES {
+            v.add("end", format!("at most {MAX_LEAVES} leaves per call"));
+        }
+        if request.start >= tree_size && request.end > request.start {
+            v.add(
+                "start",
+                format!("{} is not below the tree size {tree_size}", request.start),
+            );
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        let leaves = self
+            .store
+            .leaves(request.start, request.end)?
+            .into_iter()
+            .map(|(index, hash, data)| pb::LogLeaf {
+                index,
+                leaf_hash: hash.to_vec(),
+                data: if crate::audit::is_party(&data, caller.id()) {
+                    data
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        Ok(pb::GetLeavesResponse { leaves, tree_size })
+    }
+
+    /// Records a refused call in the audit log, without waiting for the write.
+    pub fn record_refusal(&self, refusal: pb::CallRefused) {
+        let leaf = pb::AuditLeaf {
+            time: None,
+            event: Some(pb::audit_leaf::Event::Refused(refusal)),
+        };
+        if !self.store.record_later(vec![leaf]) {
+            tracing::warn!("audit queue full or closed: a refusal was not recorded");
+        }
+    }
 }

@@ -13,15 +13,18 @@
 //! - [`policy`]: who may send what to whom, and who may read what (TLP);
 //! - [`model`]: validation of envelopes and payloads, field by field;
 //! - [`store`]: the sled-backed store with group commit;
+//! - [`audit`]: the exchange log: Merkle tree, signed checkpoints, proofs, verification;
 //! - [`gateway`]: what each call does, independent of gRPC;
 //! - [`error`]: the one mapping of errors to gRPC statuses;
 //! - [`service`]: the thin tonic handlers;
 //! - [`server`]: `run(listener, config, shutdown)`;
 //! - [`client`]: connecting over mutual TLS;
-//! - [`cli`]: the `ipex` command-line client.
+//! - [`cli`], [`cli_audit`]: the `ipex` command-line client and its audit checks.
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod cli;
+pub mod cli_audit;
 pub mod client;
 pub mod config;
 pub mod error;

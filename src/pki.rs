@@ -211,6 +211,10 @@ impl DevPaths {
     pub fn key(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.key"))
     }
+    /// The development checkpoint signing key.
+    pub fn audit_key(&self) -> PathBuf {
+        self.dir.join("audit.key")
+    }
     /// The development participant registry.
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.toml")
@@ -248,6 +252,11 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     // The CA certificate last: its presence marks a complete PKI.
     write(paths.ca(), &ca.issued.cert_pem, false)?;
     Ok(true)
+}
+
+/// Writes a private key file readable by its owner only.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    write_file(path, contents, true)
 }
 
 fn write_file(path: &Path, contents: &str, private: bool) -> std::io::Result<()> {

@@ -4,7 +4,7 @@
 use crate::config::Config;
 use crate::gateway::Gateway;
 use crate::pb;
-use crate::service::{ExchangeService, ParticipantsService};
+use crate::service::{AuditService, ExchangeService, ParticipantsService};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,11 +38,21 @@ pub async fn run(
     let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
     let max_message = config.max_message_bytes;
     let gateway = Arc::new(Gateway::open(config)?);
+    let recorder = gateway.clone();
     let incoming = crate::tls::incoming(
         listener,
         Arc::new(tls),
         handshake_timeout,
-        Arc::new(|_failure| {}),
+        Arc::new(move |failure: crate::tls::HandshakeFailure| {
+            recorder.record_refusal(pb::CallRefused {
+                participant: String::new(),
+                certificate_sha256: String::new(),
+                peer: failure.remote_addr.to_string(),
+                method: "handshake".into(),
+                code: "UNAUTHENTICATED".into(),
+                reason: failure.reason,
+            })
+        }),
     );
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService {
         gateway: gateway.clone(),
@@ -51,9 +61,13 @@ pub async fn run(
     let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
         gateway: gateway.clone(),
     });
+    let audit = pb::audit_server::AuditServer::new(AuditService {
+        gateway: gateway.clone(),
+    });
     tonic::transport::Server::builder()
         .add_service(exchange)
         .add_service(participants)
+        .add_service(audit)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
     gateway.store.close()?;

@@ -22,11 +22,23 @@ pub struct ParticipantsService {
     pub gateway: Arc<Gateway>,
 }
 
-/// Logs a refused call and turns the error into its status.
-fn refuse(method: &'static str, peer: Option<&PeerInfo>, error: Error) -> Status {
+/// `ipex.v1.Audit`.
+#[derive(Clone)]
+pub struct AuditService {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// Logs a refused call, records it in the audit log, and turns the error into its status.
+fn refuse(
+    gateway: &Gateway,
+    method: &'static str,
+    peer: Option<&PeerInfo>,
+    error: Error,
+) -> Status {
     let participant = peer
         .and_then(|p| p.cert.participant.as_ref().ok())
-        .map_or("-", |id| id.as_str());
+        .map_or("", |id| id.as_str());
     let remote = peer
         .and_then(|p| p.remote_addr)
         .map(|a| a.to_string())
@@ -40,7 +52,39 @@ fn refuse(method: &'static str, peer: Option<&PeerInfo>, error: Error) -> Status
         reason = status.message(),
         "refused"
     );
+    gateway.record_refusal(pb::CallRefused {
+        participant: participant.to_string(),
+        certificate_sha256: peer.map(|p| p.cert.fingerprint_hex()).unwrap_or_default(),
+        peer: remote,
+        method: method.to_string(),
+        code: code_name(status.code()).to_string(),
+        reason: status.message().to_string(),
+    });
     status
+}
+
+/// The canonical name of a gRPC code, as in `google.rpc.Code`.
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
 }
 
 #[tonic::async_trait]
@@ -77,7 +121,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     receipt: Some(receipt),
                 }))
             }
-            Err(e) => Err(refuse(METHOD, peer.as_ref(), e)),
+            Err(e) => Err(refuse(&self.gateway, METHOD, peer.as_ref(), e)),
         }
     }
 
@@ -105,7 +149,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
                 );
                 Ok(Response::new(pb::SubmitBatchResponse { receipts }))
             }
-            Err(e) => Err(refuse(METHOD, peer.as_ref(), e)),
+            Err(e) => Err(refuse(&self.gateway, METHOD, peer.as_ref(), e)),
         }
     }
 
@@ -114,15 +158,18 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref())
-            .and_then(|caller| self.gateway.get(&caller, request.into_inner().key))
+        let result = async {
+            let caller = self.gateway.identify(peer.as_ref())?;
+            self.gateway.get(&caller, request.into_inner().key).await
+        }
+        .await;
+        result
             .map(|message| {
                 Response::new(pb::GetResponse {
                     message: Some(message),
                 })
             })
-            .map_err(|e| refuse("Get", peer.as_ref(), e))
+            .map_err(|e| refuse(&self.gateway, "Get", peer.as_ref(), e))
     }
 
     async fn list_inbox(
@@ -130,11 +177,14 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::ListInboxRequest>,
     ) -> Result<Response<pb::ListInboxResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref())
-            .and_then(|caller| self.gateway.list_inbox(&caller, request.into_inner()))
+        let result = async {
+            let caller = self.gateway.identify(peer.as_ref())?;
+            self.gateway.list_inbox(&caller, request.into_inner()).await
+        }
+        .await;
+        result
             .map(Response::new)
-            .map_err(|e| refuse("ListInbox", peer.as_ref(), e))
+            .map_err(|e| refuse(&self.gateway, "ListInbox", peer.as_ref(), e))
     }
 }
 
@@ -148,7 +198,7 @@ impl pb::participants_server::Participants for ParticipantsService {
         let caller = self
             .gateway
             .identify(peer.as_ref())
-            .map_err(|e| refuse("WhoAmI", peer.as_ref(), e))?;
+            .map_err(|e| refuse(&self.gateway, "WhoAmI", peer.as_ref(), e))?;
         Ok(Response::new(pb::WhoAmIResponse {
             participant: Some(caller.participant.to_pb()),
             certificate_sha256: hex::encode(caller.fingerprint),
@@ -163,8 +213,62 @@ impl pb::participants_server::Participants for ParticipantsService {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         self.gateway
             .identify(peer.as_ref())
-            .map_err(|e| refuse("List", peer.as_ref(), e))?;
+            .map_err(|e| refuse(&self.gateway, "List", peer.as_ref(), e))?;
         let participants = self.gateway.registry().iter().map(|p| p.to_pb()).collect();
         Ok(Response::new(pb::ListParticipantsResponse { participants }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_server::Audit for AuditService {
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let result = async {
+            self.gateway.identify(peer.as_ref())?;
+            self.gateway.checkpoint(request.get_ref().refresh).await
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "GetCheckpoint", peer.as_ref(), e))
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        self.gateway
+            .identify(peer.as_ref())
+            .and_then(|_| self.gateway.inclusion_proof(request.into_inner()))
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "GetInclusionProof", peer.as_ref(), e))
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        self.gateway
+            .identify(peer.as_ref())
+            .and_then(|_| self.gateway.consistency_proof(request.into_inner()))
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "GetConsistencyProof", peer.as_ref(), e))
+    }
+
+    async fn get_leaves(
+        &self,
+        request: Request<pb::GetLeavesRequest>,
+    ) -> Result<Response<pb::GetLeavesResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        self.gateway
+            .identify(peer.as_ref())
+            .and_then(|caller| self.gateway.leaves(&caller, request.into_inner()))
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "GetLeaves", peer.as_ref(), e))
     }
 }

@@ -12,16 +12,24 @@
 //! - `k/<sender>\0<id>` → `<seq:u64>`: the idempotency key;
 //! - `i/<recipient>\0<inbox_no:u64>` → `<seq:u64>`: each recipient's inbox.
 //!
+//! The audit log's leaves and tree nodes ([`crate::audit`]) are written by the same committer,
+//! in the same batch as the envelope they describe, so an acknowledged envelope always has its
+//! leaves; the committer also signs the checkpoints.
+//!
 //! Readers see only what is durable: the committer publishes the highest flushed sequence
-//! number, and reads ignore anything above it.
+//! number and tree size, and reads ignore anything above them.
 
+use crate::audit::merkle::{self, Frontier, Hash, NodeSource};
+use crate::audit::note::{Checkpoint, NoteSigner};
+use crate::audit::{self, AuditError, KvNodes, SignedCheckpoint};
 use crate::pb;
+use arc_swap::ArcSwapOption;
 use prost::Message;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
 /// Storage failures.
@@ -223,6 +231,8 @@ pub struct NewMessage {
     pub sender: String,
     /// Sender's message id.
     pub id: String,
+    /// Its kind.
+    pub kind: pb::Kind,
     /// Canonical envelope bytes.
     pub encoded: Vec<u8>,
     /// SHA-256 of `encoded`.
@@ -231,12 +241,26 @@ pub struct NewMessage {
     pub deliver_to: Vec<String>,
     /// Officer who submitted, if known.
     pub officer: Option<String>,
+    /// The message it answers, `(sender, seq)`, for outcomes and responses.
+    pub answers: Option<(String, u64)>,
 }
 
-/// A unit of work for the committer: messages stored all together or not at all.
-struct Job {
-    messages: Vec<NewMessage>,
-    reply: oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+/// Work for the committer.
+enum Job {
+    /// Messages stored all together or not at all, with their audit leaves.
+    Messages {
+        messages: Vec<NewMessage>,
+        reply: oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+    },
+    /// Audit events (reads, refusals); the reply, if any, gets their leaf indices.
+    Events {
+        leaves: Vec<pb::AuditLeaf>,
+        reply: Option<oneshot::Sender<Result<Vec<u64>, StoreError>>>,
+    },
+    /// Sign a checkpoint if leaves arrived since the last one (a tick), or now (a request).
+    Checkpoint {
+        reply: Option<oneshot::Sender<Result<SignedCheckpoint, StoreError>>>,
+    },
 }
 
 /// Tuning of the committer.
@@ -246,6 +270,10 @@ pub struct StoreOptions {
     pub max_batch: usize,
     /// Jobs that may wait for the committer before submitters wait too.
     pub queue: usize,
+    /// A new checkpoint at least this often while leaves arrive.
+    pub checkpoint_interval: Duration,
+    /// Recompute and compare the whole audit tree on open.
+    pub verify_on_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -253,8 +281,31 @@ impl Default for StoreOptions {
         StoreOptions {
             max_batch: 512,
             queue: 4096,
+            checkpoint_interval: Duration::from_secs(1),
+            verify_on_open: true,
         }
     }
+}
+
+/// Errors opening the store.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    /// The engine failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The audit log does not match its signed history: the gateway must not start.
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+}
+
+/// What the committer publishes after each flush.
+struct Published {
+    /// Highest durable sequence number.
+    seq: AtomicU64,
+    /// Durable audit tree size.
+    tree_size: AtomicU64,
+    /// Latest durable checkpoint.
+    checkpoint: ArcSwapOption<SignedCheckpoint>,
 }
 
 /// The message store.
@@ -265,13 +316,20 @@ pub struct Store {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     /// The committer thread.
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Highest sequence number known durable.
-    durable_seq: Arc<AtomicU64>,
+    /// What is durable.
+    published: Arc<Published>,
+    /// The checkpoint signer's verifier key.
+    verifier_key: String,
 }
 
 impl Store {
-    /// Opens the store in `dir` and starts its committer.
-    pub fn open(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+    /// Opens the store in `dir`, checks its audit log against the last checkpoint signed by
+    /// `signer`, and starts the committer and its checkpoint ticker.
+    pub fn open(
+        dir: &Path,
+        options: StoreOptions,
+        signer: NoteSigner,
+    ) -> Result<Store, OpenStoreError> {
         let kv = Kv::open(dir)?;
         let last_seq = match kv.last_in(keys::ENVELOPE)? {
             Some((key, _)) => keys::trailing_u64(&key).ok_or_else(|| StoreError::Corrupt {
@@ -280,47 +338,158 @@ impl Store {
             })?,
             None => 0,
         };
-        let durable_seq = Arc::new(AtomicU64::new(last_seq));
+        let (frontier, checkpoint) = if options.verify_on_open {
+            audit::check_store(&kv, &signer.verifier())?
+        } else {
+            let size = match kv.last_in(audit::keys::LEAF)? {
+                Some((key, _)) => keys::trailing_u64(&key).map_or(0, |i| i + 1),
+                None => 0,
+            };
+            let frontier = Frontier::from_source(size, &KvNodes(&kv))?;
+            (frontier, audit::latest_checkpoint(&kv)?)
+        };
+        let published = Arc::new(Published {
+            seq: AtomicU64::new(last_seq),
+            tree_size: AtomicU64::new(frontier.size()),
+            checkpoint: ArcSwapOption::from(checkpoint.clone().map(Arc::new)),
+        });
         let (tx, rx) = mpsc::channel(options.queue.max(1));
+        let verifier_key = signer.verifier_key();
         let committer = Committer {
             kv: kv.clone(),
             next_seq: last_seq + 1,
             inbox_heads: HashMap::new(),
-            durable_seq: durable_seq.clone(),
+            published: published.clone(),
             failed: AtomicBool::new(false),
             max_batch: options.max_batch.max(1),
+            frontier,
+            signer,
+            checkpoint_size: checkpoint.map(|c| c.size),
+            checkpoint_interval: options.checkpoint_interval,
         };
         let handle = std::thread::Builder::new()
             .name("ipex-committer".into())
             .spawn(move || committer.run(rx))
             .map_err(|e| StoreError::Engine(format!("cannot start the committer: {e}")))?;
+        // The ticker holds only a weak sender, so closing the store ends it.
+        let ticker = tx.downgrade();
+        let interval = options.checkpoint_interval.max(Duration::from_millis(10));
+        std::thread::Builder::new()
+            .name("ipex-checkpoints".into())
+            .spawn(move || loop {
+                std::thread::sleep(interval);
+                let Some(tx) = ticker.upgrade() else { break };
+                if tx.blocking_send(Job::Checkpoint { reply: None }).is_err() {
+                    break;
+                }
+            })
+            .map_err(|e| StoreError::Engine(format!("cannot start the checkpoint ticker: {e}")))?;
         Ok(Store {
             kv,
             queue: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(handle)),
-            durable_seq,
+            published,
+            verifier_key,
         })
     }
 
-    /// Stores `messages` all together or not at all, durably, and returns one receipt each.
-    /// A message whose (sender, id) is already stored with the same digest gets its original
-    /// receipt, marked `duplicate`.
-    pub async fn commit(&self, messages: Vec<NewMessage>) -> Result<Vec<pb::Receipt>, CommitError> {
-        let queue = self
-            .queue
+    fn queue(&self) -> Result<mpsc::Sender<Job>, StoreError> {
+        self.queue
             .lock()
             .expect("queue lock is never poisoned: no code panics while holding it")
             .clone()
-            .ok_or(StoreError::Closed)?;
+            .ok_or(StoreError::Closed)
+    }
+
+    /// Stores `messages` all together or not at all, durably, with their audit leaves, and
+    /// returns one receipt each. A message whose (sender, id) is already stored with the same
+    /// digest gets its original receipt, marked `duplicate`.
+    pub async fn commit(&self, messages: Vec<NewMessage>) -> Result<Vec<pb::Receipt>, CommitError> {
         let (reply, answer) = oneshot::channel();
-        queue
-            .send(Job { messages, reply })
+        self.queue()?
+            .send(Job::Messages { messages, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
-    /// Stops accepting writes, lets the committer finish what is queued, and flushes.
+    /// Appends audit events and waits until they are durable; returns their leaf indices.
+    pub async fn record(&self, leaves: Vec<pb::AuditLeaf>) -> Result<Vec<u64>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue()?
+            .send(Job::Events {
+                leaves,
+                reply: Some(reply),
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Queues audit events without waiting for them to be written. Returns false when the
+    /// queue is full or closed and the events were dropped.
+    pub fn record_later(&self, leaves: Vec<pb::AuditLeaf>) -> bool {
+        self.queue().ok().is_some_and(|q| {
+            q.try_send(Job::Events {
+                leaves,
+                reply: None,
+            })
+            .is_ok()
+        })
+    }
+
+    /// A checkpoint covering every leaf durable so far, signing a new one if needed.
+    pub async fn checkpoint_now(&self) -> Result<SignedCheckpoint, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue()?
+            .send(Job::Checkpoint { reply: Some(reply) })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The latest durable checkpoint.
+    pub fn latest_checkpoint(&self) -> Option<Arc<SignedCheckpoint>> {
+        self.published.checkpoint.load_full()
+    }
+
+    /// The note verifier key of the checkpoint signer.
+    pub fn verifier_key(&self) -> &str {
+        &self.verifier_key
+    }
+
+    /// Durable audit tree size.
+    pub fn tree_size(&self) -> u64 {
+        self.published.tree_size.load(Ordering::Acquire)
+    }
+
+    /// Proof that leaf `index` is in the tree of `size` leaves (both within the durable log).
+    pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
+        merkle::inclusion_proof(index, size, &KvNodes(&self.kv)).map_err(proof_error)
+    }
+
+    /// Proof that the tree of `first` leaves is a prefix of the tree of `second` leaves.
+    pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
+        merkle::consistency_proof(first, second, &KvNodes(&self.kv)).map_err(proof_error)
+    }
+
+    /// Leaves `[start, end)` of the durable log: `(index, leaf hash, data)`.
+    pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash, Vec<u8>)>, StoreError> {
+        let end = end.min(self.tree_size());
+        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
+        for entry in self
+            .kv
+            .range(&audit::keys::leaf(start), &audit::keys::leaf(end))
+        {
+            let (key, data) = entry?;
+            let index = keys::trailing_u64(&key).unwrap_or(0);
+            out.push((index, KvNodes(&self.kv).node(0, index)?, data));
+        }
+        Ok(out)
+    }
+
+    /// Stops accepting writes, lets the committer finish what is queued (and sign a final
+    /// checkpoint), and flushes.
     pub fn close(&self) -> Result<(), StoreError> {
         self.queue
             .lock()
@@ -340,14 +509,13 @@ impl Store {
 
     /// Highest durable sequence number: the number of messages stored.
     pub fn last_seq(&self) -> u64 {
-        self.durable_seq.load(Ordering::Acquire)
+        self.published.seq.load(Ordering::Acquire)
     }
 
     /// The engine facade, for size reports.
     pub fn kv(&self) -> &Kv {
         &self.kv
     }
-
     /// The message with sequence number `seq`.
     pub fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
         if seq == 0 || seq > self.last_seq() {
@@ -439,6 +607,13 @@ fn decode_record(key: &[u8], bytes: &[u8]) -> Result<Stored, StoreError> {
     Ok(Stored { envelope, receipt })
 }
 
+fn proof_error(e: merkle::ProofError<StoreError>) -> StoreError {
+    match e {
+        merkle::ProofError::Source(e) => e,
+        other => StoreError::Engine(other.to_string()),
+    }
+}
+
 /// The single writer.
 struct Committer {
     kv: Kv,
@@ -447,11 +622,19 @@ struct Committer {
     /// Highest inbox number per recipient, loaded on first use.
     inbox_heads: HashMap<String, u64>,
     /// Published after each flush.
-    durable_seq: Arc<AtomicU64>,
+    published: Arc<Published>,
     /// Set when a flush failed: nothing more is written.
     failed: AtomicBool,
     /// Most messages per flush.
     max_batch: usize,
+    /// The right edge of the audit tree, including leaves of the batch being built.
+    frontier: Frontier,
+    /// Signs checkpoints.
+    signer: NoteSigner,
+    /// Size of the last signed checkpoint.
+    checkpoint_size: Option<u64>,
+    /// A checkpoint at least this often while leaves arrive.
+    checkpoint_interval: Duration,
 }
 
 /// The outcome of the check phase for one message of a job.
@@ -462,79 +645,206 @@ enum Check {
     Duplicate(pb::Receipt),
 }
 
+/// Replies owed once the batch is durable.
+enum Answer {
+    Messages(
+        oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+        Result<Vec<pb::Receipt>, CommitError>,
+    ),
+    Events(oneshot::Sender<Result<Vec<u64>, StoreError>>, Vec<u64>),
+    Checkpoint(oneshot::Sender<Result<SignedCheckpoint, StoreError>>),
+}
+
+/// The batch being built.
+struct Batch {
+    writes: WriteBatch,
+    now: prost_types::Timestamp,
+    /// (sender, id) → (digest, receipt) of messages placed in this batch.
+    pending: HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+    messages: usize,
+    leaves: usize,
+}
+
 impl Committer {
     fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        let mut last_checkpoint = Instant::now();
         while let Some(first) = queue.blocking_recv() {
             let mut jobs = vec![first];
-            let mut messages = jobs[0].messages.len();
+            let mut messages = jobs[0].weight();
             while messages < self.max_batch {
                 match queue.try_recv() {
                     Ok(job) => {
-                        messages += job.messages.len();
+                        messages += job.weight();
                         jobs.push(job);
                     }
                     Err(_) => break,
                 }
             }
-            self.commit_jobs(jobs);
+            let due = last_checkpoint.elapsed() >= self.checkpoint_interval;
+            if self.commit_jobs(jobs, due) {
+                last_checkpoint = Instant::now();
+            }
         }
+        // Closing: sign what is not signed yet.
+        self.commit_jobs(vec![], true);
     }
 
-    fn commit_jobs(&mut self, jobs: Vec<Job>) {
+    /// Writes one batch; returns true when it signed a checkpoint.
+    fn commit_jobs(&mut self, jobs: Vec<Job>, checkpoint_due: bool) -> bool {
         if self.failed.load(Ordering::Relaxed) {
             for job in jobs {
-                let _ = job.reply.send(Err(StoreError::Failed.into()));
+                job.fail(StoreError::Failed);
             }
-            return;
+            return false;
         }
-        let started = std::time::Instant::now();
-        let now = timestamp_now();
-        let mut batch = WriteBatch::default();
-        // (sender, id) → (digest, receipt) of messages placed in this batch.
-        let mut pending: HashMap<(String, String), ([u8; 32], pb::Receipt)> = HashMap::new();
+        let started = Instant::now();
+        let tree_before = self.frontier.clone();
+        let seq_before = self.next_seq;
+        let mut batch = Batch {
+            writes: WriteBatch::default(),
+            now: timestamp_now(),
+            pending: HashMap::new(),
+            messages: 0,
+            leaves: 0,
+        };
         let mut answers = Vec::with_capacity(jobs.len());
-        let mut stored = 0usize;
+        let mut checkpoint_requested = false;
         for job in jobs {
-            let result = self.check(&job.messages, &pending).and_then(|checks| {
-                self.place(
-                    &job.messages,
-                    checks,
-                    &now,
-                    &mut batch,
-                    &mut pending,
-                    &mut stored,
-                )
-            });
-            answers.push((job.reply, result));
+            match job {
+                Job::Messages { messages, reply } => {
+                    let result = self
+                        .check(&messages, &batch.pending)
+                        .and_then(|checks| self.place(&messages, checks, &mut batch));
+                    answers.push(Answer::Messages(reply, result));
+                }
+                Job::Events { leaves, reply } => {
+                    let indices: Vec<u64> = leaves
+                        .into_iter()
+                        .map(|leaf| self.append_leaf(leaf, &mut batch))
+                        .collect();
+                    if let Some(reply) = reply {
+                        answers.push(Answer::Events(reply, indices));
+                    }
+                }
+                Job::Checkpoint { reply } => {
+                    checkpoint_requested = true;
+                    if let Some(reply) = reply {
+                        answers.push(Answer::Checkpoint(reply));
+                    }
+                }
+            }
         }
-        let written = if batch.is_empty() {
+        let unsigned = self.checkpoint_size != Some(self.frontier.size());
+        let sign = unsigned && (checkpoint_requested || checkpoint_due);
+        let signed = if sign {
+            match self.sign_checkpoint(&mut batch) {
+                Ok(cp) => Some(cp),
+                Err(error) => {
+                    tracing::error!(%error, "cannot sign a checkpoint");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let written = if batch.writes.is_empty() {
             Ok(())
         } else {
-            self.kv.apply(batch).and_then(|()| self.kv.flush())
+            self.kv.apply(batch.writes).and_then(|()| self.kv.flush())
         };
         match written {
             Ok(()) => {
-                self.durable_seq.store(self.next_seq - 1, Ordering::Release);
-                tracing::debug!(
-                    jobs = answers.len(),
-                    messages = stored,
-                    micros = started.elapsed().as_micros() as u64,
-                    "group commit"
-                );
-                for (reply, result) in answers {
-                    let _ = reply.send(result);
+                self.published
+                    .seq
+                    .store(self.next_seq - 1, Ordering::Release);
+                self.published
+                    .tree_size
+                    .store(self.frontier.size(), Ordering::Release);
+                if let Some(cp) = &signed {
+                    self.checkpoint_size = Some(cp.size);
+                    self.published.checkpoint.store(Some(Arc::new(cp.clone())));
                 }
+                if batch.leaves > 0 {
+                    tracing::debug!(
+                        messages = batch.messages,
+                        leaves = batch.leaves,
+                        micros = started.elapsed().as_micros() as u64,
+                        "group commit"
+                    );
+                }
+                let latest = self.published.checkpoint.load_full();
+                for answer in answers {
+                    match answer {
+                        Answer::Messages(reply, result) => {
+                            let _ = reply.send(result);
+                        }
+                        Answer::Events(reply, indices) => {
+                            let _ = reply.send(Ok(indices));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(
+                                latest
+                                    .as_deref()
+                                    .cloned()
+                                    .ok_or(StoreError::Engine("no checkpoint yet".into())),
+                            );
+                        }
+                    }
+                }
+                signed.is_some()
             }
             Err(error) => {
                 // After a failed fsync the state of the file is unknown (and retrying the
                 // fsync can report success for lost data), so refuse all further writes.
                 tracing::error!(%error, "group commit failed; refusing writes until restart");
                 self.failed.store(true, Ordering::Relaxed);
-                for (reply, result) in answers {
-                    let _ = reply.send(result.and(Err(error.clone().into())));
+                self.frontier = tree_before;
+                self.next_seq = seq_before;
+                for answer in answers {
+                    match answer {
+                        Answer::Messages(reply, _) => {
+                            let _ = reply.send(Err(error.clone().into()));
+                        }
+                        Answer::Events(reply, _) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                    }
                 }
+                false
             }
         }
+    }
+
+    /// Adds a leaf and its new tree nodes to the batch; returns its index.
+    fn append_leaf(&mut self, mut leaf: pb::AuditLeaf, batch: &mut Batch) -> u64 {
+        leaf.time = Some(batch.now);
+        let data = leaf.encode_to_vec();
+        let index = self.frontier.size();
+        for (level, node_index, hash) in self.frontier.push(merkle::leaf_hash(&data)) {
+            batch
+                .writes
+                .insert(&audit::keys::node(level, node_index), &hash);
+        }
+        batch.writes.insert(&audit::keys::leaf(index), &data);
+        batch.leaves += 1;
+        index
+    }
+
+    fn sign_checkpoint(&mut self, batch: &mut Batch) -> Result<SignedCheckpoint, String> {
+        let size = self.frontier.size();
+        let root = self.frontier.root();
+        let checkpoint = Checkpoint::new(self.signer.name(), size, root);
+        let note = self
+            .signer
+            .sign_checkpoint(&checkpoint)
+            .map_err(|e| e.to_string())?;
+        batch
+            .writes
+            .insert(&audit::keys::checkpoint(size), note.as_bytes());
+        Ok(SignedCheckpoint { note, size, root })
     }
 
     /// Checks every message of a job against stored and pending idempotency keys.
@@ -611,15 +921,12 @@ impl Committer {
         Ok(Some((digest, stored.receipt)))
     }
 
-    /// Assigns numbers to the fresh messages of a job and adds their writes to `batch`.
+    /// Assigns numbers and leaves to the fresh messages of a job and adds their writes.
     fn place(
         &mut self,
         messages: &[NewMessage],
         checks: Vec<Check>,
-        now: &prost_types::Timestamp,
-        batch: &mut WriteBatch,
-        pending: &mut HashMap<(String, String), ([u8; 32], pb::Receipt)>,
-        stored: &mut usize,
+        batch: &mut Batch,
     ) -> Result<Vec<pb::Receipt>, CommitError> {
         // Load every inbox head first so that a read error leaves nothing half placed.
         for m in messages {
@@ -635,37 +942,90 @@ impl Committer {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
+            let envelope_sha256 = hex::encode(m.digest);
+            let officer = m.officer.clone().unwrap_or_default();
+            let accepted_leaf = self.append_leaf(
+                pb::AuditLeaf {
+                    time: None,
+                    event: Some(pb::audit_leaf::Event::Accepted(pb::MessageAccepted {
+                        sender: m.sender.clone(),
+                        officer: officer.clone(),
+                        id: m.id.clone(),
+                        seq,
+                        kind: m.kind as i32,
+                        envelope_sha256: envelope_sha256.clone(),
+                        recipients: m.deliver_to.clone(),
+                    })),
+                },
+                batch,
+            );
             let mut placements = Vec::with_capacity(m.deliver_to.len());
             for recipient in &m.deliver_to {
                 let head = self.inbox_heads.get_mut(recipient).expect("loaded above");
                 *head += 1;
-                batch.insert(&keys::inbox(recipient, *head), &seq.to_be_bytes());
+                let inbox_no = *head;
+                batch
+                    .writes
+                    .insert(&keys::inbox(recipient, inbox_no), &seq.to_be_bytes());
+                let leaf_index = self.append_leaf(
+                    pb::AuditLeaf {
+                        time: None,
+                        event: Some(pb::audit_leaf::Event::Delivered(pb::MessageDelivered {
+                            recipient: recipient.clone(),
+                            inbox_no,
+                            seq,
+                            sender: m.sender.clone(),
+                        })),
+                    },
+                    batch,
+                );
                 placements.push(pb::InboxPlacement {
                     recipient: recipient.clone(),
-                    inbox_no: *head,
+                    inbox_no,
+                    leaf_index,
                 });
+            }
+            if let Some((answered_sender, answered_seq)) = &m.answers {
+                self.append_leaf(
+                    pb::AuditLeaf {
+                        time: None,
+                        event: Some(pb::audit_leaf::Event::Answered(pb::MessageAnswered {
+                            sender: m.sender.clone(),
+                            seq,
+                            answered_sender: answered_sender.clone(),
+                            answered_seq: *answered_seq,
+                            kind: m.kind as i32,
+                        })),
+                    },
+                    batch,
+                );
             }
             let receipt = pb::Receipt {
                 sender: m.sender.clone(),
                 id: m.id.clone(),
                 seq,
                 placements,
-                stored_at: Some(*now),
-                envelope_sha256: hex::encode(m.digest),
-                officer: m.officer.clone().unwrap_or_default(),
+                stored_at: Some(batch.now),
+                envelope_sha256,
+                officer,
                 duplicate: false,
+                leaf_index: accepted_leaf,
             };
             let record = Record {
                 envelope: m.encoded.clone(),
                 receipt: Some(receipt.clone()),
             };
-            batch.insert(&keys::envelope(seq), &record.encode_to_vec());
-            batch.insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
-            pending.insert(
+            batch
+                .writes
+                .insert(&keys::envelope(seq), &record.encode_to_vec());
+            batch
+                .writes
+                .insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
+            batch.pending.insert(
                 (m.sender.clone(), m.id.clone()),
                 (m.digest, receipt.clone()),
             );
-            *stored += 1;
+            batch.messages += 1;
             receipts.push(receipt);
         }
         Ok(receipts)
@@ -681,6 +1041,35 @@ impl Committer {
         };
         self.inbox_heads.insert(recipient.to_string(), head);
         Ok(head)
+    }
+}
+
+impl Job {
+    /// How much of a batch this job takes.
+    fn weight(&self) -> usize {
+        match self {
+            Job::Messages { messages, .. } => messages.len(),
+            Job::Events { leaves, .. } => leaves.len(),
+            Job::Checkpoint { .. } => 0,
+        }
+    }
+
+    /// Answers the job with an error without doing it.
+    fn fail(self, error: StoreError) {
+        match self {
+            Job::Messages { reply, .. } => {
+                let _ = reply.send(Err(error.into()));
+            }
+            Job::Events {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Checkpoint { reply: Some(reply) } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Events { reply: None, .. } | Job::Checkpoint { reply: None } => {}
+        }
     }
 }
 

@@ -103,6 +103,8 @@ impl Setup {
         std::fs::write(dir.join("registry.toml"), registry).unwrap();
         let mut config = Config::dev(dir);
         config.dev_mode = false;
+        let signer = ipex::audit::note::NoteSigner::generate(&config.origin()).unwrap();
+        std::fs::write(dir.join("audit.key"), signer.private_key()).unwrap();
         config.data_dir = dir.join("data");
         config.listen = "127.0.0.1:0".parse().unwrap();
         Setup {
