@@ -174,13 +174,16 @@ pub enum CliError {
 /// A refused call as the user reads it: code, message and each field violation.
 pub fn describe_status(status: &tonic::Status) -> String {
     use tonic_types::StatusExt;
-    let mut out = format!("{:?}: {}", status.code(), status.message());
-    if let Some(bad) = status.get_details_bad_request() {
-        for v in bad.field_violations {
-            out.push_str(&format!("\n  {}: {}", v.field, v.description));
+    match status.get_details_bad_request() {
+        Some(bad) if !bad.field_violations.is_empty() => {
+            let mut out = format!("{:?}:", status.code());
+            for v in bad.field_violations {
+                out.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
+            out
         }
+        _ => format!("{:?}: {}", status.code(), status.message()),
     }
-    out
 }
 
 impl IdentityArgs {

@@ -40,7 +40,8 @@ pub struct Config {
     /// This gateway's id: the audience of officer tokens and the origin of its checkpoints.
     #[serde(default = "default_gateway_id")]
     pub gateway_id: String,
-    /// Development mode: creates the development PKI under `tls.dev_certs_dir` if missing.
+    /// Development mode: creates the development PKI, registry and checkpoint key in the
+    /// directory of `tls.client_ca` if they are missing.
     #[serde(default)]
     pub dev_mode: bool,
     /// Largest accepted request message, in bytes.
@@ -221,6 +222,9 @@ impl Config {
     pub fn check(&self) -> Result<(), String> {
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes: must be at least 1024".into());
+        }
+        if self.handshake_timeout_ms == 0 {
+            return Err("handshake_timeout_ms: must be at least 1".into());
         }
         if self.commit.max_batch == 0 {
             return Err("commit.max_batch: must be at least 1".into());

@@ -17,7 +17,7 @@ use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The caller is not known.
-    #[error("unauthenticated: {0}")]
+    #[error("{0}")]
     Unauthenticated(#[from] AuthError),
     /// The policy does not allow the message.
     #[error(transparent)]

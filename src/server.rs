@@ -37,7 +37,26 @@ pub async fn run(
     let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
     let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
     let max_message = config.max_message_bytes;
+    let dev_mode = config.dev_mode;
+    let data_dir = config.data_dir.display().to_string();
     let gateway = Arc::new(Gateway::open(config)?);
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    tracing::info!(
+        %addr,
+        data_dir,
+        dev_mode,
+        tree_size = gateway.store.tree_size(),
+        verifier_key = gateway.store.verifier_key(),
+        "ipex gateway listening (mutual TLS)"
+    );
+    if dev_mode {
+        tracing::info!(
+            "connect as a development participant: cargo run --bin ipex -- --gateway https://{addr} --as customs-nl whoami"
+        );
+    }
     let recorder = gateway.clone();
     let incoming = crate::tls::incoming(
         listener,
@@ -128,7 +147,8 @@ pub fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
@@ -158,21 +178,6 @@ pub async fn start(
             addr: config.listen,
             source,
         })?;
-    let addr = listener.local_addr().map_err(|source| StartError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    tracing::info!(
-        %addr,
-        data_dir = %config.data_dir.display(),
-        dev_mode = config.dev_mode,
-        "ipex gateway listening (mutual TLS)"
-    );
-    if config.dev_mode {
-        tracing::info!(
-            "connect as a development participant: cargo run --bin ipex -- --gateway https://{addr} --as customs-nl whoami"
-        );
-    }
     run(listener, config, shutdown).await?;
     Ok(())
 }

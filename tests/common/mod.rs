@@ -128,8 +128,14 @@ impl Setup {
 
 impl Gateway {
     pub async fn start(config: Config, pki: std::sync::Arc<Pki>) -> Gateway {
-        // Shown for failing tests only (the test harness captures output).
-        ipex::server::init_logging(ipex::server::LogFormat::Text);
+        // Through the test writer, so that only failing tests show the gateway's log.
+        let _ = tracing_subscriber::fmt()
+            .with_test_writer()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .try_init();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();

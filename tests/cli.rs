@@ -1,0 +1,532 @@
+//! The real binaries, as a user runs them: `ipexd` started as a separate process in
+//! development mode in a fresh directory, driven by the `ipex` command-line client through the
+//! README walk-through; `ipexd` refusing a bad configuration; and the `deploy/` examples
+//! parsing with the gateway's own code, so they cannot rot.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+const IPEXD: &str = env!("CARGO_BIN_EXE_ipexd");
+const IPEX: &str = env!("CARGO_BIN_EXE_ipex");
+
+/// How long a process may take to start, answer or stop before the test fails.
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The line `ipexd` logs once it accepts connections.
+const LISTENING: &str = "ipex gateway listening (mutual TLS)";
+
+const SELLER_FLAG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/seller-flag.json"
+);
+const TAKEDOWN_NOTICE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/takedown-notice.json"
+);
+const TAKEDOWN_OUTCOME: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/takedown-outcome.json"
+);
+const SEIZURE_NOTIFICATION: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/seizure-notification.json"
+);
+const SHIPMENT_ALERT: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/shipment-alert.json"
+);
+const DEPLOY_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/ipexd.example.toml");
+const DEPLOY_REGISTRY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/registry.example.toml");
+
+/// A command for one of our binaries, unaffected by the `IPEX_*` variables and `RUST_LOG` of
+/// whoever runs the tests.
+fn command(program: &str, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir).env("RUST_LOG", "info");
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("IPEX_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+/// Waits for `child` until `deadline` has passed; `None` when it is still running.
+fn wait_until(child: &mut Child, deadline: Instant) -> Option<ExitStatus> {
+    loop {
+        if let Some(status) = child.try_wait().expect("cannot wait for a child process") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads a pipe to its end in a thread, so a chatty child never blocks on a full pipe.
+fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<Vec<u8>> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        bytes
+    })
+}
+
+/// Runs `cmd` to completion, killing it and failing the test if it takes longer than
+/// [`DEADLINE`].
+fn run(cmd: &mut Command) -> Output {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+    let stdout = read_all(child.stdout.take().unwrap());
+    let stderr = read_all(child.stderr.take().unwrap());
+    let Some(status) = wait_until(&mut child, Instant::now() + DEADLINE) else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{cmd:?} did not finish within {DEADLINE:?}");
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+/// A running `ipexd` process. Dropping it kills the process, so a failing test leaves none
+/// behind; a graceful stop goes through [`Gateway::terminate`].
+struct Gateway {
+    child: Child,
+    /// `host:port` it listens on, from its log.
+    addr: String,
+    /// Its working directory (development PKI and store live below it).
+    dir: std::path::PathBuf,
+    /// Every line it wrote, stdout and stderr.
+    log: Arc<Mutex<Vec<String>>>,
+    /// The threads draining its output; they end when it exits.
+    drains: Vec<JoinHandle<()>>,
+    /// Set once it has exited.
+    exited: bool,
+}
+
+/// Copies every line of `pipe` into `log`, and to `tx` while someone listens.
+fn drain(
+    pipe: impl Read + Send + 'static,
+    log: Arc<Mutex<Vec<String>>>,
+    tx: Option<mpsc::Sender<String>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            log.lock().unwrap().push(line.clone());
+            if let Some(tx) = &tx {
+                let _ = tx.send(line);
+            }
+        }
+    })
+}
+
+impl Gateway {
+    /// Starts `ipexd` in development mode in `dir` on a free loopback port, and waits for the
+    /// line announcing its address.
+    fn start_dev(dir: &Path) -> Gateway {
+        let mut child = command(IPEXD, dir)
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("cannot start ipexd");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = mpsc::channel();
+        let drains = vec![
+            // The gateway logs on stderr.
+            drain(child.stdout.take().unwrap(), log.clone(), None),
+            drain(child.stderr.take().unwrap(), log.clone(), Some(tx)),
+        ];
+        let mut gateway = Gateway {
+            child,
+            addr: String::new(),
+            dir: dir.to_path_buf(),
+            log,
+            drains,
+            exited: false,
+        };
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = match rx.recv_timeout(left) {
+                Ok(line) => line,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    panic!("ipexd did not say {LISTENING:?} within {DEADLINE:?}")
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("ipexd closed its output before saying {LISTENING:?}")
+                }
+            };
+            let Ok(entry) = serde_json::from_str::<Value>(&line) else {
+                panic!("ipexd --log-format json wrote a line that is not JSON: {line}")
+            };
+            if entry["fields"]["message"] == LISTENING {
+                assert_eq!(entry["level"], "INFO", "{line}");
+                assert_eq!(entry["fields"]["dev_mode"], true, "{line}");
+                assert_eq!(entry["fields"]["data_dir"], "data", "{line}");
+                gateway.addr = entry["fields"]["addr"]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("no fields.addr in {line}"))
+                    .to_string();
+                // The drain thread keeps reading; with the receiver gone it only keeps the log.
+                return gateway;
+            }
+        }
+    }
+
+    /// Runs `ipex --gateway https://<addr> --as <participant> <args>` in the gateway's
+    /// directory, where the relative `certs/dev` of development mode resolves.
+    fn ipex(&self, participant: &str, args: &[&str]) -> Output {
+        let gateway = format!("https://{}", self.addr);
+        run(command(IPEX, &self.dir)
+            .args(["--gateway", &gateway, "--as", participant])
+            .args(args))
+    }
+
+    /// Like [`Gateway::ipex`], for a call that must succeed: its stdout as JSON.
+    fn ipex_json(&self, participant: &str, args: &[&str]) -> Value {
+        let out = self.ipex(participant, args);
+        assert!(
+            out.status.success(),
+            "ipex --as {participant} {args:?} failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "ipex --as {participant} {args:?} printed no JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
+    }
+
+    /// Like [`Gateway::ipex`], for a call that must be refused: its stderr.
+    fn ipex_fails(&self, participant: &str, args: &[&str]) -> String {
+        let out = self.ipex(participant, args);
+        assert!(
+            !out.status.success(),
+            "ipex --as {participant} {args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "a refused call printed on stdout: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    fn terminate(&mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        let kill = run(Command::new("kill").args(["-TERM", &pid]));
+        assert!(kill.status.success(), "kill -TERM {pid} failed");
+        let status = wait_until(&mut self.child, Instant::now() + DEADLINE)
+            .unwrap_or_else(|| panic!("ipexd did not exit within {DEADLINE:?} of SIGTERM"));
+        self.exited = true;
+        for drain in self.drains.drain(..) {
+            drain.join().unwrap();
+        }
+        status
+    }
+
+    /// The parsed JSON log lines written so far.
+    fn log_entries(&self) -> Vec<Value> {
+        let log = self.log.lock().unwrap();
+        log.iter()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if !self.exited {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("--- ipexd output ---");
+            for line in self.log.lock().unwrap().iter() {
+                eprintln!("{line}");
+            }
+        }
+    }
+}
+
+/// The messages of an `ipex inbox` answer.
+fn messages(inbox: &Value) -> &Vec<Value> {
+    inbox["messages"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no messages in {inbox}"))
+}
+
+/// The message with envelope id `id` in an `ipex inbox` answer.
+fn find<'a>(inbox: &'a Value, id: &str) -> &'a Value {
+    messages(inbox)
+        .iter()
+        .find(|m| m["envelope"]["id"] == id)
+        .unwrap_or_else(|| panic!("{id} not in {inbox:#}"))
+}
+
+/// The inbox number given to `recipient` in a receipt.
+fn placement<'a>(receipt: &'a Value, recipient: &str) -> &'a Value {
+    receipt["placements"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no placements in {receipt}"))
+        .iter()
+        .find(|p| p["recipient"] == recipient)
+        .map(|p| &p["inboxNo"])
+        .unwrap_or_else(|| panic!("{recipient} not placed by {receipt:#}"))
+}
+
+fn is_sha256_hex(value: &Value) -> bool {
+    value
+        .as_str()
+        .is_some_and(|s| s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The README walk-through, with the real `ipexd` and `ipex` binaries: development mode
+/// creates its PKI and store, messages flow between the roles the policy allows, refusals
+/// exit non-zero with the gRPC code and field on stderr, and SIGTERM stops the gateway cleanly.
+#[test]
+fn readme_walk_through_with_the_real_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let mut gw = Gateway::start_dev(dir);
+
+    // Development mode made a PKI, a registry and the store, relative to its directory.
+    for file in [
+        "ca.pem",
+        "server.pem",
+        "server.key",
+        "customs-nl.pem",
+        "customs-nl.key",
+        "market-a.pem",
+        "rilo-we.pem",
+        "registry.toml",
+    ] {
+        assert!(
+            dir.join("certs/dev").join(file).is_file(),
+            "certs/dev/{file} missing"
+        );
+    }
+
+    // The gateway knows customs-nl by its certificate.
+    let me = gw.ipex_json("customs-nl", &["whoami"]);
+    // Checked only now: ipexd logs "listening" before it opens the store.
+    assert!(
+        dir.join("data").is_dir(),
+        "the store directory data/ is missing"
+    );
+    assert_eq!(me["participant"]["id"], "customs-nl");
+    assert_eq!(me["participant"]["role"], "ROLE_CUSTOMS");
+    assert_eq!(me["participant"]["country"], "NL");
+    let pem = dir.join("certs/dev/customs-nl.pem");
+    assert_eq!(
+        me["certificateSha256"],
+        certificate_sha256(&pem),
+        "whoami names another certificate than {}",
+        pem.display()
+    );
+
+    // A platform flags a seller to customs.
+    let flag = gw.ipex_json("market-a", &["submit", SELLER_FLAG]);
+    let receipt = &flag["receipt"];
+    assert_eq!(receipt["sender"], "market-a");
+    assert_eq!(receipt["id"], "flag-2026-0001");
+    assert_eq!(
+        receipt["seq"], "1",
+        "uint64 is a JSON string; the store was empty"
+    );
+    assert_eq!(placement(receipt, "customs-nl"), "1");
+    assert!(is_sha256_hex(&receipt["envelopeSha256"]), "{receipt}");
+    assert!(receipt.get("duplicate").is_none(), "{receipt}");
+
+    // Resubmitting the same file answers the original receipt.
+    let again = gw.ipex_json("market-a", &["submit", SELLER_FLAG]);
+    assert_eq!(again["receipt"]["seq"], "1");
+    assert_eq!(
+        again["receipt"]["envelopeSha256"],
+        receipt["envelopeSha256"]
+    );
+    assert_eq!(again["receipt"]["duplicate"], true);
+
+    // Customs finds the flag in its inbox, sender set by the gateway.
+    let inbox = gw.ipex_json("customs-nl", &["inbox"]);
+    assert_eq!(messages(&inbox).len(), 1, "{inbox:#}");
+    let got = find(&inbox, "flag-2026-0001");
+    assert_eq!(got["envelope"]["sender"], "market-a");
+    assert_eq!(got["envelope"]["kind"], "KIND_SELLER_FLAG");
+    assert_eq!(
+        got["envelope"]["sellerFlag"]["platformSellerId"],
+        "S-88412907"
+    );
+    assert_eq!(got["seq"], "1");
+    assert_eq!(got["inboxNo"], "1");
+    assert_eq!(inbox["head"], "1");
+
+    // Customs sends a takedown notice; the platform finds it in its inbox.
+    let notice = gw.ipex_json("customs-nl", &["submit", TAKEDOWN_NOTICE]);
+    assert_eq!(notice["receipt"]["sender"], "customs-nl");
+    assert_eq!(placement(&notice["receipt"], "market-a"), "1");
+    let inbox = gw.ipex_json("market-a", &["inbox"]);
+    let got = find(&inbox, "tdn-2026-0001");
+    assert_eq!(got["envelope"]["sender"], "customs-nl");
+    assert_eq!(got["envelope"]["kind"], "KIND_TAKEDOWN_NOTICE");
+    assert_eq!(got["envelope"]["takedownNotice"]["platform"], "market-a");
+    assert_eq!(got["seq"], notice["receipt"]["seq"]);
+
+    // The platform answers with an outcome; customs fetches it by sender and id.
+    let outcome = gw.ipex_json("market-a", &["submit", TAKEDOWN_OUTCOME]);
+    let outcome_no = placement(&outcome["receipt"], "customs-nl");
+    assert_eq!(outcome_no, "2");
+    let got = gw.ipex_json(
+        "customs-nl",
+        &["get", "--sender", "market-a", "--id", "tdo-2026-0001"],
+    );
+    let message = &got["message"];
+    assert_eq!(message["seq"], outcome["receipt"]["seq"]);
+    assert_eq!(&message["inboxNo"], outcome_no);
+    assert_eq!(message["envelope"]["sender"], "market-a");
+    assert_eq!(message["envelope"]["refs"][0]["sender"], "customs-nl");
+    assert_eq!(message["envelope"]["refs"][0]["id"], "tdn-2026-0001");
+    assert_eq!(
+        message["envelope"]["takedownOutcome"]["status"],
+        "OUTCOME_STATUS_ACTIONED"
+    );
+
+    // A GREEN seizure notification without recipients reaches the partner rilo-we.
+    let seizure = gw.ipex_json("customs-nl", &["submit", SEIZURE_NOTIFICATION]);
+    assert_eq!(placement(&seizure["receipt"], "rilo-we"), "1");
+    let inbox = gw.ipex_json("rilo-we", &["inbox"]);
+    let got = find(&inbox, "seiz-2026-0001");
+    assert_eq!(got["envelope"]["sender"], "customs-nl");
+    assert_eq!(got["envelope"]["tlp"], "TLP_GREEN");
+    assert_eq!(
+        got["envelope"]["seizureNotification"]["caseReference"],
+        "NL-SPL-2026-004512"
+    );
+
+    // A partner may send nothing: refused with the gRPC code and the rule on stderr.
+    let stderr = gw.ipex_fails("rilo-we", &["submit", SHIPMENT_ALERT]);
+    assert!(
+        stderr.contains("PermissionDenied") && stderr.contains("SHIPMENT_ALERT"),
+        "{stderr}"
+    );
+
+    // An invalid file is refused, naming the field path; nothing is stored.
+    let mut bad: Value =
+        serde_json::from_str(&std::fs::read_to_string(SEIZURE_NOTIFICATION).unwrap()).unwrap();
+    bad["id"] = "seiz-2026-0002".into();
+    bad["seizureNotification"]["items"][0]["hsCode"] = "64A3".into();
+    let bad_file = dir.join("bad-hs-code.json");
+    std::fs::write(&bad_file, serde_json::to_string_pretty(&bad).unwrap()).unwrap();
+    let stderr = gw.ipex_fails("customs-nl", &["submit", bad_file.to_str().unwrap()]);
+    assert!(
+        stderr.contains("InvalidArgument")
+            && stderr.contains("envelope.seizure_notification.items[0].hs_code"),
+        "{stderr}"
+    );
+    let stderr = gw.ipex_fails(
+        "customs-nl",
+        &["get", "--sender", "customs-nl", "--id", "seiz-2026-0002"],
+    );
+    assert!(stderr.contains("NotFound"), "{stderr}");
+
+    // SIGTERM: the gateway flushes its store and exits with success.
+    let status = gw.terminate();
+    assert!(status.success(), "ipexd exited with {status} after SIGTERM");
+    let stopped = gw
+        .log_entries()
+        .into_iter()
+        .find(|e| e["fields"]["message"] == "store flushed; gateway stopped")
+        .expect("ipexd did not log that it flushed its store");
+    assert_eq!(stopped["fields"]["last_seq"], 4, "{stopped}");
+}
+
+/// SHA-256 of the DER certificate in a PEM file, hex, as `whoami` reports it.
+fn certificate_sha256(pem: &Path) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::{Digest, Sha256};
+    let der = rustls::pki_types::CertificateDer::from_pem_file(pem)
+        .unwrap_or_else(|e| panic!("{}: {e}", pem.display()));
+    hex::encode(Sha256::digest(der.as_ref()))
+}
+
+/// A configuration error stops `ipexd` before it listens, with exit code 64 (EX_USAGE) and a
+/// message naming the key at fault.
+#[test]
+fn invalid_config_exits_64_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    // (top-level keys, tables, what the message must name)
+    let cases = [
+        ("listen_addr = \"127.0.0.1:50051\"\n", "", "listen_addr"),
+        ("max_message_bytes = 10\n", "", "max_message_bytes"),
+        ("", "[commit]\nmax_batch = 0\n", "commit.max_batch"),
+    ];
+    for (i, (top, tables, key)) in cases.into_iter().enumerate() {
+        let config = tmp.path().join(format!("ipexd-{i}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "{top}registry = \"registry.toml\"\n\n[tls]\ncert = \"server.pem\"\n\
+                 key = \"server.key\"\nclient_ca = \"ca.pem\"\n\n{tables}"
+            ),
+        )
+        .unwrap();
+        let out = run(command(IPEXD, tmp.path()).args([
+            "--config",
+            config.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ]));
+        let output = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(64), "{key}: {output}");
+        assert!(output.contains(key), "{key} not named in: {output}");
+        assert!(!output.contains(LISTENING), "{key}: {output}");
+    }
+}
+
+/// The production examples in `deploy/` are accepted by the gateway's own parsers, and the
+/// example policy is exactly the built-in one.
+#[test]
+fn deploy_examples_parse() {
+    let text = std::fs::read_to_string(DEPLOY_CONFIG).unwrap();
+    let config =
+        ipex::config::Config::from_toml(&text, DEPLOY_CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!config.dev_mode, "the production example runs in dev mode");
+    assert_eq!(
+        config.policy().unwrap(),
+        ipex::policy::Policy::default(),
+        "the example policy differs from the built-in table"
+    );
+
+    let text = std::fs::read_to_string(DEPLOY_REGISTRY).unwrap();
+    let registry = ipex::identity::Registry::from_toml(&text, DEPLOY_REGISTRY)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        registry.iter().any(|p| !p.pinned_sha256.is_empty()),
+        "the example registry shows no pinned_sha256"
+    );
+}
