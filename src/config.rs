@@ -63,6 +63,13 @@ pub struct Config {
     /// Replaces the built-in policy table when given.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// How often to look for changed registry, policy, certificate, CRL and token key files
+    /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
+    #[serde(default = "default_reload_check_ms")]
+    pub reload_check_ms: u64,
+    /// The file this configuration was read from, re-read on reload.
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// Certificate files, PEM.
@@ -75,6 +82,9 @@ pub struct TlsConfig {
     pub key: PathBuf,
     /// CA certificates that issue participant (client) certificates.
     pub client_ca: PathBuf,
+    /// Certificate revocation lists (PEM) checked during every handshake; re-read on reload.
+    #[serde(default)]
+    pub crls: Vec<PathBuf>,
 }
 
 /// Group commit tuning.
@@ -152,6 +162,9 @@ fn default_max_message_bytes() -> usize {
 fn default_handshake_timeout_ms() -> u64 {
     10_000
 }
+fn default_reload_check_ms() -> u64 {
+    5000
+}
 fn default_checkpoint_interval_ms() -> u64 {
     1000
 }
@@ -186,6 +199,7 @@ impl Config {
                 cert: paths.server_cert(),
                 key: paths.server_key(),
                 client_ca: paths.ca(),
+                crls: Vec::new(),
             },
             commit: CommitConfig::default(),
             audit: AuditConfig {
@@ -193,6 +207,8 @@ impl Config {
                 ..AuditConfig::default()
             },
             policy: None,
+            reload_check_ms: default_reload_check_ms(),
+            file: None,
         }
     }
 
@@ -215,7 +231,22 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        Config::from_toml(&text, &path.display().to_string())
+        let mut config = Config::from_toml(&text, &path.display().to_string())?;
+        config.file = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The files a reload re-reads, for change detection.
+    pub fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.file.iter().cloned().collect();
+        files.push(self.registry.clone());
+        files.extend([
+            self.tls.cert.clone(),
+            self.tls.key.clone(),
+            self.tls.client_ca.clone(),
+        ]);
+        files.extend(self.tls.crls.iter().cloned());
+        files
     }
 
     /// Checks values serde cannot.

@@ -27,6 +27,9 @@ pub enum OpenError {
     /// The registry could not be loaded.
     #[error(transparent)]
     Registry(#[from] crate::identity::RegistryError),
+    /// Certificates could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
     /// The policy is invalid.
     #[error("invalid policy: {0}")]
     Policy(String),
@@ -53,6 +56,25 @@ pub struct Gateway {
     policy: ArcSwap<Policy>,
     /// The message store.
     pub store: Store,
+    /// The TLS configuration new connections get; a reload swaps it.
+    pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+}
+
+/// Why a reload was refused (the configuration in force stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration file.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The registry.
+    #[error(transparent)]
+    Registry(#[from] crate::identity::RegistryError),
+    /// The policy.
+    #[error("invalid policy: {0}")]
+    Policy(String),
+    /// Certificates or CRLs.
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
 }
 
 impl Gateway {
@@ -60,6 +82,12 @@ impl Gateway {
     pub fn open(config: Config) -> Result<Gateway, OpenError> {
         let registry = Registry::load(&config.registry)?;
         let policy = config.policy().map_err(OpenError::Policy)?;
+        let tls = crate::tls::server_config(
+            &config.tls.cert,
+            &config.tls.key,
+            &config.tls.client_ca,
+            &config.tls.crls,
+        )?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| OpenError::Store {
             dir: config.data_dir.display().to_string(),
             source: crate::store::StoreError::Engine(e.to_string()).into(),
@@ -104,7 +132,31 @@ impl Gateway {
             registry: ArcSwap::from_pointee(registry),
             policy: ArcSwap::from_pointee(policy),
             store,
+            tls: Arc::new(ArcSwap::from_pointee(tls)),
         })
+    }
+
+    /// Re-reads the configuration file (if any), the registry, the policy, the certificates
+    /// and the CRLs, and puts them in force together. If anything is invalid, nothing changes
+    /// and the error says what. Calls in flight and open streams are not disturbed; new calls
+    /// see the new registry and policy, new connections the new certificates and CRLs.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let fresh = match &self.config.file {
+            Some(path) => crate::config::Config::load(path)?,
+            None => self.config.clone(),
+        };
+        let registry = Registry::load(&fresh.registry)?;
+        let policy = fresh.policy().map_err(ReloadError::Policy)?;
+        let tls = crate::tls::server_config(
+            &fresh.tls.cert,
+            &fresh.tls.key,
+            &fresh.tls.client_ca,
+            &fresh.tls.crls,
+        )?;
+        self.registry.store(Arc::new(registry));
+        self.policy.store(Arc::new(policy));
+        self.tls.store(Arc::new(tls));
+        Ok(())
     }
 
     /// The registry in force.

@@ -118,6 +118,9 @@ pub enum RegistryError {
 struct RegistryFile {
     #[serde(default)]
     participant: Vec<Participant>,
+    /// Certificates refused on every call, whoever they name (SHA-256 of the DER, hex).
+    #[serde(default)]
+    denied_sha256: Vec<String>,
 }
 
 /// The participant registry: who may connect and in which role.
@@ -125,6 +128,17 @@ struct RegistryFile {
 pub struct Registry {
     /// Participants by id.
     by_id: BTreeMap<String, Arc<Participant>>,
+    /// Fingerprints (lower-case hex) of certificates refused on every call.
+    denied: std::collections::BTreeSet<String>,
+}
+
+/// Normalises a SHA-256 fingerprint written as hex, with or without colons, in any case.
+fn fingerprint(text: &str, field: &str) -> Result<String, String> {
+    let normal = text.to_ascii_lowercase().replace(':', "");
+    if normal.len() != 64 || !normal.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("{field}: {text:?} is not 64 hex digits"));
+    }
+    Ok(normal)
 }
 
 impl Registry {
@@ -139,19 +153,31 @@ impl Registry {
                     .map_err(|e| format!("participant[{i}].country: {e}"))?;
             }
             for pin in &mut p.pinned_sha256 {
-                *pin = pin.to_ascii_lowercase().replace(':', "");
-                if pin.len() != 64 || !pin.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    return Err(format!(
-                        "participant[{i}].pinned_sha256: {pin:?} is not 64 hex digits"
-                    ));
-                }
+                *pin = fingerprint(pin, &format!("participant[{i}].pinned_sha256"))?;
             }
             let id = p.id.clone();
             if by_id.insert(id.clone(), Arc::new(p)).is_some() {
                 return Err(format!("participant[{i}].id: {id:?} is listed twice"));
             }
         }
-        Ok(Registry { by_id })
+        Ok(Registry {
+            by_id,
+            denied: Default::default(),
+        })
+    }
+
+    /// Refuses these certificates (SHA-256 fingerprints, hex) on every call.
+    pub fn with_denied(mut self, denied: &[String]) -> Result<Registry, String> {
+        for (i, text) in denied.iter().enumerate() {
+            self.denied
+                .insert(fingerprint(text, &format!("denied_sha256[{i}]"))?);
+        }
+        Ok(self)
+    }
+
+    /// Is this certificate on the deny list?
+    pub fn is_denied(&self, fingerprint_hex: &str) -> bool {
+        self.denied.contains(fingerprint_hex)
     }
 
     /// Parses a registry from TOML text (`[[participant]]` tables).
@@ -160,10 +186,12 @@ impl Registry {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
-        Registry::new(file.participant).map_err(|message| RegistryError::Parse {
-            path: origin.to_string(),
-            message,
-        })
+        Registry::new(file.participant)
+            .and_then(|r| r.with_denied(&file.denied_sha256))
+            .map_err(|message| RegistryError::Parse {
+                path: origin.to_string(),
+                message,
+            })
     }
 
     /// Loads a registry file.
@@ -273,6 +301,12 @@ pub enum AuthError {
     /// The certificate names a participant the registry does not know.
     #[error("participant {0:?} of the client certificate is not registered")]
     Unregistered(String),
+    /// The certificate is on the registry's deny list.
+    #[error("certificate {fingerprint} is revoked (on the registry's deny list)")]
+    Revoked {
+        /// SHA-256 of the certificate, hex.
+        fingerprint: String,
+    },
     /// The participant pins certificates and this one is not pinned.
     #[error("certificate {fingerprint} is not pinned for participant {participant:?}")]
     NotPinned {
@@ -286,6 +320,10 @@ pub enum AuthError {
 /// Identifies the caller of a connection against the registry.
 pub fn authenticate(peer: Option<&PeerInfo>, registry: &Registry) -> Result<Caller, AuthError> {
     let peer = peer.ok_or(AuthError::NoCertificate)?;
+    let fingerprint = peer.cert.fingerprint_hex();
+    if registry.is_denied(&fingerprint) {
+        return Err(AuthError::Revoked { fingerprint });
+    }
     let id = peer
         .cert
         .participant
@@ -294,14 +332,11 @@ pub fn authenticate(peer: Option<&PeerInfo>, registry: &Registry) -> Result<Call
     let participant = registry
         .get(id)
         .ok_or_else(|| AuthError::Unregistered(id.clone()))?;
-    if !participant.pinned_sha256.is_empty() {
-        let fingerprint = peer.cert.fingerprint_hex();
-        if !participant.pinned_sha256.contains(&fingerprint) {
-            return Err(AuthError::NotPinned {
-                participant: id.clone(),
-                fingerprint,
-            });
-        }
+    if !participant.pinned_sha256.is_empty() && !participant.pinned_sha256.contains(&fingerprint) {
+        return Err(AuthError::NotPinned {
+            participant: id.clone(),
+            fingerprint,
+        });
     }
     Ok(Caller {
         participant: participant.clone(),

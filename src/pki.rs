@@ -6,8 +6,9 @@
 
 use crate::identity::URI_SAN_PREFIX;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
 };
 use std::path::{Path, PathBuf};
 
@@ -34,6 +35,8 @@ pub struct Issued {
     pub cert_pem: String,
     /// The PKCS#8 private key, PEM.
     pub key_pem: String,
+    /// The certificate's serial number, for revocation.
+    pub serial: Vec<u8>,
 }
 
 /// A certificate authority held in memory.
@@ -60,6 +63,7 @@ impl Ca {
         let issued = Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial: Vec::new(),
         };
         Ok(Ca {
             issuer: Issuer::new(params, key),
@@ -99,13 +103,41 @@ impl Ca {
         self.sign(params)
     }
 
-    fn sign(&self, params: CertificateParams) -> Result<Issued, PkiError> {
+    fn sign(&self, mut params: CertificateParams) -> Result<Issued, PkiError> {
         let key = KeyPair::generate()?;
+        let mut serial = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
+        serial[0] &= 0x7f; // a positive INTEGER
+        serial[0] |= 0x01; // without a leading zero byte to strip
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Issued {
             cert_pem: cert.pem(),
             key_pem: key.serialize_pem(),
+            serial: serial.to_vec(),
         })
+    }
+
+    /// A certificate revocation list, PEM, revoking the certificates with these serials.
+    pub fn revoke(&self, serials: &[&[u8]]) -> Result<String, PkiError> {
+        let now = time::OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(serial),
+                    revocation_time: now - time::Duration::minutes(1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
     }
 }
 

@@ -13,10 +13,7 @@ use tokio::net::TcpListener;
 /// Errors starting or running the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    /// Certificates could not be loaded.
-    #[error(transparent)]
-    Tls(#[from] crate::tls::TlsError),
-    /// Registry, policy or store.
+    /// Registry, policy, certificates or store.
     #[error(transparent)]
     Open(#[from] crate::gateway::OpenError),
     /// The gRPC server failed.
@@ -34,7 +31,6 @@ pub async fn run(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let tls = crate::tls::server_config(&config.tls.cert, &config.tls.key, &config.tls.client_ca)?;
     let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
     let max_message = config.max_message_bytes;
     let dev_mode = config.dev_mode;
@@ -60,7 +56,7 @@ pub async fn run(
     let recorder = gateway.clone();
     let incoming = crate::tls::incoming(
         listener,
-        Arc::new(tls),
+        gateway.tls.clone(),
         handshake_timeout,
         Arc::new(move |failure: crate::tls::HandshakeFailure| {
             recorder.record_refusal(pb::CallRefused {
@@ -80,6 +76,7 @@ pub async fn run(
     let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
         gateway: gateway.clone(),
     });
+    let reloader = tokio::spawn(watch_for_reload(gateway.clone()));
     let audit = pb::audit_server::AuditServer::new(AuditService {
         gateway: gateway.clone(),
     });
@@ -89,12 +86,65 @@ pub async fn run(
         .add_service(audit)
         .serve_with_incoming_shutdown(incoming, shutdown)
         .await?;
+    reloader.abort();
     gateway.store.close()?;
     tracing::info!(
         last_seq = gateway.store.last_seq(),
         "store flushed; gateway stopped"
     );
     Ok(())
+}
+
+/// Reloads the gateway's files on SIGHUP and, every `reload_check_ms`, when one of them
+/// changed. A refused reload is logged and leaves the configuration in force.
+async fn watch_for_reload(gateway: Arc<Gateway>) {
+    let reload = |why: &str| match gateway.reload() {
+        Ok(()) => tracing::info!(trigger = why, "configuration reloaded"),
+        Err(error) => tracing::error!(
+            trigger = why,
+            %error,
+            "reload refused; the configuration in force stays"
+        ),
+    };
+    let period = gateway.config.reload_check_ms;
+    let mut ticker = tokio::time::interval(Duration::from_millis(period.max(1)));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seen = files_state(&gateway.config.watched_files());
+    #[cfg(unix)]
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    loop {
+        #[cfg(unix)]
+        let signalled = async {
+            match hangup.as_mut() {
+                Some(signal) => signal.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<Option<()>>();
+        tokio::select! {
+            _ = signalled => reload("SIGHUP"),
+            _ = ticker.tick(), if period > 0 => {
+                let now = files_state(&gateway.config.watched_files());
+                if now != seen {
+                    seen = now;
+                    reload("file changed");
+                }
+            }
+        }
+    }
+}
+
+/// Modification time and length of each file, to notice changes.
+fn files_state(files: &[std::path::PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())))
+        })
+        .collect()
 }
 
 /// The largest request tonic decodes at all. Requests between `max_message_bytes` and this

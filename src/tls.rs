@@ -8,10 +8,10 @@
 
 use crate::identity::{PeerCert, PeerInfo};
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -76,12 +76,37 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     })
 }
 
-/// The server's TLS configuration: TLS 1.3, HTTP/2, client certificates required and verified
-/// against `client_ca`.
+/// Reads every CRL of PEM files.
+pub fn load_crls(
+    paths: &[PathBuf],
+) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsError> {
+    let mut crls = Vec::new();
+    for path in paths {
+        let err = |reason: String| TlsError::Pem {
+            what: "certificate revocation list",
+            path: path.display().to_string(),
+            reason,
+        };
+        let before = crls.len();
+        for crl in
+            CertificateRevocationListDer::pem_file_iter(path).map_err(|e| err(e.to_string()))?
+        {
+            crls.push(crl.map_err(|e| err(e.to_string()))?);
+        }
+        if crls.len() == before {
+            return Err(err("no CRL in the file".into()));
+        }
+    }
+    Ok(crls)
+}
+
+/// The server's TLS configuration: TLS 1.3, HTTP/2, client certificates required, verified
+/// against `client_ca` and checked against the revocation lists `crls`.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: &Path,
+    crls: &[PathBuf],
 ) -> Result<rustls::ServerConfig, TlsError> {
     let chain = load_certs(cert, "server certificate")?;
     let key = load_key(key)?;
@@ -92,6 +117,7 @@ pub fn server_config(
             .map_err(|e| TlsError::Config(format!("client CA {}: {e}", client_ca.display())))?;
     }
     let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+        .with_crls(load_crls(crls)?)
         .build()
         .map_err(|e| TlsError::Config(e.to_string()))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
@@ -170,16 +196,16 @@ pub struct HandshakeFailure {
 }
 
 /// Accepts TCP connections on `listener`, completes TLS handshakes concurrently (each within
-/// `handshake_timeout`) and yields the established connections. Failed handshakes are logged
-/// and passed to `on_failure`. The loop ends when the returned stream is dropped.
+/// `handshake_timeout`, with the configuration in force when the connection arrives: a reload
+/// swaps it) and yields the established connections. Failed handshakes are logged and passed
+/// to `on_failure`. The loop ends when the returned stream is dropped.
 pub fn incoming(
     listener: TcpListener,
-    config: Arc<rustls::ServerConfig>,
+    config: Arc<arc_swap::ArcSwap<rustls::ServerConfig>>,
     handshake_timeout: Duration,
     on_failure: Arc<dyn Fn(HandshakeFailure) + Send + Sync>,
 ) -> ReceiverStream<Result<TlsConn, std::io::Error>> {
     let (tx, rx) = mpsc::channel(128);
-    let acceptor = TlsAcceptor::from(config);
     tokio::spawn(async move {
         loop {
             let accepted = tokio::select! {
@@ -196,7 +222,7 @@ pub fn incoming(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
+            let acceptor = TlsAcceptor::from(config.load_full());
             let tx = tx.clone();
             let on_failure = on_failure.clone();
             tokio::spawn(async move {

@@ -248,3 +248,28 @@ pub async fn get(
         .await
         .map(|r| r.into_inner().message.unwrap())
 }
+
+/// SHA-256 of an issued certificate (DER), hex: what pins and deny lists name.
+pub fn fingerprint(issued: &Issued) -> String {
+    use rustls::pki_types::pem::PemObject;
+    use sha2::Digest;
+    let der =
+        rustls::pki_types::CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+    hex::encode(sha2::Sha256::digest(der.as_ref()))
+}
+
+/// Polls `check` every 25 ms until it returns true or `seconds` pass.
+pub async fn eventually<F, Fut>(seconds: u64, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    false
+}
