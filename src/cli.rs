@@ -12,19 +12,24 @@ use std::path::PathBuf;
 #[derive(Parser, Debug)]
 #[command(name = "ipex", version, about)]
 pub struct Cli {
-    /// Gateway address.
-    #[arg(
-        long,
-        env = "IPEX_GATEWAY",
-        default_value = "https://127.0.0.1:50051",
-        global = true
-    )]
-    pub gateway: String,
+    /// Gateway address [default: https://127.0.0.1:50051; `bench` without it starts its own].
+    #[arg(long, env = "IPEX_GATEWAY", global = true)]
+    pub gateway: Option<String>,
     #[command(flatten)]
     pub identity: IdentityArgs,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The gateway address when `--gateway` is not given.
+pub const DEFAULT_GATEWAY: &str = "https://127.0.0.1:50051";
+
+impl Cli {
+    /// The gateway address: `--gateway`, else [`DEFAULT_GATEWAY`].
+    pub fn gateway(&self) -> &str {
+        self.gateway.as_deref().unwrap_or(DEFAULT_GATEWAY)
+    }
 }
 
 /// Who the client is.
@@ -53,6 +58,9 @@ pub struct IdentityArgs {
         global = true
     )]
     pub server_name: String,
+    /// Officer token sent as `authorization: Bearer <token>` with every call.
+    #[arg(long, env = "IPEX_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 /// Commands.
@@ -98,18 +106,143 @@ pub enum Command {
         #[arg(long = "kind")]
         kinds: Vec<String>,
     },
+    /// Receives matching messages as they arrive, as JSON lines; acknowledges them when
+    /// the subscription is durable.
+    Subscribe {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// A durable subscription: resumes after its last acknowledged message.
+        #[arg(long)]
+        durable: Option<String>,
+        /// Start at this sequence number instead of with the next new message.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Stop after this many deliveries.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Do not acknowledge deliveries.
+        #[arg(long)]
+        no_ack: bool,
+    },
+    /// Searches every message you may read; prints matches as JSON lines.
+    Search {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// A seller: platform seller id or pseudonym.
+        #[arg(long)]
+        seller: Option<String>,
+        /// A listing id.
+        #[arg(long)]
+        listing: Option<String>,
+        /// A tracking number or UPU item id.
+        #[arg(long)]
+        tracking: Option<String>,
+        /// Oldest first instead of newest first.
+        #[arg(long)]
+        oldest_first: bool,
+        /// Page size, 1 to 1000.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Follow the pages up to this many messages.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
     /// The exchange log: checkpoints, verification, export.
     Audit {
         /// What to do.
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Officer tokens.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Asks the gateway's grpc.health.v1 service whether it serves; exit status 0 when it
+    /// does, 1 otherwise (for probes). Any certificate the CA issued may ask.
+    Health {
+        /// The service to ask about, e.g. ipex.v1.Exchange; empty for the whole gateway.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+    /// Measures a gateway: the grpc.health.v1 Check baseline against durable Submit of
+    /// seizure notifications, at several numbers of calls in flight. Without --gateway it
+    /// starts its own on a temporary store with a generated PKI.
+    Bench(crate::bench::BenchArgs),
     /// Certificates for development.
     Certs {
         /// What to do.
         #[command(subcommand)]
         command: CertsCommand,
     },
+}
+
+/// Filters shared by `subscribe` and `search`; each flag may be repeated.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Message kinds: seizure, notice, outcome, flag, alert, request, response (or full names).
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// HS code prefixes: chapter (64), heading (6403), ...
+    #[arg(long = "hs")]
+    pub hs: Vec<String>,
+    /// Countries of origin.
+    #[arg(long = "origin")]
+    pub origin: Vec<String>,
+    /// Countries of destination.
+    #[arg(long = "destination")]
+    pub destination: Vec<String>,
+    /// Countries where seizures took place.
+    #[arg(long = "location")]
+    pub location: Vec<String>,
+    /// Brands.
+    #[arg(long = "brand")]
+    pub brands: Vec<String>,
+    /// Carrier participant ids.
+    #[arg(long = "carrier")]
+    pub carriers: Vec<String>,
+    /// Platform participant ids.
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Least TLP: clear, green, amber, amber-strict, red.
+    #[arg(long)]
+    pub min_tlp: Option<String>,
+}
+
+impl FilterArgs {
+    /// The proto filter.
+    pub fn to_pb(&self) -> Result<pb::Filter, CliError> {
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|k| {
+                kind_from_name(k)
+                    .map(|k| k as i32)
+                    .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let min_tlp = match &self.min_tlp {
+            None => 0,
+            Some(t) => {
+                let name = format!("TLP_{}", t.trim().to_ascii_uppercase().replace('-', "_"));
+                pb::Tlp::from_str_name(&name)
+                    .ok_or_else(|| CliError::Input(format!("unknown TLP {t:?}")))?
+                    as i32
+            }
+        };
+        Ok(pb::Filter {
+            kinds,
+            hs_prefixes: self.hs.clone(),
+            origin_countries: self.origin.clone(),
+            destination_countries: self.destination.clone(),
+            location_countries: self.location.clone(),
+            brands: self.brands.clone(),
+            carriers: self.carriers.clone(),
+            platforms: self.platforms.clone(),
+            min_tlp,
+        })
+    }
 }
 
 /// Audit log commands.
@@ -147,6 +280,31 @@ pub enum AuditCommand {
     },
 }
 
+/// Token commands.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Prints an officer token signed with the development token key of the --as participant
+    /// and bound to its development certificate.
+    Issue {
+        /// The officer or system acting (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Scopes, comma separated: exchange:submit, exchange:read, subscribe, audit:read.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "exchange:submit,exchange:read,subscribe,audit:read"
+        )]
+        scope: Vec<String>,
+        /// Lifetime: seconds, or with a unit, e.g. 900s, 15m, 1h.
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        /// The gateway's id (`aud`).
+        #[arg(long, default_value = "ipex-dev")]
+        audience: String,
+    },
+}
+
 /// Certificate commands.
 #[derive(Subcommand, Debug)]
 pub enum CertsCommand {
@@ -169,6 +327,9 @@ pub enum CliError {
     /// The audit log did not verify.
     #[error("audit log verification failed: {0}")]
     Verify(#[from] crate::audit::verify::VerifyError),
+    /// The gateway answered that it does not serve.
+    #[error("the gateway does not serve: {0}")]
+    Unhealthy(String),
 }
 
 /// A refused call as the user reads it: code, message and each field violation.
@@ -229,6 +390,76 @@ fn print(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), 
     writeln!(out, "{text}").map_err(|e| CliError::Input(format!("cannot write output: {e}")))
 }
 
+fn print_line(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), CliError> {
+    writeln!(out, "{value}")
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Input(format!("cannot write output: {e}")))
+}
+
+/// Prints deliveries as JSON lines; acknowledges a durable subscription's deliveries every
+/// 100 messages, when the stream is quiet for half a second, and before stopping.
+async fn subscribe(
+    clients: &mut Clients,
+    filter: pb::Filter,
+    durable: Option<String>,
+    from_seq: Option<u64>,
+    max: Option<u64>,
+    no_ack: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    use tokio_stream::StreamExt;
+    let request = pb::SubscribeRequest {
+        filter: Some(filter),
+        durable_name: durable.clone().unwrap_or_default(),
+        start: from_seq.map(pb::subscribe_request::Start::FromSeq),
+    };
+    let mut stream = clients.exchange.subscribe(request).await?.into_inner();
+    let mut delivered = 0u64;
+    let mut unacked: Option<u64> = None;
+    let exchange = clients.exchange.clone();
+    let ack = |up_to: Option<u64>| {
+        let name = durable.clone().filter(|_| !no_ack);
+        let mut exchange = exchange.clone();
+        async move {
+            if let (Some(name), Some(up_to_seq)) = (name, up_to) {
+                exchange.ack(pb::AckRequest { name, up_to_seq }).await?;
+            }
+            Ok::<(), CliError>(())
+        }
+    };
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_millis(500), stream.next()).await;
+        match next {
+            Err(_) => {
+                ack(unacked.take()).await?;
+            }
+            Ok(None) => {
+                ack(unacked.take()).await?;
+                return Ok(());
+            }
+            Ok(Some(Err(status))) => {
+                ack(unacked.take()).await?;
+                return Err(status.into());
+            }
+            Ok(Some(Ok(delivery))) => {
+                print_line(
+                    out,
+                    &crate::json::to_json_value("ipex.v1.Delivery", &delivery),
+                )?;
+                delivered += 1;
+                unacked = Some(delivery.seq);
+                if max.is_some_and(|m| delivered >= m) {
+                    ack(unacked.take()).await?;
+                    return Ok(());
+                }
+                if delivered % 100 == 0 {
+                    ack(unacked.take()).await?;
+                }
+            }
+        }
+    }
+}
+
 fn read_envelopes(path: &PathBuf, allow_array: bool) -> Result<Vec<pb::Envelope>, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
@@ -274,9 +505,26 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         let report = crate::cli_audit::verify_file(file, state, key.as_deref())?;
         return print(out, &report);
     }
+    if let Command::Token {
+        command:
+            TokenCommand::Issue {
+                sub,
+                scope,
+                ttl,
+                audience,
+            },
+    } = &cli.command
+    {
+        let token = issue_dev_token(&cli.identity, sub, scope, ttl, audience)?;
+        return writeln!(out, "{token}").map_err(|e| CliError::Input(e.to_string()));
+    }
+    if let Command::Bench(args) = &cli.command {
+        return crate::bench::run(cli.gateway.as_deref(), &cli.identity, args, out).await;
+    }
     let tls = cli.identity.tls()?;
-    let channel = client::connect(&cli.gateway, &tls).await?;
-    let mut clients = Clients::new(channel);
+    let channel = client::connect(cli.gateway(), &tls).await?;
+    let bearer = client::Bearer::new(cli.identity.token.as_deref())?;
+    let mut clients = Clients::with_bearer(channel, bearer);
     match cli.command {
         Command::Whoami => {
             let r = clients.participants.who_am_i(pb::WhoAmIRequest {}).await?;
@@ -369,8 +617,65 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 &crate::json::to_json_value("ipex.v1.ListInboxResponse", r.get_ref()),
             )
         }
+        Command::Subscribe {
+            filter,
+            durable,
+            from_seq,
+            max,
+            no_ack,
+        } => {
+            subscribe(
+                &mut clients,
+                filter.to_pb()?,
+                durable,
+                from_seq,
+                max,
+                no_ack,
+                out,
+            )
+            .await
+        }
+        Command::Search {
+            filter,
+            seller,
+            listing,
+            tracking,
+            oldest_first,
+            limit,
+            max,
+        } => {
+            let mut request = pb::SearchRequest {
+                filter: Some(filter.to_pb()?),
+                seller: seller.unwrap_or_default(),
+                listing_id: listing.unwrap_or_default(),
+                tracking_number: tracking.unwrap_or_default(),
+                stored_from: None,
+                stored_to: None,
+                oldest_first,
+                limit,
+                cursor: String::new(),
+            };
+            let mut printed = 0;
+            loop {
+                let page = clients.exchange.search(request.clone()).await?.into_inner();
+                for message in &page.messages {
+                    if printed == max {
+                        return Ok(());
+                    }
+                    print_line(
+                        out,
+                        &crate::json::to_json_value("ipex.v1.StoredMessage", message),
+                    )?;
+                    printed += 1;
+                }
+                if page.next_cursor.is_empty() || printed == max {
+                    return Ok(());
+                }
+                request.cursor = page.next_cursor;
+            }
+        }
         Command::Audit { command } => {
-            let mut audit = pb::audit_client::AuditClient::new(clients.channel.clone());
+            let audit = &mut clients.audit;
             let report = match command {
                 AuditCommand::Checkpoint { refresh } => {
                     let r = audit
@@ -380,16 +685,103 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 }
                 AuditCommand::Verify {
                     state, key, proofs, ..
-                } => {
-                    crate::cli_audit::verify_online(&mut audit, &state, key.as_deref(), proofs)
-                        .await?
-                }
+                } => crate::cli_audit::verify_online(audit, &state, key.as_deref(), proofs).await?,
                 AuditCommand::Export { out: file } => {
-                    crate::cli_audit::export(&mut audit, &file).await?
+                    crate::cli_audit::export(audit, &file).await?
                 }
             };
             print(out, &report)
         }
-        Command::Certs { .. } => unreachable!("handled before connecting"),
+        Command::Health { service } => {
+            use tonic_health::pb::health_check_response::ServingStatus;
+            let mut health =
+                tonic_health::pb::health_client::HealthClient::new(clients.channel.clone());
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.clone(),
+                })
+                .await?;
+            let status = ServingStatus::try_from(r.get_ref().status)
+                .unwrap_or(ServingStatus::Unknown)
+                .as_str_name();
+            print(
+                out,
+                &serde_json::json!({ "service": service, "status": status }),
+            )?;
+            if status == ServingStatus::Serving.as_str_name() {
+                Ok(())
+            } else {
+                Err(CliError::Unhealthy(format!("{service:?} is {status}")))
+            }
+        }
+        Command::Certs { .. } | Command::Token { .. } | Command::Bench(_) => {
+            unreachable!("handled before connecting")
+        }
     }
+}
+
+/// Parses a lifetime: `900`, `900s`, `15m`, `1h`.
+pub fn parse_ttl(text: &str) -> Result<std::time::Duration, CliError> {
+    let text = text.trim();
+    let (number, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| CliError::Input(format!("--ttl {text:?}: expected e.g. 900s, 15m or 1h")))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => {
+            return Err(CliError::Input(format!(
+                "--ttl {text:?}: the unit is s, m or h"
+            )))
+        }
+    };
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+/// Mints a development token for the `--as` participant, bound to its certificate.
+fn issue_dev_token(
+    identity: &IdentityArgs,
+    sub: &str,
+    scopes: &[String],
+    ttl: &str,
+    audience: &str,
+) -> Result<String, CliError> {
+    use rustls::pki_types::pem::PemObject;
+    let id = identity.as_participant.as_deref().ok_or_else(|| {
+        CliError::Input("token issue needs --as <participant> (development keys)".into())
+    })?;
+    let dev = crate::pki::DevPaths {
+        dir: identity.certs_dir.clone(),
+    };
+    let read = |path: std::path::PathBuf| {
+        std::fs::read_to_string(&path)
+            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))
+    };
+    let signer = crate::token::DevSigner::from_pkcs8_pem(&read(dev.token_key(id))?)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    let cert = rustls::pki_types::CertificateDer::from_pem_slice(read(dev.cert(id))?.as_bytes())
+        .map_err(|e| CliError::Input(format!("{}: {e}", dev.cert(id).display())))?;
+    let scopes = scopes
+        .iter()
+        .map(|s| {
+            crate::token::Scope::parse(s.trim())
+                .ok_or_else(|| CliError::Input(format!("unknown scope {s:?}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    signer
+        .mint(
+            id,
+            sub,
+            audience,
+            &scopes,
+            parse_ttl(ttl)?,
+            &crate::token::cert_thumbprint(&cert),
+            crate::token::now_unix(),
+        )
+        .map_err(|e| CliError::Input(e.to_string()))
 }

@@ -12,9 +12,8 @@ use crate::pb;
 use base64::Engine;
 use std::io::{BufRead, Write};
 use std::path::Path;
-use tonic::transport::Channel;
 
-type AuditClient = pb::audit_client::AuditClient<Channel>;
+type AuditClient = pb::audit_client::AuditClient<crate::client::Transport>;
 
 /// Picks the verifier key: given, remembered, or presented (trusted on first use).
 fn choose_key(given: Option<&str>, state: Option<&State>, presented: &str) -> String {

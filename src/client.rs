@@ -15,6 +15,9 @@ pub enum ClientError {
         /// Why.
         source: std::io::Error,
     },
+    /// The token cannot be sent as a header.
+    #[error("the token has characters that cannot be sent in a header")]
+    Token,
     /// The endpoint or TLS settings are invalid, or the connection failed.
     #[error("cannot connect to {endpoint}: {source}")]
     Connect {
@@ -93,26 +96,68 @@ pub async fn connect(endpoint: &str, tls: &ClientTls) -> Result<Channel, ClientE
         .map_err(err)
 }
 
+/// Adds `authorization: Bearer <token>` to every call, when there is a token.
+#[derive(Clone, Default)]
+pub struct Bearer {
+    /// The header value, ready to send.
+    value: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
+}
+
+impl Bearer {
+    /// A bearer of `token`; `None` sends no header.
+    pub fn new(token: Option<&str>) -> Result<Bearer, ClientError> {
+        let value = token
+            .map(|t| format!("Bearer {}", t.trim()).parse())
+            .transpose()
+            .map_err(|_| ClientError::Token)?;
+        Ok(Bearer { value })
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.value {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+/// The transport of every client: the channel, with the officer token if any.
+pub type Transport = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
 /// Clients of every service on one channel.
 #[derive(Clone)]
 pub struct Clients {
     /// `ipex.v1.Exchange`.
-    pub exchange: pb::exchange_client::ExchangeClient<Channel>,
+    pub exchange: pb::exchange_client::ExchangeClient<Transport>,
     /// `ipex.v1.Participants`.
-    pub participants: pb::participants_client::ParticipantsClient<Channel>,
+    pub participants: pb::participants_client::ParticipantsClient<Transport>,
     /// `ipex.v1.Audit`.
-    pub audit: pb::audit_client::AuditClient<Channel>,
+    pub audit: pb::audit_client::AuditClient<Transport>,
     /// The channel, for other clients.
     pub channel: Channel,
 }
 
 impl Clients {
-    /// Wraps a channel.
+    /// Wraps a channel; calls carry no token.
     pub fn new(channel: Channel) -> Clients {
+        Clients::with_bearer(channel, Bearer::default())
+    }
+
+    /// Wraps a channel; every call carries the bearer's token.
+    pub fn with_bearer(channel: Channel, bearer: Bearer) -> Clients {
+        let transport =
+            tonic::service::interceptor::InterceptedService::new(channel.clone(), bearer);
         Clients {
-            exchange: pb::exchange_client::ExchangeClient::new(channel.clone()),
-            participants: pb::participants_client::ParticipantsClient::new(channel.clone()),
-            audit: pb::audit_client::AuditClient::new(channel.clone()),
+            exchange: pb::exchange_client::ExchangeClient::new(transport.clone()),
+            participants: pb::participants_client::ParticipantsClient::new(transport.clone()),
+            audit: pb::audit_client::AuditClient::new(transport),
             channel,
         }
     }

@@ -50,6 +50,10 @@ pub struct Config {
     /// Deadline of a TLS handshake, in milliseconds.
     #[serde(default = "default_handshake_timeout_ms")]
     pub handshake_timeout_ms: u64,
+    /// On SIGTERM or SIGINT, how long calls in flight may take to finish, in milliseconds;
+    /// after it the gateway flushes its store and exits anyway, with a warning.
+    #[serde(default = "default_shutdown_grace_ms")]
+    pub shutdown_grace_ms: u64,
     /// Path of the participant registry (TOML, `[[participant]]` tables).
     pub registry: PathBuf,
     /// Certificates.
@@ -63,6 +67,12 @@ pub struct Config {
     /// Replaces the built-in policy table when given.
     #[serde(default)]
     pub policy: Option<PolicyConfig>,
+    /// Officer tokens.
+    #[serde(default)]
+    pub tokens: TokensConfig,
+    /// Subscriptions.
+    #[serde(default)]
+    pub subscriptions: SubscriptionsConfig,
     /// How often to look for changed registry, policy, certificate, CRL and token key files
     /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_reload_check_ms")]
@@ -106,6 +116,56 @@ impl Default for CommitConfig {
             queue: default_queue(),
         }
     }
+}
+
+/// Subscriptions.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubscriptionsConfig {
+    /// Messages kept in memory for live subscribers (shared by all); a subscriber further
+    /// behind reads from the store until it has caught up.
+    #[serde(default = "default_live_buffer")]
+    pub live_buffer: usize,
+}
+
+impl Default for SubscriptionsConfig {
+    fn default() -> Self {
+        SubscriptionsConfig {
+            live_buffer: default_live_buffer(),
+        }
+    }
+}
+
+fn default_live_buffer() -> usize {
+    1024
+}
+
+/// Officer tokens (JWT, `authorization: Bearer …`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokensConfig {
+    /// Longest accepted token lifetime: `exp` at most this many seconds ahead.
+    #[serde(default = "default_max_lifetime_secs")]
+    pub max_lifetime_secs: u64,
+    /// Clock skew allowed on `exp`, `nbf` and `iat`, in seconds.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        TokensConfig {
+            max_lifetime_secs: default_max_lifetime_secs(),
+            leeway_secs: default_leeway_secs(),
+        }
+    }
+}
+
+fn default_max_lifetime_secs() -> u64 {
+    3600
+}
+fn default_leeway_secs() -> u64 {
+    30
 }
 
 /// The exchange log.
@@ -162,6 +222,9 @@ fn default_max_message_bytes() -> usize {
 fn default_handshake_timeout_ms() -> u64 {
     10_000
 }
+fn default_shutdown_grace_ms() -> u64 {
+    10_000
+}
 fn default_reload_check_ms() -> u64 {
     5000
 }
@@ -194,6 +257,7 @@ impl Config {
             dev_mode: true,
             max_message_bytes: default_max_message_bytes(),
             handshake_timeout_ms: default_handshake_timeout_ms(),
+            shutdown_grace_ms: default_shutdown_grace_ms(),
             registry: paths.registry(),
             tls: TlsConfig {
                 cert: paths.server_cert(),
@@ -207,6 +271,8 @@ impl Config {
                 ..AuditConfig::default()
             },
             policy: None,
+            tokens: TokensConfig::default(),
+            subscriptions: SubscriptionsConfig::default(),
             reload_check_ms: default_reload_check_ms(),
             file: None,
         }
@@ -254,8 +320,17 @@ impl Config {
         if self.max_message_bytes < 1024 {
             return Err("max_message_bytes: must be at least 1024".into());
         }
+        if self.subscriptions.live_buffer < 16 {
+            return Err("subscriptions.live_buffer: must be at least 16".into());
+        }
+        if self.tokens.max_lifetime_secs == 0 {
+            return Err("tokens.max_lifetime_secs: must be at least 1".into());
+        }
         if self.handshake_timeout_ms == 0 {
             return Err("handshake_timeout_ms: must be at least 1".into());
+        }
+        if self.shutdown_grace_ms == 0 {
+            return Err("shutdown_grace_ms: must be at least 1".into());
         }
         if self.commit.max_batch == 0 {
             return Err("commit.max_batch: must be at least 1".into());

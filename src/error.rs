@@ -19,6 +19,20 @@ pub enum Error {
     /// The caller is not known.
     #[error("{0}")]
     Unauthenticated(#[from] AuthError),
+    /// The officer token was refused.
+    #[error("officer token refused: {0}")]
+    Token(#[from] crate::token::TokenError),
+    /// The participant must present an officer token and did not.
+    #[error("participant {0:?} must present an officer token (authorization: Bearer <JWT>)")]
+    TokenRequired(String),
+    /// The officer's token does not allow this call.
+    #[error("the token of officer {officer:?} does not grant scope {scope}")]
+    MissingScope {
+        /// The token's subject.
+        officer: String,
+        /// The scope the call needs.
+        scope: crate::token::Scope,
+    },
     /// The policy does not allow the message.
     #[error(transparent)]
     Denied(#[from] Denial),
@@ -68,8 +82,12 @@ impl Error {
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {
-            Error::Unauthenticated(_) => Code::Unauthenticated,
-            Error::Denied(_) | Error::ReadDenied(_) => Code::PermissionDenied,
+            Error::Unauthenticated(_) | Error::Token(_) | Error::TokenRequired(_) => {
+                Code::Unauthenticated
+            }
+            Error::Denied(_) | Error::ReadDenied(_) | Error::MissingScope { .. } => {
+                Code::PermissionDenied
+            }
             Error::Invalid(_) => Code::InvalidArgument,
             Error::NotFound(_) => Code::NotFound,
             Error::TooLarge { .. } => Code::ResourceExhausted,

@@ -58,6 +58,10 @@ pub struct Gateway {
     pub store: Store,
     /// The TLS configuration new connections get; a reload swaps it.
     pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    /// Officer tokens already verified.
+    tokens: crate::token::TokenCache,
+    /// Turns true when the gateway begins to shut down: subscription streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 /// Why a reload was refused (the configuration in force stays).
@@ -120,6 +124,7 @@ impl Gateway {
                     config.audit.checkpoint_interval_ms,
                 ),
                 verify_on_open: config.audit.verify_on_start,
+                live_buffer: config.subscriptions.live_buffer,
             },
             signer,
         )
@@ -133,6 +138,8 @@ impl Gateway {
             policy: ArcSwap::from_pointee(policy),
             store,
             tls: Arc::new(ArcSwap::from_pointee(tls)),
+            tokens: crate::token::TokenCache::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -156,6 +163,8 @@ impl Gateway {
         self.registry.store(Arc::new(registry));
         self.policy.store(Arc::new(policy));
         self.tls.store(Arc::new(tls));
+        // Tokens verified with keys that may have been withdrawn are verified again.
+        self.tokens.clear();
         Ok(())
     }
 
@@ -164,9 +173,61 @@ impl Gateway {
         self.registry.load_full()
     }
 
-    /// Identifies the caller of a connection.
-    pub fn identify(&self, peer: Option<&PeerInfo>) -> Result<Caller, Error> {
-        Ok(authenticate(peer, &self.registry.load())?)
+    /// Every file a reload reads, for change detection.
+    pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = self.config.watched_files();
+        files.extend(
+            self.registry()
+                .key_files(&crate::identity::registry_dir(&self.config.registry)),
+        );
+        files
+    }
+
+    /// Identifies the caller: the participant of the client certificate, and the officer of
+    /// its bearer token, which must grant `scope` (when the call needs one).
+    pub fn identify(
+        &self,
+        peer: Option<&PeerInfo>,
+        metadata: &tonic::metadata::MetadataMap,
+        scope: Option<crate::token::Scope>,
+    ) -> Result<Caller, Error> {
+        let registry = self.registry.load();
+        let mut caller = authenticate(peer, &registry)?;
+        let participant = caller.participant.clone();
+        let header = metadata
+            .get("authorization")
+            .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+        let Some(header) = header else {
+            if participant.require_token.unwrap_or(!self.config.dev_mode) {
+                return Err(Error::TokenRequired(participant.id.clone()));
+            }
+            return Ok(caller);
+        };
+        let token = crate::token::bearer(header)?;
+        let empty = crate::token::TokenKeys::default();
+        let keys = registry.token_keys(&participant.id).map_or(&empty, |k| k);
+        let mut policy = crate::token::TokenPolicy::new(self.config.gateway_id.clone());
+        policy.max_lifetime = std::time::Duration::from_secs(self.config.tokens.max_lifetime_secs);
+        policy.leeway = std::time::Duration::from_secs(self.config.tokens.leeway_secs);
+        policy.require_binding = participant.require_token_binding.unwrap_or(true);
+        let officer = self.tokens.verify(
+            token,
+            &participant.id,
+            keys,
+            &caller.fingerprint,
+            &policy,
+            crate::token::now_unix(),
+        )?;
+        if let Some(scope) = scope {
+            if !officer.has(scope) {
+                return Err(Error::MissingScope {
+                    officer: officer.subject,
+                    scope,
+                });
+            }
+        }
+        caller.officer = Some(officer.subject);
+        Ok(caller)
     }
 
     /// Validates, authorizes and stores envelopes from `caller`, all or nothing. `batch` names
@@ -287,6 +348,7 @@ impl Gateway {
             deliver_to,
             officer: caller.officer.clone(),
             answers,
+            envelope: Arc::new(valid.into_inner()),
         })
     }
 
@@ -406,7 +468,7 @@ impl Gateway {
 
     /// Records that `caller` was given the messages `seqs`; waits until it is durable, so that
     /// nothing is disclosed without a log entry.
-    async fn record_read(
+    pub(crate) async fn record_read(
         &self,
         caller: &Caller,
         method: &str,
@@ -527,7 +589,7 @@ fn addressed_to(stored: &Stored, participant: &str) -> bool {
 }
 
 /// The reader's view of a stored message.
-fn view(stored: Stored, reader: &str) -> pb::StoredMessage {
+pub(crate) fn view(stored: Stored, reader: &str) -> pb::StoredMessage {
     let inbox_no = stored
         .receipt
         .placements
@@ -694,5 +756,132 @@ impl Gateway {
         if !self.store.record_later(vec![leaf]) {
             tracing::warn!("audit queue full or closed: a refusal was not recorded");
         }
+    }
+}
+
+/// Longest durable subscription name.
+pub const MAX_SUBSCRIPTION_NAME: usize = 64;
+
+/// Subscriptions.
+impl Gateway {
+    /// Ends every subscription stream (with UNAVAILABLE, so clients reconnect elsewhere).
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Starts a subscription: what is stored from the chosen start, then live messages.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        caller: Caller,
+        request: pb::SubscribeRequest,
+    ) -> Result<crate::fanout::DeliveryStream, Error> {
+        let mut v = Violations::default();
+        let filter = crate::filter::MessageFilter::parse(request.filter.as_ref(), "filter")
+            .unwrap_or_else(|e| {
+                v.append(e);
+                Default::default()
+            });
+        let durable = (!request.durable_name.is_empty()).then_some(request.durable_name.as_str());
+        if let Some(name) = durable {
+            check_subscription_name(name, "durable_name", &mut v);
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        // Subscribe to the live ring before choosing the start, so nothing falls between.
+        let live = self.store.live();
+        let requested = match request.start {
+            Some(pb::subscribe_request::Start::FromSeq(seq)) => seq.max(1),
+            Some(pb::subscribe_request::Start::Latest(_)) | None => self.store.last_seq() + 1,
+        };
+        let next = match durable {
+            Some(name) => {
+                let (acked, _) = self
+                    .store
+                    .set_cursor(caller.id(), name, requested - 1, true, None)
+                    .await?;
+                acked + 1
+            }
+            None => requested,
+        };
+        tracing::info!(
+            participant = caller.id(),
+            durable = durable.unwrap_or(""),
+            from_seq = next,
+            "subscribed"
+        );
+        Ok(crate::fanout::spawn(
+            self.clone(),
+            caller,
+            filter,
+            next,
+            live,
+            self.closing.subscribe(),
+        ))
+    }
+
+    /// Acknowledges a durable subscription's deliveries up to a sequence number, durably and
+    /// with one audit leaf.
+    pub async fn ack(
+        &self,
+        caller: &Caller,
+        request: pb::AckRequest,
+    ) -> Result<pb::AckResponse, Error> {
+        let mut v = Violations::default();
+        check_subscription_name(&request.name, "name", &mut v);
+        let last = self.store.last_seq();
+        if request.up_to_seq > last {
+            v.add(
+                "up_to_seq",
+                format!("{} is beyond the last message ({last})", request.up_to_seq),
+            );
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        if self.store.cursor(caller.id(), &request.name)?.is_none() {
+            return Err(Error::NotFound(format!(
+                "no durable subscription {:?} of {}",
+                request.name,
+                caller.id()
+            )));
+        }
+        let leaf = pb::AuditLeaf {
+            time: None,
+            event: Some(pb::audit_leaf::Event::Acked(pb::SubscriptionAcked {
+                participant: caller.id().to_string(),
+                officer: caller.officer.clone().unwrap_or_default(),
+                name: request.name.clone(),
+                up_to_seq: request.up_to_seq,
+            })),
+        };
+        let (acked_seq, leaf_index) = self
+            .store
+            .set_cursor(
+                caller.id(),
+                &request.name,
+                request.up_to_seq,
+                false,
+                Some(leaf),
+            )
+            .await?;
+        Ok(pb::AckResponse {
+            acked_seq,
+            leaf_index: leaf_index.unwrap_or_default(),
+        })
+    }
+}
+
+fn check_subscription_name(name: &str, field: &str, v: &mut Violations) {
+    if name.is_empty()
+        || name.len() > MAX_SUBSCRIPTION_NAME
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        v.add(
+            field,
+            format!("{name:?} must be 1 to {MAX_SUBSCRIPTION_NAME} characters of [A-Za-z0-9._-]"),
+        );
     }
 }

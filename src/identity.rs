@@ -8,17 +8,18 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The URI SAN prefix that names a participant in its certificate.
 pub const URI_SAN_PREFIX: &str = "urn:ipex:participant:";
 
 /// The role of a participant, as the registry names it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Role {
     /// A customs administration.
+    #[default]
     Customs,
     /// A marketplace.
     Platform,
@@ -61,7 +62,7 @@ impl std::fmt::Display for Role {
 }
 
 /// A registered organisation.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Participant {
     /// Stable id, `[a-z0-9-]`, as in the certificate's URI SAN.
@@ -78,6 +79,21 @@ pub struct Participant {
     /// DER certificate) are accepted for this participant.
     #[serde(default)]
     pub pinned_sha256: Vec<String>,
+    /// PEM files of the public keys that verify this participant's officer tokens (EdDSA,
+    /// ES256, RS256/PS256), relative to the registry file.
+    #[serde(default)]
+    pub token_keys: Vec<PathBuf>,
+    /// A JWKS file with more token verification keys, relative to the registry file.
+    #[serde(default)]
+    pub jwks: Option<PathBuf>,
+    /// Whether every call must carry an officer token. Default: required outside development
+    /// mode.
+    #[serde(default)]
+    pub require_token: Option<bool>,
+    /// Whether tokens must be bound to the client certificate (`cnf` `x5t#S256`, RFC 8705).
+    /// Default: required.
+    #[serde(default)]
+    pub require_token_binding: Option<bool>,
 }
 
 impl Participant {
@@ -130,6 +146,8 @@ pub struct Registry {
     by_id: BTreeMap<String, Arc<Participant>>,
     /// Fingerprints (lower-case hex) of certificates refused on every call.
     denied: std::collections::BTreeSet<String>,
+    /// Token verification keys by participant id.
+    token_keys: BTreeMap<String, Arc<crate::token::TokenKeys>>,
 }
 
 /// Normalises a SHA-256 fingerprint written as hex, with or without colons, in any case.
@@ -163,7 +181,58 @@ impl Registry {
         Ok(Registry {
             by_id,
             denied: Default::default(),
+            token_keys: BTreeMap::new(),
         })
+    }
+
+    /// Loads every participant's token keys, resolving relative paths against `base`.
+    fn load_token_keys(mut self, base: &Path) -> Result<Registry, String> {
+        for p in self.by_id.values() {
+            let mut keys = crate::token::TokenKeys::default();
+            for (i, file) in p.token_keys.iter().enumerate() {
+                let path = base.join(file);
+                let pem = std::fs::read_to_string(&path).map_err(|e| {
+                    format!(
+                        "participant {:?} token_keys[{i}]: {}: {e}",
+                        p.id,
+                        path.display()
+                    )
+                })?;
+                keys.merge(crate::token::TokenKeys::from_pem(&[pem]).map_err(|e| {
+                    format!(
+                        "participant {:?} token_keys[{i}]: {}: {e}",
+                        p.id,
+                        path.display()
+                    )
+                })?);
+            }
+            if let Some(file) = &p.jwks {
+                let path = base.join(file);
+                let json = std::fs::read_to_string(&path)
+                    .map_err(|e| format!("participant {:?} jwks: {}: {e}", p.id, path.display()))?;
+                keys.merge(crate::token::TokenKeys::from_jwks(&json).map_err(|e| {
+                    format!("participant {:?} jwks: {}: {e}", p.id, path.display())
+                })?);
+            }
+            if !keys.is_empty() {
+                self.token_keys.insert(p.id.clone(), Arc::new(keys));
+            }
+        }
+        Ok(self)
+    }
+
+    /// The token verification keys of a participant.
+    pub fn token_keys(&self, id: &str) -> Option<&Arc<crate::token::TokenKeys>> {
+        self.token_keys.get(id)
+    }
+
+    /// Every file the registry read (for change detection): token keys and JWKS files.
+    pub fn key_files(&self, base: &Path) -> Vec<PathBuf> {
+        self.by_id
+            .values()
+            .flat_map(|p| p.token_keys.iter().chain(p.jwks.iter()))
+            .map(|f| base.join(f))
+            .collect()
     }
 
     /// Refuses these certificates (SHA-256 fingerprints, hex) on every call.
@@ -180,27 +249,35 @@ impl Registry {
         self.denied.contains(fingerprint_hex)
     }
 
-    /// Parses a registry from TOML text (`[[participant]]` tables).
-    pub fn from_toml(text: &str, origin: &str) -> Result<Registry, RegistryError> {
+    /// Parses a registry from TOML text (`[[participant]]` tables); token key files are read
+    /// relative to `base`.
+    pub fn from_toml_in(text: &str, origin: &str, base: &Path) -> Result<Registry, RegistryError> {
         let file: RegistryFile = toml::from_str(text).map_err(|e| RegistryError::Parse {
             path: origin.to_string(),
             message: e.to_string(),
         })?;
         Registry::new(file.participant)
             .and_then(|r| r.with_denied(&file.denied_sha256))
+            .and_then(|r| r.load_token_keys(base))
             .map_err(|message| RegistryError::Parse {
                 path: origin.to_string(),
                 message,
             })
     }
 
-    /// Loads a registry file.
+    /// Parses a registry from TOML text; token key files are read relative to the working
+    /// directory.
+    pub fn from_toml(text: &str, origin: &str) -> Result<Registry, RegistryError> {
+        Registry::from_toml_in(text, origin, Path::new("."))
+    }
+
+    /// Loads a registry file; token key files are read relative to its directory.
     pub fn load(path: &Path) -> Result<Registry, RegistryError> {
         let text = std::fs::read_to_string(path).map_err(|source| RegistryError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Registry::from_toml(&text, &path.display().to_string())
+        Registry::from_toml_in(&text, &path.display().to_string(), &registry_dir(path))
     }
 
     /// The participant with this id.
@@ -212,6 +289,13 @@ impl Registry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<Participant>> {
         self.by_id.values()
     }
+}
+
+/// The directory relative paths of a registry file are read from.
+pub fn registry_dir(path: &Path) -> PathBuf {
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
 }
 
 /// What the gateway read from a client certificate, once per connection.

@@ -18,6 +18,9 @@ pub enum PkiError {
     /// rcgen refused the parameters.
     #[error("cannot generate a certificate: {0}")]
     Generate(#[from] rcgen::Error),
+    /// A token-signing key could not be generated.
+    #[error("cannot generate a token-signing key: {0}")]
+    Token(String),
     /// A file could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
@@ -208,8 +211,8 @@ pub fn registry_toml(participants: &[DevParticipant]) -> String {
     );
     for p in participants {
         out.push_str(&format!(
-            "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\n",
-            p.id, p.role, p.country, p.display_name
+            "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\ntoken_keys = [\"{}.token.pub.pem\"]\n",
+            p.id, p.role, p.country, p.display_name, p.id
         ));
     }
     out
@@ -247,6 +250,14 @@ impl DevPaths {
     pub fn audit_key(&self) -> PathBuf {
         self.dir.join("audit.key")
     }
+    /// A participant's development token-signing key (Ed25519, PKCS#8).
+    pub fn token_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.key"))
+    }
+    /// The public half of a participant's token-signing key, as the registry names it.
+    pub fn token_public_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.pub.pem"))
+    }
     /// The development participant registry.
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.toml")
@@ -255,7 +266,8 @@ impl DevPaths {
 
 /// Creates the development PKI under `dir` unless its CA already exists: a CA, a server
 /// certificate for `localhost` and `127.0.0.1`, a certificate and key per development
-/// participant, and the registry. Returns true when it created them.
+/// participant with a token-signing key pair, and the registry. Returns true when it created
+/// them.
 pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     let paths = DevPaths {
         dir: dir.to_path_buf(),
@@ -276,6 +288,16 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
         let issued = ca.issue_participant(p.id)?;
         write(paths.cert(p.id), &issued.cert_pem, false)?;
         write(paths.key(p.id), &issued.key_pem, true)?;
+        let signer =
+            crate::token::DevSigner::generate().map_err(|e| PkiError::Token(e.to_string()))?;
+        let private = signer
+            .to_pkcs8_pem()
+            .map_err(|e| PkiError::Token(e.to_string()))?;
+        let public = signer
+            .public_key_pem()
+            .map_err(|e| PkiError::Token(e.to_string()))?;
+        write(paths.token_key(p.id), &private, true)?;
+        write(paths.token_public_key(p.id), &public, false)?;
     }
     write(paths.server_cert(), &server.cert_pem, false)?;
     write(paths.server_key(), &server.key_pem, true)?;

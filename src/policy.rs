@@ -33,6 +33,17 @@ fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {
 /// (`seizure_notification`, `KIND_SEIZURE_NOTIFICATION`, `seizure-notification`).
 pub fn kind_from_name(name: &str) -> Option<Kind> {
     let upper = name.trim().to_ascii_uppercase().replace('-', "_");
+    // Short names people use.
+    let upper = match upper.as_str() {
+        "SEIZURE" => "SEIZURE_NOTIFICATION".to_string(),
+        "NOTICE" | "TAKEDOWN" => "TAKEDOWN_NOTICE".to_string(),
+        "OUTCOME" => "TAKEDOWN_OUTCOME".to_string(),
+        "FLAG" => "SELLER_FLAG".to_string(),
+        "ALERT" => "SHIPMENT_ALERT".to_string(),
+        "REQUEST" => "DATA_REQUEST".to_string(),
+        "RESPONSE" => "DATA_RESPONSE".to_string(),
+        _ => upper,
+    };
     let full = if upper.starts_with("KIND_") {
         upper
     } else {
@@ -217,8 +228,7 @@ mod tests {
             id: id.into(),
             role,
             country: String::new(),
-            display_name: String::new(),
-            pinned_sha256: vec![],
+            ..Participant::default()
         }
     }
 
@@ -294,6 +304,7 @@ mod tests {
             Some(Kind::SeizureNotification)
         );
         assert_eq!(kind_from_name("KIND_SELLER_FLAG"), Some(Kind::SellerFlag));
+        assert_eq!(kind_from_name("seizure"), Some(Kind::SeizureNotification));
         assert_eq!(kind_from_name("unspecified"), None);
         assert_eq!(kind_from_name("parcel"), None);
     }

@@ -22,16 +22,22 @@ pub enum ServeError {
     /// The final flush failed.
     #[error("final flush failed: {0}")]
     Store(#[from] crate::store::StoreError),
+    /// The reflection service could not be built from the compiled descriptors.
+    #[error("cannot build the reflection service: {0}")]
+    Reflection(#[from] crate::health::ReflectionError),
 }
 
-/// Serves the gateway on `listener` until `shutdown` completes, then lets in-flight calls
-/// finish and flushes the store.
+/// Serves the gateway on `listener` until `shutdown` completes, then drains: health turns
+/// NOT_SERVING, the listener closes, connections are told to send no new calls (HTTP/2
+/// GOAWAY), and the calls in flight may finish for up to `shutdown_grace_ms`. Then the store
+/// is flushed and closed, whether or not every call finished.
 pub async fn run(
     listener: TcpListener,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
+    let grace_ms = config.shutdown_grace_ms;
     let max_message = config.max_message_bytes;
     let dev_mode = config.dev_mode;
     let data_dir = config.data_dir.display().to_string();
@@ -80,12 +86,39 @@ pub async fn run(
     let audit = pb::audit_server::AuditServer::new(AuditService {
         gateway: gateway.clone(),
     });
-    tonic::transport::Server::builder()
+    let health = crate::health::GatewayHealth::serving().await;
+    let drain = health.clone();
+    let closer = gateway.clone();
+    let signal = async move {
+        shutdown.await;
+        // NOT_SERVING first, so that watchers learn it before their connection goes away.
+        drain.drain().await;
+        // Subscription streams never end by themselves: end them, with UNAVAILABLE.
+        closer.begin_shutdown();
+        tracing::info!(
+            grace_ms,
+            "draining: health NOT_SERVING, no new connections or calls; calls in flight may finish"
+        );
+    };
+    let serve = tonic::transport::Server::builder()
+        .add_service(health.service())
+        .add_service(crate::health::reflection_v1()?)
+        .add_service(crate::health::reflection_v1alpha()?)
         .add_service(exchange)
         .add_service(participants)
         .add_service(audit)
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .serve_with_incoming_shutdown(incoming, signal);
+    let grace_over = async {
+        health.drained().await;
+        tokio::time::sleep(Duration::from_millis(grace_ms)).await;
+    };
+    tokio::select! {
+        served = serve => served?,
+        () = grace_over => tracing::warn!(
+            grace_ms,
+            "shutdown_grace_ms ran out with calls still in flight; stopping anyway"
+        ),
+    }
     reloader.abort();
     gateway.store.close()?;
     tracing::info!(
@@ -109,7 +142,7 @@ async fn watch_for_reload(gateway: Arc<Gateway>) {
     let period = gateway.config.reload_check_ms;
     let mut ticker = tokio::time::interval(Duration::from_millis(period.max(1)));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seen = files_state(&gateway.config.watched_files());
+    let mut seen = files_state(&gateway.watched_files());
     #[cfg(unix)]
     let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     loop {
@@ -125,7 +158,7 @@ async fn watch_for_reload(gateway: Arc<Gateway>) {
         tokio::select! {
             _ = signalled => reload("SIGHUP"),
             _ = ticker.tick(), if period > 0 => {
-                let now = files_state(&gateway.config.watched_files());
+                let now = files_state(&gateway.watched_files());
                 if now != seen {
                     seen = now;
                     reload("file changed");

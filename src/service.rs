@@ -5,6 +5,7 @@ use crate::error::Error;
 use crate::gateway::Gateway;
 use crate::identity::PeerInfo;
 use crate::pb;
+use crate::token::Scope;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -89,6 +90,61 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 
 #[tonic::async_trait]
 impl pb::exchange_server::Exchange for ExchangeService {
+    type SubscribeStream = crate::fanout::DeliveryStream;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let result = async {
+            let caller =
+                self.gateway
+                    .identify(peer.as_ref(), request.metadata(), Some(Scope::Subscribe))?;
+            self.gateway.subscribe(caller, request.into_inner()).await
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "Subscribe", peer.as_ref(), e))
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let result = async {
+            let caller =
+                self.gateway
+                    .identify(peer.as_ref(), request.metadata(), Some(Scope::Subscribe))?;
+            self.gateway.ack(&caller, request.into_inner()).await
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "Ack", peer.as_ref(), e))
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let peer = request.extensions().get::<PeerInfo>().cloned();
+        let result = async {
+            let caller = self.gateway.identify(
+                peer.as_ref(),
+                request.metadata(),
+                Some(Scope::ExchangeRead),
+            )?;
+            self.gateway.search(&caller, request.into_inner()).await
+        }
+        .await;
+        result
+            .map(Response::new)
+            .map_err(|e| refuse(&self.gateway, "Search", peer.as_ref(), e))
+    }
+
     async fn submit(
         &self,
         request: Request<pb::SubmitRequest>,
@@ -96,7 +152,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         const METHOD: &str = "Submit";
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let result = async {
-            let caller = self.gateway.identify(peer.as_ref())?;
+            let caller = self.gateway.identify(
+                peer.as_ref(),
+                request.metadata(),
+                Some(Scope::ExchangeSubmit),
+            )?;
             let envelope = request.into_inner().envelope.ok_or_else(|| {
                 let mut v = crate::model::Violations::default();
                 v.add("envelope", "is required");
@@ -132,7 +192,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
         const METHOD: &str = "SubmitBatch";
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let result = async {
-            let caller = self.gateway.identify(peer.as_ref())?;
+            let caller = self.gateway.identify(
+                peer.as_ref(),
+                request.metadata(),
+                Some(Scope::ExchangeSubmit),
+            )?;
             let envelopes = request.into_inner().envelopes;
             let receipts = self.gateway.submit(&caller, envelopes, true).await?;
             Ok::<_, Error>((caller, receipts))
@@ -159,7 +223,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let result = async {
-            let caller = self.gateway.identify(peer.as_ref())?;
+            let caller = self.gateway.identify(
+                peer.as_ref(),
+                request.metadata(),
+                Some(Scope::ExchangeRead),
+            )?;
             self.gateway.get(&caller, request.into_inner().key).await
         }
         .await;
@@ -178,7 +246,11 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<pb::ListInboxResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let result = async {
-            let caller = self.gateway.identify(peer.as_ref())?;
+            let caller = self.gateway.identify(
+                peer.as_ref(),
+                request.metadata(),
+                Some(Scope::ExchangeRead),
+            )?;
             self.gateway.list_inbox(&caller, request.into_inner()).await
         }
         .await;
@@ -197,7 +269,7 @@ impl pb::participants_server::Participants for ParticipantsService {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let caller = self
             .gateway
-            .identify(peer.as_ref())
+            .identify(peer.as_ref(), request.metadata(), None)
             .map_err(|e| refuse(&self.gateway, "WhoAmI", peer.as_ref(), e))?;
         Ok(Response::new(pb::WhoAmIResponse {
             participant: Some(caller.participant.to_pb()),
@@ -212,7 +284,7 @@ impl pb::participants_server::Participants for ParticipantsService {
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         self.gateway
-            .identify(peer.as_ref())
+            .identify(peer.as_ref(), request.metadata(), None)
             .map_err(|e| refuse(&self.gateway, "List", peer.as_ref(), e))?;
         let participants = self.gateway.registry().iter().map(|p| p.to_pb()).collect();
         Ok(Response::new(pb::ListParticipantsResponse { participants }))
@@ -227,7 +299,8 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         let result = async {
-            self.gateway.identify(peer.as_ref())?;
+            self.gateway
+                .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))?;
             self.gateway.checkpoint(request.get_ref().refresh).await
         }
         .await;
@@ -242,7 +315,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         self.gateway
-            .identify(peer.as_ref())
+            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
             .and_then(|_| self.gateway.inclusion_proof(request.into_inner()))
             .map(Response::new)
             .map_err(|e| refuse(&self.gateway, "GetInclusionProof", peer.as_ref(), e))
@@ -254,7 +327,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         self.gateway
-            .identify(peer.as_ref())
+            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
             .and_then(|_| self.gateway.consistency_proof(request.into_inner()))
             .map(Response::new)
             .map_err(|e| refuse(&self.gateway, "GetConsistencyProof", peer.as_ref(), e))
@@ -266,7 +339,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetLeavesResponse>, Status> {
         let peer = request.extensions().get::<PeerInfo>().cloned();
         self.gateway
-            .identify(peer.as_ref())
+            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
             .and_then(|caller| self.gateway.leaves(&caller, request.into_inner()))
             .map(Response::new)
             .map_err(|e| refuse(&self.gateway, "GetLeaves", peer.as_ref(), e))

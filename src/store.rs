@@ -10,7 +10,9 @@
 //! Key layout (big-endian numbers so that byte order is numeric order):
 //! - `e/<seq:u64>` → [`Record`]: the canonical envelope bytes and the receipt;
 //! - `k/<sender>\0<id>` → `<seq:u64>`: the idempotency key;
-//! - `i/<recipient>\0<inbox_no:u64>` → `<seq:u64>`: each recipient's inbox.
+//! - `i/<recipient>\0<inbox_no:u64>` → `<seq:u64>`: each recipient's inbox;
+//! - `x/<facet>/<value>\0<seq:u64>` → empty: the search indexes ([`crate::search`]);
+//! - `u/<participant>\0<name>` → `<seq:u64>`: a durable subscription's acknowledged cursor.
 //!
 //! The audit log's leaves and tree nodes ([`crate::audit`]) are written by the same committer,
 //! in the same batch as the envelope they describe, so an acknowledged envelope always has its
@@ -197,6 +199,10 @@ mod keys {
         [&inbox_prefix(recipient)[..], &inbox_no.to_be_bytes()].concat()
     }
 
+    pub fn cursor(participant: &str, name: &str) -> Vec<u8> {
+        [b"u/", participant.as_bytes(), b"\0", name.as_bytes()].concat()
+    }
+
     /// The big-endian number at the end of a key or in a value.
     pub fn trailing_u64(bytes: &[u8]) -> Option<u64> {
         let tail = bytes.len().checked_sub(8).map(|at| &bytes[at..])?;
@@ -243,6 +249,17 @@ pub struct NewMessage {
     pub officer: Option<String>,
     /// The message it answers, `(sender, seq)`, for outcomes and responses.
     pub answers: Option<(String, u64)>,
+    /// The envelope as stored, for indexes and live delivery.
+    pub envelope: Arc<pb::Envelope>,
+}
+
+/// A message just made durable, as live subscribers receive it.
+#[derive(Clone, Debug)]
+pub struct Live {
+    /// The envelope.
+    pub envelope: Arc<pb::Envelope>,
+    /// Its receipt.
+    pub receipt: pb::Receipt,
 }
 
 /// Work for the committer.
@@ -261,6 +278,16 @@ enum Job {
     Checkpoint {
         reply: Option<oneshot::Sender<Result<SignedCheckpoint, StoreError>>>,
     },
+    /// Set a durable subscription's cursor (never backwards), with an audit leaf if given.
+    Cursor {
+        participant: String,
+        name: String,
+        seq: u64,
+        /// Only create the cursor; leave an existing one as it is.
+        create_only: bool,
+        leaf: Option<pb::AuditLeaf>,
+        reply: oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
+    },
 }
 
 /// Tuning of the committer.
@@ -274,6 +301,9 @@ pub struct StoreOptions {
     pub checkpoint_interval: Duration,
     /// Recompute and compare the whole audit tree on open.
     pub verify_on_open: bool,
+    /// Messages kept for live subscribers; one that falls further behind catches up from the
+    /// store.
+    pub live_buffer: usize,
 }
 
 impl Default for StoreOptions {
@@ -283,6 +313,7 @@ impl Default for StoreOptions {
             queue: 4096,
             checkpoint_interval: Duration::from_secs(1),
             verify_on_open: true,
+            live_buffer: 1024,
         }
     }
 }
@@ -320,6 +351,8 @@ pub struct Store {
     published: Arc<Published>,
     /// The checkpoint signer's verifier key.
     verifier_key: String,
+    /// Messages just made durable, in sequence order, for live subscribers.
+    live: tokio::sync::broadcast::Sender<Arc<Live>>,
 }
 
 impl Store {
@@ -355,6 +388,7 @@ impl Store {
         });
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
+        let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
         let committer = Committer {
             kv: kv.clone(),
             next_seq: last_seq + 1,
@@ -366,6 +400,7 @@ impl Store {
             signer,
             checkpoint_size: checkpoint.map(|c| c.size),
             checkpoint_interval: options.checkpoint_interval,
+            live: live.clone(),
         };
         let handle = std::thread::Builder::new()
             .name("ipex-committer".into())
@@ -390,7 +425,48 @@ impl Store {
             committer: Mutex::new(Some(handle)),
             published,
             verifier_key,
+            live,
         })
+    }
+
+    /// Receives every message made durable from now on, in sequence order. A receiver that
+    /// falls more than `live_buffer` messages behind is told it lagged.
+    pub fn live(&self) -> tokio::sync::broadcast::Receiver<Arc<Live>> {
+        self.live.subscribe()
+    }
+
+    /// The acknowledged sequence number of a durable subscription.
+    pub fn cursor(&self, participant: &str, name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .kv
+            .get(&keys::cursor(participant, name))?
+            .and_then(|v| keys::trailing_u64(&v)))
+    }
+
+    /// Sets a durable subscription's cursor to `seq` (it never moves backwards; with
+    /// `create_only` an existing cursor is kept), durably, with `leaf` in the audit log.
+    /// Returns the cursor now and the leaf's index.
+    pub async fn set_cursor(
+        &self,
+        participant: &str,
+        name: &str,
+        seq: u64,
+        create_only: bool,
+        leaf: Option<pb::AuditLeaf>,
+    ) -> Result<(u64, Option<u64>), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue()?
+            .send(Job::Cursor {
+                participant: participant.to_string(),
+                name: name.to_string(),
+                seq,
+                create_only,
+                leaf,
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
     }
 
     fn queue(&self) -> Result<mpsc::Sender<Job>, StoreError> {
@@ -635,6 +711,8 @@ struct Committer {
     checkpoint_size: Option<u64>,
     /// A checkpoint at least this often while leaves arrive.
     checkpoint_interval: Duration,
+    /// Live subscribers.
+    live: tokio::sync::broadcast::Sender<Arc<Live>>,
 }
 
 /// The outcome of the check phase for one message of a job.
@@ -653,6 +731,10 @@ enum Answer {
     ),
     Events(oneshot::Sender<Result<Vec<u64>, StoreError>>, Vec<u64>),
     Checkpoint(oneshot::Sender<Result<SignedCheckpoint, StoreError>>),
+    Cursor(
+        oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
+        Result<(u64, Option<u64>), StoreError>,
+    ),
 }
 
 /// The batch being built.
@@ -663,6 +745,10 @@ struct Batch {
     pending: HashMap<(String, String), ([u8; 32], pb::Receipt)>,
     messages: usize,
     leaves: usize,
+    /// Messages placed, for live subscribers once durable.
+    live: Vec<Arc<Live>>,
+    /// Cursors written in this batch.
+    cursors: HashMap<Vec<u8>, u64>,
 }
 
 impl Committer {
@@ -706,6 +792,8 @@ impl Committer {
             pending: HashMap::new(),
             messages: 0,
             leaves: 0,
+            live: Vec::new(),
+            cursors: HashMap::new(),
         };
         let mut answers = Vec::with_capacity(jobs.len());
         let mut checkpoint_requested = false;
@@ -731,6 +819,18 @@ impl Committer {
                     if let Some(reply) = reply {
                         answers.push(Answer::Checkpoint(reply));
                     }
+                }
+                Job::Cursor {
+                    participant,
+                    name,
+                    seq,
+                    create_only,
+                    leaf,
+                    reply,
+                } => {
+                    let result =
+                        self.set_cursor(&participant, &name, seq, create_only, leaf, &mut batch);
+                    answers.push(Answer::Cursor(reply, result));
                 }
             }
         }
@@ -772,6 +872,10 @@ impl Committer {
                         "group commit"
                     );
                 }
+                for message in batch.live.drain(..) {
+                    // No receiver is not an error: nobody subscribes.
+                    let _ = self.live.send(message);
+                }
                 let latest = self.published.checkpoint.load_full();
                 for answer in answers {
                     match answer {
@@ -780,6 +884,9 @@ impl Committer {
                         }
                         Answer::Events(reply, indices) => {
                             let _ = reply.send(Ok(indices));
+                        }
+                        Answer::Cursor(reply, result) => {
+                            let _ = reply.send(result);
                         }
                         Answer::Checkpoint(reply) => {
                             let _ = reply.send(
@@ -811,11 +918,42 @@ impl Committer {
                         Answer::Checkpoint(reply) => {
                             let _ = reply.send(Err(error.clone()));
                         }
+                        Answer::Cursor(reply, _) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
                     }
                 }
                 false
             }
         }
+    }
+
+    /// Adds a cursor write (and its leaf) to the batch.
+    fn set_cursor(
+        &mut self,
+        participant: &str,
+        name: &str,
+        seq: u64,
+        create_only: bool,
+        leaf: Option<pb::AuditLeaf>,
+        batch: &mut Batch,
+    ) -> Result<(u64, Option<u64>), StoreError> {
+        let key = keys::cursor(participant, name);
+        let current = match batch.cursors.get(&key) {
+            Some(seq) => Some(*seq),
+            None => self.kv.get(&key)?.and_then(|v| keys::trailing_u64(&v)),
+        };
+        let now = match current {
+            Some(current) if create_only => current,
+            Some(current) => current.max(seq),
+            None => seq,
+        };
+        if current != Some(now) {
+            batch.writes.insert(&key, &now.to_be_bytes());
+            batch.cursors.insert(key, now);
+        }
+        let leaf_index = leaf.map(|leaf| self.append_leaf(leaf, batch));
+        Ok((now, leaf_index))
     }
 
     /// Adds a leaf and its new tree nodes to the batch; returns its index.
@@ -1021,10 +1159,17 @@ impl Committer {
             batch
                 .writes
                 .insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
+            for index_key in crate::search::index_keys(&m.envelope, seq) {
+                batch.writes.insert(&index_key, &[]);
+            }
             batch.pending.insert(
                 (m.sender.clone(), m.id.clone()),
                 (m.digest, receipt.clone()),
             );
+            batch.live.push(Arc::new(Live {
+                envelope: m.envelope.clone(),
+                receipt: receipt.clone(),
+            }));
             batch.messages += 1;
             receipts.push(receipt);
         }
@@ -1051,6 +1196,7 @@ impl Job {
             Job::Messages { messages, .. } => messages.len(),
             Job::Events { leaves, .. } => leaves.len(),
             Job::Checkpoint { .. } => 0,
+            Job::Cursor { .. } => 1,
         }
     }
 
@@ -1066,6 +1212,9 @@ impl Job {
                 let _ = reply.send(Err(error));
             }
             Job::Checkpoint { reply: Some(reply) } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Cursor { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Job::Events { reply: None, .. } | Job::Checkpoint { reply: None } => {}

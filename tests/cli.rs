@@ -450,6 +450,15 @@ fn readme_walk_through_with_the_real_binaries() {
     );
     assert!(stderr.contains("NotFound"), "{stderr}");
 
+    // Health answers with exit status 0 while the gateway serves; an unknown service is an
+    // error (NotFound, exit status 1).
+    let health = gw.ipex_json("rilo-we", &["health"]);
+    assert_eq!(health["status"], "SERVING", "{health}");
+    let health = gw.ipex_json("rilo-we", &["health", "--service", "ipex.v1.Exchange"]);
+    assert_eq!(health["status"], "SERVING", "{health}");
+    let stderr = gw.ipex_fails("rilo-we", &["health", "--service", "ipex.v1.Nothing"]);
+    assert!(stderr.contains("NotFound"), "{stderr}");
+
     // SIGTERM: the gateway flushes its store and exits with success.
     let status = gw.terminate();
     assert!(status.success(), "ipexd exited with {status} after SIGTERM");
@@ -480,6 +489,7 @@ fn invalid_config_exits_64_naming_the_key() {
         ("listen_addr = \"127.0.0.1:50051\"\n", "", "listen_addr"),
         ("max_message_bytes = 10\n", "", "max_message_bytes"),
         ("", "[commit]\nmax_batch = 0\n", "commit.max_batch"),
+        ("shutdown_grace_ms = 0\n", "", "shutdown_grace_ms"),
     ];
     for (i, (top, tables, key)) in cases.into_iter().enumerate() {
         let config = tmp.path().join(format!("ipexd-{i}.toml"));
@@ -529,4 +539,192 @@ fn deploy_examples_parse() {
         registry.iter().any(|p| !p.pinned_sha256.is_empty()),
         "the example registry shows no pinned_sha256"
     );
+}
+
+/// Reads a file under `deploy/`.
+fn deploy_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy")
+        .join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The number of seconds after `key` on the first line of `text` that starts with it
+/// (`TimeoutStopSec=30s`, `terminationGracePeriodSeconds: 30`, `stop_grace_period: 30s`).
+/// There is no YAML parser in the tree, so the deployment files are read line by line.
+fn seconds_after(text: &str, key: &str) -> u64 {
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in {text}"));
+    let digits: String = line[key.len()..]
+        .chars()
+        .skip_while(|c| !c.is_ascii_digit())
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let value: u64 = digits.parse().unwrap_or_else(|_| panic!("{line}"));
+    assert!(
+        line.ends_with(&digits) || line.ends_with(&format!("{digits}s")),
+        "{line}: give seconds"
+    );
+    value
+}
+
+/// The deployment files agree with the gateway: the Kubernetes configuration and registry
+/// pass the gateway's own parsers and name only files the Secret and ConfigMap provide, and
+/// systemd, compose and Kubernetes all wait for a stopping gateway longer than its drain may
+/// take, so it is never killed mid-drain.
+#[test]
+fn deploy_targets_agree_with_the_gateway() {
+    let k8s = ipex::config::Config::from_toml(&deploy_file("k8s/ipexd.toml"), "k8s/ipexd.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!k8s.dev_mode);
+    ipex::identity::Registry::from_toml(&deploy_file("k8s/registry.toml"), "k8s/registry.toml")
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // Files: the ConfigMap at /etc/ipex, the Secret at /var/run/secrets/ipex, the store on
+    // the volume at /var/lib/ipex; the image reads /etc/ipex/ipexd.toml.
+    let statefulset = deploy_file("k8s/statefulset.yaml");
+    let secret = deploy_file("k8s/secret.yaml");
+    for mount in [
+        "mountPath: /etc/ipex\n",
+        "mountPath: /var/run/secrets/ipex\n",
+        "mountPath: /var/lib/ipex\n",
+    ] {
+        assert!(
+            statefulset.contains(mount),
+            "statefulset.yaml lacks {mount}"
+        );
+    }
+    assert!(deploy_file("Containerfile")
+        .contains(r#"ENTRYPOINT ["ipexd", "--config", "/etc/ipex/ipexd.toml"]"#));
+    assert!(deploy_file("k8s/kustomization.yaml").contains("- registry.toml"));
+    assert_eq!(k8s.registry, Path::new("/etc/ipex/registry.toml"));
+    assert!(k8s.data_dir.starts_with("/var/lib/ipex"));
+    let probe_files = ["probe.pem", "probe.key", "gateway-ca.pem"]
+        .map(|f| Path::new("/var/run/secrets/ipex").join(f));
+    let secret_files = [
+        &k8s.tls.cert,
+        &k8s.tls.key,
+        &k8s.tls.client_ca,
+        k8s.audit.signing_key.as_ref().unwrap(),
+    ]
+    .into_iter()
+    .chain(probe_files.iter());
+    for file in secret_files {
+        let name = file
+            .strip_prefix("/var/run/secrets/ipex")
+            .unwrap_or_else(|_| panic!("{} is not in the Secret's mount", file.display()));
+        assert!(
+            secret.contains(&format!("\n  {}: |", name.display())),
+            "secret.yaml has no {}",
+            name.display()
+        );
+        assert!(
+            name == Path::new("gateway.pem")
+                || name == Path::new("gateway.key")
+                || name == Path::new("participants-ca.pem")
+                || name == Path::new("audit.key")
+                || statefulset.contains(&file.display().to_string()),
+            "the probe's {} is not named in statefulset.yaml",
+            name.display()
+        );
+    }
+
+    // Stop timeouts above the drain, with room for the final flush.
+    let example = ipex::config::Config::from_toml(&deploy_file("ipexd.example.toml"), "example")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let dev = ipex::config::Config::dev(Path::new("certs/dev"));
+    for (file, key, grace_ms) in [
+        (
+            "systemd/ipexd.service",
+            "TimeoutStopSec=",
+            example.shutdown_grace_ms,
+        ),
+        (
+            "k8s/statefulset.yaml",
+            "terminationGracePeriodSeconds:",
+            k8s.shutdown_grace_ms,
+        ),
+        ("compose.yaml", "stop_grace_period:", dev.shutdown_grace_ms),
+    ] {
+        let stop_ms = seconds_after(&deploy_file(file), key) * 1000;
+        assert!(
+            stop_ms >= grace_ms + 5000,
+            "{file}: {key} {stop_ms} ms leaves too little over shutdown_grace_ms {grace_ms}"
+        );
+    }
+}
+
+/// `ipex bench` with no gateway starts its own and, with --json, prints for both calls at
+/// each concurrency the figures the README's Performance section quotes, and the verdict on
+/// the target.
+#[test]
+fn bench_runs_on_its_own_gateway_and_prints_json() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = run(command(IPEX, tmp.path()).args([
+        "bench",
+        "--json",
+        "--requests",
+        "64",
+        "--concurrency",
+        "1,64",
+        "--connections",
+        "2",
+        "--warmup",
+        "0s",
+    ]));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "ipex bench failed: {stderr}");
+    assert!(
+        stderr.contains("submit") && stderr.contains("in flight"),
+        "{stderr}"
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "ipex bench --json printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    assert_eq!(report["gateway"], "local");
+    assert_eq!(report["connections"], 2);
+    assert_eq!(report["requests"], 64);
+    let steps = report["steps"].as_array().unwrap();
+    let measured: Vec<(&str, u64)> = steps
+        .iter()
+        .map(|s| {
+            (
+                s["call"].as_str().unwrap(),
+                s["concurrency"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        measured,
+        [("health", 1), ("submit", 1), ("health", 64), ("submit", 64)]
+    );
+    for step in steps {
+        assert_eq!(step["calls"], 64, "{step}");
+        assert_eq!(step["errors"], 0, "{step}");
+        assert!(step["calls_per_sec"].as_f64().unwrap() > 0.0, "{step}");
+        let p50 = step["p50_ms"].as_f64().unwrap();
+        let p99 = step["p99_ms"].as_f64().unwrap();
+        let p999 = step["p999_ms"].as_f64().unwrap();
+        assert!(0.0 < p50 && p50 <= p99 && p99 <= p999, "{step}");
+    }
+    let ratios = report["ratios"].as_array().unwrap();
+    assert_eq!(ratios.len(), 2);
+    for ratio in ratios {
+        assert!(
+            ratio["calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
+            "{ratio}"
+        );
+        assert!(ratio["p99_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
+    }
+    let target = &report["target"];
+    assert_eq!(target["concurrency"], 64);
+    assert_eq!(target["min_calls_per_sec_ratio"], 0.6);
+    assert_eq!(target["max_p99_ratio"], 2.0);
+    assert!(target["met"].is_boolean(), "{target}");
 }

@@ -127,7 +127,7 @@ async fn pinned_fingerprint_mismatch_is_unauthenticated() {
         hex::encode(sha2::Sha256::digest(der))
     };
     let registry = registry_toml(&format!(
-        "[[participant]]\nid = \"brand-d\"\nrole = \"RIGHT_HOLDER\"\ncountry = \"IT\"\npinned_sha256 = [\"{fingerprint}\"]\n"
+        "[[participant]]\nid = \"brand-d\"\nrole = \"RIGHT_HOLDER\"\ncountry = \"IT\"\npinned_sha256 = [\"{fingerprint}\"]\nrequire_token = false\n"
     ));
     let setup = Setup::with_registry(&registry);
     // Use this test's CA for the gateway too.

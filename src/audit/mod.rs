@@ -149,6 +149,7 @@ pub fn parties(leaf: &pb::AuditLeaf) -> Vec<&str> {
         Some(Event::Delivered(e)) => vec![e.recipient.as_str(), e.sender.as_str()],
         Some(Event::Read(e)) => vec![e.reader.as_str()],
         Some(Event::Answered(e)) => vec![e.sender.as_str(), e.answered_sender.as_str()],
+        Some(Event::Acked(e)) => vec![e.participant.as_str()],
         Some(Event::Refused(e)) if !e.participant.is_empty() => vec![e.participant.as_str()],
         Some(Event::Refused(_)) | None => vec![],
     }

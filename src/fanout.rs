@@ -1,0 +1,160 @@
+//! Live subscriptions. Every message made durable is published once on a bounded broadcast
+//! ring ([`crate::store::Store::live`]); each subscriber's task takes what it may read and
+//! wants from the ring, in sequence order. A subscriber that falls behind the ring — a slow
+//! link, a client that does not read — is switched to reading from the store until it has
+//! caught up, then back to the ring. Memory stays bounded whatever the number of slow
+//! subscribers (the ring is shared; each stream buffers a few deliveries), and within one
+//! stream nothing is skipped or repeated: the task's next sequence number only moves forward,
+//! one message at a time.
+
+use crate::filter::{Facets, MessageFilter};
+use crate::gateway::{view, Gateway};
+use crate::identity::Caller;
+use crate::pb;
+use crate::store::Stored;
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Status;
+
+/// Deliveries a stream buffers before its task waits for the client.
+const STREAM_BUFFER: usize = 32;
+
+/// The stream of one subscriber.
+pub type DeliveryStream = ReceiverStream<Result<pb::Delivery, Status>>;
+
+/// Starts delivering to `caller` every message from sequence number `next` on that matches
+/// `filter` and that it may read. `live` must have been subscribed before `next` was chosen,
+/// so that nothing falls between the store and the ring. The stream ends with UNAVAILABLE
+/// when the gateway shuts down.
+pub fn spawn(
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    filter: MessageFilter,
+    next: u64,
+    live: broadcast::Receiver<Arc<crate::store::Live>>,
+    closing: watch::Receiver<bool>,
+) -> DeliveryStream {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(
+        Pump {
+            gateway,
+            caller,
+            filter,
+            next,
+            tx,
+        }
+        .run(live, closing),
+    );
+    ReceiverStream::new(rx)
+}
+
+struct Pump {
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    filter: MessageFilter,
+    /// The next sequence number to consider.
+    next: u64,
+    tx: mpsc::Sender<Result<pb::Delivery, Status>>,
+}
+
+/// Why a pump stops.
+enum Stop {
+    /// The client went away.
+    Gone,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut live: broadcast::Receiver<Arc<crate::store::Live>>,
+        mut closing: watch::Receiver<bool>,
+    ) {
+        loop {
+            if *closing.borrow() {
+                let _ = self
+                    .tx
+                    .send(Err(Status::unavailable(
+                        "the gateway is shutting down; reconnect to resume",
+                    )))
+                    .await;
+                return;
+            }
+            // Catch up from the store while it holds messages past the ring's reach.
+            if self.next <= self.gateway.store.last_seq() {
+                match self.catch_up().await {
+                    Ok(()) => {}
+                    Err(Stop::Gone) => return,
+                }
+                continue;
+            }
+            tokio::select! {
+                _ = closing.changed() => continue,
+                _ = self.tx.closed() => return,
+                received = live.recv() => match received {
+                    Ok(message) if message.receipt.seq == self.next => {
+                        let stored = Stored {
+                            envelope: (*message.envelope).clone(),
+                            receipt: message.receipt.clone(),
+                        };
+                        if self.offer(stored).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Already delivered from the store, or ahead of us (the loop catches up).
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(
+                            participant = self.caller.id(),
+                            missed,
+                            "subscriber fell behind the live ring; catching up from the store"
+                        );
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// Delivers from the store up to the durable end, a bounded stretch at a time.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        let end = self.gateway.store.last_seq();
+        let stretch_end = end.min(self.next.saturating_add(256));
+        while self.next <= stretch_end {
+            match self.gateway.store.get(self.next) {
+                Ok(Some(stored)) => self.offer(stored).await?,
+                Ok(None) => self.next += 1,
+                Err(error) => {
+                    let _ = self
+                        .tx
+                        .send(Err(Status::data_loss(format!(
+                            "cannot read message {}: {error}",
+                            self.next
+                        ))))
+                        .await;
+                    return Err(Stop::Gone);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the message `self.next` if the subscriber wants it and may read it; moves on.
+    async fn offer(&mut self, stored: Stored) -> Result<(), Stop> {
+        self.next = stored.receipt.seq + 1;
+        let facets = Facets::of(&stored.envelope);
+        if !self.filter.matches(&stored.envelope, &facets)
+            || !self.gateway.may_read(&self.caller, &stored)
+        {
+            return Ok(());
+        }
+        let seq = stored.receipt.seq;
+        let leaf_index = stored.receipt.leaf_index;
+        let delivery = pb::Delivery {
+            message: Some(view(stored, self.caller.id())),
+            seq,
+            leaf_index,
+        };
+        self.tx.send(Ok(delivery)).await.map_err(|_| Stop::Gone)
+    }
+}

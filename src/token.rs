@@ -1,0 +1,2406 @@
+//! Officer tokens: JWTs that say which officer of a participant makes a call.
+//!
+//! mTLS tells the gateway which *participant* (a customs authority, a
+//! marketplace, a carrier…) is calling, but not which of its officers is
+//! acting, nor what that officer may do. A call may therefore carry
+//! `authorization: Bearer <JWT>`: a short-lived token that the participant's
+//! own identity system issued for one officer, naming them (`sub`) and their
+//! scopes (`scope`), signed with a key the participant registered with the
+//! gateway, and bound (RFC 8705, `cnf.x5t#S256`) to the very client
+//! certificate the call arrives on, so that a token copied out of one
+//! participant's systems is worthless anywhere else.
+//!
+//! This module verifies such tokens ([`verify`], or [`TokenCache::verify`] to
+//! skip repeated signature checks), parses the `authorization` metadata
+//! ([`bearer`]), loads the verification keys a participant registered
+//! ([`TokenKeys`], from PEM public keys or a JWKS document), and mints tokens
+//! for development and tests ([`DevSigner`]).
+//!
+//! Error mapping: every [`TokenError`] returned by [`verify`], [`bearer`] and
+//! [`TokenCache::verify`] means the caller is not authenticated as an officer
+//! and maps to gRPC `UNAUTHENTICATED`. Scopes are *not* checked here: the
+//! handler checks [`Officer::has`] for the scope its method needs and answers
+//! `PERMISSION_DENIED` when it is missing.
+//!
+//! Crypto backend: `jsonwebtoken` 10 has no built-in cryptography; it needs
+//! exactly one backend feature (here `rust_crypto`) or a provider installed
+//! with `CryptoProvider::install_default`, and otherwise panics on first use.
+//! With only `rust_crypto` enabled it picks that provider by itself; [`init`]
+//! pins it explicitly anyway (so that another crate enabling `aws_lc_rs` too
+//! cannot turn the first verification into a panic). [`verify`] and
+//! [`DevSigner`] call [`init`] themselves; calling it at start-up is harmless.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
+use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header};
+use rand_core::{OsRng, RngCore};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Longest token accepted, in bytes; longer ones are refused before any parsing.
+pub const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+/// Smallest RSA modulus accepted for a verification key, in bits.
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// Largest RSA modulus accepted, in bits (the `rsa` crate verifies up to 4096).
+pub const MAX_RSA_BITS: usize = 4096;
+
+/// Pins `jsonwebtoken`'s crypto provider to its RustCrypto backend.
+///
+/// Idempotent and cheap; [`verify`], [`TokenCache::verify`] and [`DevSigner`]
+/// call it themselves. If a provider was already installed (by an earlier
+/// call, by the crate's feature-based default on first use, or by the
+/// application), that provider stays.
+pub fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        // An Err only means some provider is already in place, which is fine.
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    });
+}
+
+/// The current time as seconds since the Unix epoch (0 if the clock is before it).
+pub fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// SHA-256 of a DER certificate: the thumbprint tokens are bound to (RFC 8705 `x5t#S256`).
+pub fn cert_thumbprint(cert_der: &[u8]) -> [u8; 32] {
+    Sha256::digest(cert_der).into()
+}
+
+/// Why a token (or the `authorization` metadata, or a verification key) was refused.
+///
+/// Every variant that [`verify`], [`bearer`] or [`TokenCache::verify`] returns
+/// maps to gRPC `UNAUTHENTICATED`; a missing scope is the caller's
+/// `PERMISSION_DENIED`, not an error of this type. [`TokenError::InvalidKey`],
+/// [`TokenError::InvalidJwks`] and [`TokenError::Signing`] come only from
+/// loading keys or minting tokens, i.e. from configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// The `authorization` metadata is not `Bearer <token>`.
+    #[error("the authorization metadata is not a usable Bearer credential: {reason}")]
+    BadAuthorization {
+        /// Which part of `Bearer <token>` is wrong.
+        reason: &'static str,
+    },
+    /// The token is not a well-formed compact JWS/JWT.
+    #[error("the token is not a well-formed JWT: {reason}")]
+    Malformed {
+        /// What is wrong with its structure or encoding.
+        reason: String,
+    },
+    /// The header says `alg: none`: an unsigned token.
+    #[error("the token is unsigned (alg \"none\"), which is never accepted")]
+    AlgNone,
+    /// The header names an HMAC algorithm; shared-secret tokens are refused before any key lookup.
+    #[error("the token uses the symmetric algorithm {alg:?}; only asymmetric signatures (EdDSA, ES256, ES384, RS256/384/512, PS256/384/512) are accepted")]
+    SymmetricAlgorithm {
+        /// The `alg` of the header.
+        alg: String,
+    },
+    /// The header names an algorithm this gateway does not know.
+    #[error("the token's algorithm {alg:?} is not supported; use EdDSA, ES256, ES384, RS256/384/512 or PS256/384/512")]
+    UnsupportedAlgorithm {
+        /// The `alg` of the header.
+        alg: String,
+    },
+    /// The header has a `crit` parameter; no extension is understood here (RFC 7515 §4.1.11).
+    #[error("the token's header marks extensions as critical (crit), and none are supported")]
+    CriticalHeader,
+    /// The header's `kid` names no key of the participant (and it has no key without a `kid` to try).
+    #[error("the token's key id {kid:?} names no verification key registered for participant {participant:?}")]
+    UnknownKeyId {
+        /// The `kid` of the header.
+        kid: String,
+        /// The participant named by the client certificate.
+        participant: String,
+    },
+    /// The key selected by the header's `kid` is of a type (or declared `alg`) that cannot verify the token's `alg`.
+    #[error("the verification key {kid:?} is {key}, which cannot verify a {alg} token")]
+    KeyTypeMismatch {
+        /// The `kid` of the header.
+        kid: String,
+        /// The kind of the registered key, e.g. "an Ed25519 key".
+        key: String,
+        /// The `alg` of the header.
+        alg: String,
+    },
+    /// The participant registered no key usable with the token's `alg`.
+    #[error("participant {participant:?} has no verification key usable with {alg} (registered: {registered})")]
+    NoKeyForAlgorithm {
+        /// The `alg` of the header.
+        alg: String,
+        /// The participant named by the client certificate.
+        participant: String,
+        /// The kinds of key it did register, or "none".
+        registered: String,
+    },
+    /// No candidate key of the participant verifies the signature.
+    #[error("the token's signature does not verify with any of the {tried} candidate key(s) registered for participant {participant:?}")]
+    BadSignature {
+        /// The participant named by the client certificate.
+        participant: String,
+        /// How many keys were tried.
+        tried: usize,
+    },
+    /// `iss` is not the participant of the client certificate.
+    #[error("the token was issued by {iss:?}, but the client certificate belongs to participant {participant:?}; a participant may only present tokens it issued itself")]
+    IssuerMismatch {
+        /// The `iss` of the token.
+        iss: String,
+        /// The participant named by the client certificate.
+        participant: String,
+    },
+    /// `aud` does not contain this gateway.
+    #[error("the token's audience does not include this gateway ({audience:?})")]
+    AudienceMismatch {
+        /// The gateway id the audience must contain.
+        audience: String,
+    },
+    /// A required claim is absent.
+    #[error("the token has no {claim:?} claim, which is required")]
+    MissingClaim {
+        /// The claim's name.
+        claim: &'static str,
+    },
+    /// A claim is present but of the wrong type or form.
+    #[error("the token's {claim:?} claim is invalid: it {reason}")]
+    InvalidClaim {
+        /// The claim's name.
+        claim: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// `exp` (plus leeway) has passed.
+    #[error("the token expired (exp {exp}, now {now})")]
+    Expired {
+        /// The token's `exp`.
+        exp: u64,
+        /// The time of the check.
+        now: u64,
+    },
+    /// `nbf` (minus leeway) is still in the future.
+    #[error("the token is not valid yet (nbf {nbf}, now {now})")]
+    NotYetValid {
+        /// The token's `nbf`.
+        nbf: u64,
+        /// The time of the check.
+        now: u64,
+    },
+    /// `iat` is in the future beyond the leeway.
+    #[error("the token claims to be issued in the future (iat {iat}, now {now})")]
+    IssuedInFuture {
+        /// The token's `iat`.
+        iat: u64,
+        /// The time of the check.
+        now: u64,
+    },
+    /// `exp` lies further ahead than the policy's maximum lifetime (plus leeway).
+    #[error(
+        "the token's lifetime is too long: exp {exp} is more than {max_secs} s after now ({now})"
+    )]
+    LifetimeTooLong {
+        /// The token's `exp`.
+        exp: u64,
+        /// The time of the check.
+        now: u64,
+        /// The policy's maximum lifetime in seconds.
+        max_secs: u64,
+    },
+    /// The token has no `cnf.x5t#S256` and the policy requires certificate binding.
+    #[error("the token is not bound to a client certificate (no cnf x5t#S256 claim), which this gateway requires")]
+    MissingBinding,
+    /// `cnf.x5t#S256` names another certificate than the one the call arrived on.
+    #[error("the token is bound to client certificate sha256:{bound}, but the call presented sha256:{presented}")]
+    BindingMismatch {
+        /// Hex SHA-256 of the certificate the token is bound to.
+        bound: String,
+        /// Hex SHA-256 of the caller's certificate.
+        presented: String,
+    },
+    /// A configured verification key cannot be used.
+    #[error("{key} cannot be used as a token verification key: it {reason}")]
+    InvalidKey {
+        /// Which key, e.g. "PEM key #2" or "JWKS key #1 (kid \"a\")".
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A JWKS document is not `{"keys": [...]}`.
+    #[error("the JWKS document is invalid: {reason}")]
+    InvalidJwks {
+        /// The parse error.
+        reason: String,
+    },
+    /// Minting a development token or handling its key failed.
+    #[error("development token signing failed: {reason}")]
+    Signing {
+        /// The underlying error.
+        reason: String,
+    },
+}
+
+/// What an officer may do; carried in the token's space-separated `scope` claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// `exchange:submit`: submit records to the exchange.
+    ExchangeSubmit,
+    /// `exchange:read`: read records from the exchange.
+    ExchangeRead,
+    /// `subscribe`: open subscriptions.
+    Subscribe,
+    /// `audit:read`: read the audit log.
+    AuditRead,
+}
+
+impl Scope {
+    /// Every scope, in declaration order.
+    pub const ALL: [Scope; 4] = [
+        Scope::ExchangeSubmit,
+        Scope::ExchangeRead,
+        Scope::Subscribe,
+        Scope::AuditRead,
+    ];
+
+    /// The scope's name in the `scope` claim.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::ExchangeSubmit => "exchange:submit",
+            Scope::ExchangeRead => "exchange:read",
+            Scope::Subscribe => "subscribe",
+            Scope::AuditRead => "audit:read",
+        }
+    }
+
+    /// The scope with this exact name, if any.
+    pub fn parse(name: &str) -> Option<Scope> {
+        Scope::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The officer a verified token names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Officer {
+    /// The token's `sub`: the officer, as the issuing participant names them.
+    pub subject: String,
+    /// The known scopes of the token's `scope` claim (unknown names are dropped).
+    pub scopes: BTreeSet<Scope>,
+    /// The token's `exp`, seconds since the Unix epoch.
+    pub expires_at: u64,
+    /// The token's `jti`, if it has one.
+    pub token_id: Option<String>,
+}
+
+impl Officer {
+    /// Whether the token grants `scope`.
+    pub fn has(&self, scope: Scope) -> bool {
+        self.scopes.contains(&scope)
+    }
+}
+
+/// What the gateway demands of a token beyond a valid signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPolicy {
+    /// This gateway's id; the token's `aud` must contain it.
+    pub audience: String,
+    /// Longest accepted time from now to `exp` (default 1 h).
+    pub max_lifetime: Duration,
+    /// Clock skew tolerated for `exp`, `nbf`, `iat` and the lifetime check (default 30 s).
+    pub leeway: Duration,
+    /// Whether a token without `cnf.x5t#S256` is refused (default true). A
+    /// binding that is present is always checked.
+    pub require_binding: bool,
+}
+
+impl TokenPolicy {
+    /// The default policy for the gateway `audience`: 1 h lifetime, 30 s leeway, binding required.
+    pub fn new(audience: impl Into<String>) -> Self {
+        TokenPolicy {
+            audience: audience.into(),
+            max_lifetime: Duration::from_secs(3600),
+            leeway: Duration::from_secs(30),
+            require_binding: true,
+        }
+    }
+}
+
+/// The type of a verification key, which decides the algorithms it can verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyKind {
+    /// Ed25519, for `EdDSA`.
+    Ed25519,
+    /// ECDSA P-256, for `ES256`.
+    P256,
+    /// ECDSA P-384, for `ES384`.
+    P384,
+    /// RSA (2048–4096 bits), for `RS256/384/512` and `PS256/384/512`.
+    Rsa,
+}
+
+impl KeyKind {
+    /// Whether a key of this kind can verify tokens signed with `alg`.
+    pub fn accepts(self, alg: Algorithm) -> bool {
+        use Algorithm::*;
+        matches!(
+            (self, alg),
+            (KeyKind::Ed25519, EdDSA)
+                | (KeyKind::P256, ES256)
+                | (KeyKind::P384, ES384)
+                | (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
+        )
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            KeyKind::Ed25519 => "Ed25519",
+            KeyKind::P256 => "P-256",
+            KeyKind::P384 => "P-384",
+            KeyKind::Rsa => "RSA",
+        }
+    }
+}
+
+impl fmt::Display for KeyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct KeyEntry {
+    kid: Option<String>,
+    /// The `alg` a JWK declared, which then is the only one it verifies.
+    alg: Option<Algorithm>,
+    kind: KeyKind,
+    key: DecodingKey,
+}
+
+impl KeyEntry {
+    fn usable_for(&self, alg: Algorithm) -> bool {
+        self.kind.accepts(alg) && self.alg.is_none_or(|a| a == alg)
+    }
+
+    fn describe(&self) -> String {
+        let article = match self.kind {
+            KeyKind::Ed25519 | KeyKind::Rsa => "an",
+            KeyKind::P256 | KeyKind::P384 => "a",
+        };
+        match self.alg {
+            Some(a) => format!("{article} {} key restricted to {a:?}", self.kind),
+            None => format!("{article} {} key", self.kind),
+        }
+    }
+}
+
+/// The token verification keys one participant registered.
+///
+/// Keys from PEM have no key id; keys from a JWKS have the JWK's `kid` (and,
+/// if the JWK declares an `alg`, verify only that algorithm). A token whose
+/// header has a `kid` is checked against the keys with that `kid`, or, if
+/// there are none, against the keys without a `kid`; a token without `kid`
+/// is checked against every key of a type compatible with its `alg`.
+#[derive(Debug, Clone, Default)]
+pub struct TokenKeys {
+    keys: Vec<KeyEntry>,
+}
+
+impl TokenKeys {
+    /// Keys from PEM public keys, one key per string: `PUBLIC KEY` (SPKI:
+    /// Ed25519, EC P-256/P-384 or RSA) or `RSA PUBLIC KEY` (PKCS#1).
+    /// Private keys, certificates, RSA keys outside 2048–4096 bits and other
+    /// curves are refused.
+    pub fn from_pem<S: AsRef<str>>(pems: &[S]) -> Result<Self, TokenError> {
+        let mut keys = Vec::with_capacity(pems.len());
+        for (i, pem) in pems.iter().enumerate() {
+            let (kind, key) =
+                parse_public_pem(pem.as_ref()).map_err(|reason| TokenError::InvalidKey {
+                    key: format!("PEM key #{}", i + 1),
+                    reason,
+                })?;
+            keys.push(KeyEntry {
+                kid: None,
+                alg: None,
+                kind,
+                key,
+            });
+        }
+        Ok(TokenKeys { keys })
+    }
+
+    /// Keys from a JWKS document (`{"keys": [...]}`) with `OKP` (Ed25519),
+    /// `EC` (P-256, P-384) and `RSA` keys. Keys marked `"use": "enc"` or with
+    /// an encryption `alg` are skipped; symmetric (`oct`) keys, keys carrying
+    /// private material and unsupported curves are refused.
+    pub fn from_jwks(json: &str) -> Result<Self, TokenError> {
+        #[derive(Deserialize)]
+        struct RawJwks {
+            keys: Vec<Value>,
+        }
+        let raw: RawJwks = serde_json::from_str(json).map_err(|e| TokenError::InvalidJwks {
+            reason: e.to_string(),
+        })?;
+        let mut keys = Vec::with_capacity(raw.keys.len());
+        for (i, value) in raw.keys.into_iter().enumerate() {
+            let name = match value.get("kid").and_then(Value::as_str) {
+                Some(kid) => format!("JWKS key #{} (kid {kid:?})", i + 1),
+                None => format!("JWKS key #{}", i + 1),
+            };
+            let invalid = |reason: String| TokenError::InvalidKey {
+                key: name.clone(),
+                reason,
+            };
+            if let Some(entry) = parse_jwk(value).map_err(invalid)? {
+                keys.push(entry);
+            }
+        }
+        Ok(TokenKeys { keys })
+    }
+
+    /// Adds `other`'s keys to these (e.g. a participant's PEM keys and its JWKS).
+    pub fn merge(&mut self, other: TokenKeys) {
+        self.keys.extend(other.keys);
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether there are no keys (every token is then refused).
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Each key's id and kind, e.g. for a start-up log line.
+    pub fn iter(&self) -> impl Iterator<Item = (Option<&str>, KeyKind)> + '_ {
+        self.keys.iter().map(|k| (k.kid.as_deref(), k.kind))
+    }
+
+    fn registered(&self) -> String {
+        if self.keys.is_empty() {
+            return "none".to_owned();
+        }
+        let kinds: Vec<&str> = self.keys.iter().map(|k| k.kind.name()).collect();
+        kinds.join(", ")
+    }
+}
+
+/// Reads the token out of `authorization` metadata: `Bearer <token>`, the
+/// scheme matched case-insensitively (RFC 7235), surrounding spaces ignored.
+pub fn bearer(metadata_value: &str) -> Result<&str, TokenError> {
+    let value = metadata_value.trim();
+    if value.is_empty() {
+        return Err(TokenError::BadAuthorization {
+            reason: "it is empty",
+        });
+    }
+    let (scheme, rest) = value
+        .split_once(|c: char| c.is_ascii_whitespace())
+        .unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(TokenError::BadAuthorization {
+            reason: "its scheme is not Bearer",
+        });
+    }
+    let token = rest.trim();
+    if token.is_empty() {
+        return Err(TokenError::BadAuthorization {
+            reason: "no token follows Bearer",
+        });
+    }
+    if token.contains(|c: char| c.is_ascii_whitespace()) {
+        return Err(TokenError::BadAuthorization {
+            reason: "the token contains whitespace",
+        });
+    }
+    Ok(token)
+}
+
+/// Verifies an officer token presented by `participant_id` over a client
+/// certificate whose SHA-256 is `cert_sha256`.
+///
+/// `keys` must be the keys registered by `participant_id` (the participant of
+/// the client certificate), never keys looked up by the token's `iss`.
+/// Checks, each with its own [`TokenError`]: well-formed compact JWT; `alg`
+/// asymmetric (`none` and `HS*` refused before any key is looked at); no
+/// `crit`; `iss` equal to `participant_id` (checked before the signature, so
+/// another participant's token fails clearly); key selection by `kid` and
+/// key type; signature; `exp` present, not passed and at most
+/// `max_lifetime` ahead; `nbf` and `iat` not in the future; `aud` contains
+/// `policy.audience`; `sub` present; `cnf.x5t#S256` equals `cert_sha256`
+/// (absent: refused if `policy.require_binding`). Time checks allow
+/// `policy.leeway`. Unknown scopes are ignored.
+pub fn verify(
+    token: &str,
+    participant_id: &str,
+    keys: &TokenKeys,
+    cert_sha256: &[u8; 32],
+    policy: &TokenPolicy,
+    now_unix: u64,
+) -> Result<Officer, TokenError> {
+    init();
+    let parts = split_token(token)?;
+    let header = parse_header(parts.header)?;
+    let alg = asymmetric_algorithm(&header.alg)?;
+    if header.crit.is_some() {
+        return Err(TokenError::CriticalHeader);
+    }
+    if parts.signature.is_empty() {
+        return Err(malformed("its signature is empty"));
+    }
+    if URL_SAFE_NO_PAD.decode(parts.signature).is_err() {
+        return Err(malformed("its signature is not base64url without padding"));
+    }
+    let payload = URL_SAFE_NO_PAD
+        .decode(parts.payload)
+        .map_err(|_| malformed("its payload is not base64url without padding"))?;
+    if !is_json_object(&payload) {
+        return Err(malformed("its payload is not a JSON object"));
+    }
+    let claims: RawClaims = serde_json::from_slice(&payload)
+        .map_err(|e| malformed(format!("its payload is not a JSON claims object ({e})")))?;
+
+    // Issuer first: rejecting on an unverified claim is safe, and a token of
+    // another participant then fails with a message that says so.
+    let iss = string_claim("iss", claims.iss.as_ref())?;
+    if iss != participant_id {
+        return Err(TokenError::IssuerMismatch {
+            iss: iss.to_owned(),
+            participant: participant_id.to_owned(),
+        });
+    }
+
+    check_signature(&parts, alg, header.kid.as_deref(), participant_id, keys)?;
+
+    let now = now_unix;
+    let leeway = policy.leeway.as_secs();
+    let exp = numeric_date(
+        "exp",
+        claims
+            .exp
+            .as_ref()
+            .ok_or(TokenError::MissingClaim { claim: "exp" })?,
+    )?;
+    if now >= exp.saturating_add(leeway) {
+        return Err(TokenError::Expired { exp, now });
+    }
+    let max_secs = policy.max_lifetime.as_secs();
+    if exp > now.saturating_add(max_secs).saturating_add(leeway) {
+        return Err(TokenError::LifetimeTooLong { exp, now, max_secs });
+    }
+    if let Some(nbf) = claims.nbf.as_ref() {
+        let nbf = numeric_date("nbf", nbf)?;
+        if nbf > now.saturating_add(leeway) {
+            return Err(TokenError::NotYetValid { nbf, now });
+        }
+    }
+    if let Some(iat) = claims.iat.as_ref() {
+        let iat = numeric_date("iat", iat)?;
+        if iat > now.saturating_add(leeway) {
+            return Err(TokenError::IssuedInFuture { iat, now });
+        }
+    }
+
+    check_audience(claims.aud.as_ref(), &policy.audience)?;
+
+    let subject = string_claim("sub", claims.sub.as_ref())?;
+    if subject.is_empty() {
+        return Err(TokenError::InvalidClaim {
+            claim: "sub",
+            reason: "is empty".to_owned(),
+        });
+    }
+
+    check_binding(claims.cnf.as_ref(), cert_sha256, policy.require_binding)?;
+
+    let scopes = match claims.scope.as_ref() {
+        None => BTreeSet::new(),
+        Some(Value::String(s)) => s
+            .split_ascii_whitespace()
+            .filter_map(Scope::parse)
+            .collect(),
+        Some(_) => {
+            return Err(TokenError::InvalidClaim {
+                claim: "scope",
+                reason: "is not a space-separated string".to_owned(),
+            })
+        }
+    };
+    let token_id = match claims.jti.as_ref() {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(TokenError::InvalidClaim {
+                claim: "jti",
+                reason: "is not a string".to_owned(),
+            })
+        }
+    };
+
+    Ok(Officer {
+        subject: subject.to_owned(),
+        scopes,
+        expires_at: exp,
+        token_id,
+    })
+}
+
+/// A bounded cache of verified tokens, so that a token presented again skips
+/// the signature check (tens of µs for ES256/EdDSA, more for RSA).
+///
+/// Entries are keyed by SHA-256 of the token and remember the participant and
+/// certificate thumbprint the token was verified for: a hit requires both to
+/// match, and `exp` (plus leeway) is re-checked against `now` on every hit.
+/// Anything else falls through to a full [`verify`]. When full, expired
+/// entries are dropped, then the older half. Call [`TokenCache::clear`] when a
+/// participant's keys or the [`TokenPolicy`] change, since cached entries
+/// were accepted under the old ones.
+#[derive(Debug)]
+pub struct TokenCache {
+    capacity: usize,
+    inner: Mutex<CacheInner>,
+}
+
+#[derive(Debug, Default)]
+struct CacheInner {
+    entries: HashMap<[u8; 32], CacheEntry>,
+    next_seq: u64,
+}
+
+#[derive(Debug)]
+struct CacheEntry {
+    participant: String,
+    cert_sha256: [u8; 32],
+    officer: Officer,
+    seq: u64,
+}
+
+impl Default for TokenCache {
+    fn default() -> Self {
+        TokenCache::new(TokenCache::DEFAULT_CAPACITY)
+    }
+}
+
+impl TokenCache {
+    /// Capacity of [`TokenCache::default`].
+    pub const DEFAULT_CAPACITY: usize = 10_000;
+
+    /// A cache holding at most `capacity` tokens (0 disables caching).
+    pub fn new(capacity: usize) -> Self {
+        TokenCache {
+            capacity,
+            inner: Mutex::new(CacheInner::default()),
+        }
+    }
+
+    /// Like [`verify`], answering from the cache when this token was already
+    /// verified for the same participant and certificate and has not expired.
+    pub fn verify(
+        &self,
+        token: &str,
+        participant_id: &str,
+        keys: &TokenKeys,
+        cert_sha256: &[u8; 32],
+        policy: &TokenPolicy,
+        now_unix: u64,
+    ) -> Result<Officer, TokenError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let leeway = policy.leeway.as_secs();
+        if let Some(officer) = self.lookup(&digest, participant_id, cert_sha256, leeway, now_unix) {
+            return Ok(officer);
+        }
+        let officer = verify(token, participant_id, keys, cert_sha256, policy, now_unix)?;
+        self.insert(
+            digest,
+            participant_id,
+            cert_sha256,
+            &officer,
+            leeway,
+            now_unix,
+        );
+        Ok(officer)
+    }
+
+    /// How many tokens are cached.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no token is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Forgets every cached token.
+    pub fn clear(&self) {
+        self.lock().entries.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, CacheInner> {
+        // A panic while holding the lock cannot leave the map inconsistent
+        // (each operation is a single map call), so a poisoned lock is usable.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn lookup(
+        &self,
+        digest: &[u8; 32],
+        participant_id: &str,
+        cert_sha256: &[u8; 32],
+        leeway: u64,
+        now: u64,
+    ) -> Option<Officer> {
+        let mut inner = self.lock();
+        let entry = inner.entries.get(digest)?;
+        if entry.participant != participant_id || entry.cert_sha256 != *cert_sha256 {
+            return None;
+        }
+        if now >= entry.officer.expires_at.saturating_add(leeway) {
+            inner.entries.remove(digest);
+            return None;
+        }
+        Some(entry.officer.clone())
+    }
+
+    fn insert(
+        &self,
+        digest: [u8; 32],
+        participant_id: &str,
+        cert_sha256: &[u8; 32],
+        officer: &Officer,
+        leeway: u64,
+        now: u64,
+    ) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut inner = self.lock();
+        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&digest) {
+            inner
+                .entries
+                .retain(|_, e| now < e.officer.expires_at.saturating_add(leeway));
+            if inner.entries.len() >= self.capacity {
+                // Sequence numbers are unique and below next_seq, so at most
+                // capacity/2 entries survive this.
+                let keep = u64::try_from(self.capacity / 2).unwrap_or(u64::MAX);
+                let cutoff = inner.next_seq.saturating_sub(keep);
+                inner.entries.retain(|_, e| e.seq >= cutoff);
+            }
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        inner.entries.insert(
+            digest,
+            CacheEntry {
+                participant: participant_id.to_owned(),
+                cert_sha256: *cert_sha256,
+                officer: officer.clone(),
+                seq,
+            },
+        );
+    }
+}
+
+/// An Ed25519 token signer for development and tests: it plays a
+/// participant's identity system. Never use it as a production issuer.
+pub struct DevSigner {
+    signing: ed25519_dalek::SigningKey,
+    encoding: EncodingKey,
+    kid: Option<String>,
+}
+
+impl fmt::Debug for DevSigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevSigner")
+            .field("kid", &self.kid)
+            .field(
+                "public_key",
+                &hex::encode(self.signing.verifying_key().as_bytes()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Serialize)]
+struct MintedClaims<'a> {
+    iss: &'a str,
+    sub: &'a str,
+    aud: &'a str,
+    iat: u64,
+    exp: u64,
+    jti: String,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    scope: String,
+    cnf: MintedCnf,
+}
+
+#[derive(Serialize)]
+struct MintedCnf {
+    #[serde(rename = "x5t#S256")]
+    x5t_s256: String,
+}
+
+impl DevSigner {
+    /// A signer with a fresh random key from the OS, without key id.
+    pub fn generate() -> Result<Self, TokenError> {
+        let mut secret = [0u8; 32];
+        OsRng.try_fill_bytes(&mut secret).map_err(signing_error)?;
+        Self::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&secret))
+    }
+
+    /// A signer from a PKCS#8 PEM (`PRIVATE KEY`) Ed25519 key, without key id.
+    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, TokenError> {
+        let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(signing_error)?;
+        Self::from_signing_key(signing)
+    }
+
+    fn from_signing_key(signing: ed25519_dalek::SigningKey) -> Result<Self, TokenError> {
+        init();
+        let der = signing.to_pkcs8_der().map_err(signing_error)?;
+        Ok(DevSigner {
+            encoding: EncodingKey::from_ed_der(der.as_bytes()),
+            signing,
+            kid: None,
+        })
+    }
+
+    /// The same signer, putting `kid` in the header of the tokens it mints.
+    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
+        self.kid = Some(kid.into());
+        self
+    }
+
+    /// The key id put in minted tokens, if any.
+    pub fn kid(&self) -> Option<&str> {
+        self.kid.as_deref()
+    }
+
+    /// The private key as PKCS#8 PEM (`PRIVATE KEY`): secret material.
+    pub fn to_pkcs8_pem(&self) -> Result<String, TokenError> {
+        let pem = self
+            .signing
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(signing_error)?;
+        Ok(pem.as_str().to_owned())
+    }
+
+    /// The public key as SPKI PEM (`PUBLIC KEY`), for [`TokenKeys::from_pem`].
+    pub fn public_key_pem(&self) -> Result<String, TokenError> {
+        self.signing
+            .verifying_key()
+            .to_public_key_pem(LineEnding::LF)
+            .map_err(signing_error)
+    }
+
+    /// The public key as a JWKS document (with the `kid`, if set), for [`TokenKeys::from_jwks`].
+    pub fn public_jwks(&self) -> String {
+        let mut jwk = serde_json::json!({
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes()),
+            "use": "sig",
+            "alg": "EdDSA",
+        });
+        if let (Some(kid), Some(obj)) = (&self.kid, jwk.as_object_mut()) {
+            obj.insert("kid".to_owned(), Value::String(kid.clone()));
+        }
+        serde_json::json!({ "keys": [jwk] }).to_string()
+    }
+
+    /// The verification key of this signer, as [`TokenKeys`].
+    pub fn token_keys(&self) -> TokenKeys {
+        TokenKeys {
+            keys: vec![KeyEntry {
+                kid: self.kid.clone(),
+                alg: None,
+                kind: KeyKind::Ed25519,
+                key: DecodingKey::from_ed_der(self.signing.verifying_key().as_bytes()),
+            }],
+        }
+    }
+
+    /// Mints a token for officer `sub` of participant `iss`, for gateway
+    /// `aud`, with `scopes`, valid from `now` for `ttl`, bound to the client
+    /// certificate whose SHA-256 is `cert_sha256`, with a random `jti`.
+    #[allow(clippy::too_many_arguments)] // mirrors the claims one to one
+    pub fn mint(
+        &self,
+        iss: &str,
+        sub: &str,
+        aud: &str,
+        scopes: &[Scope],
+        ttl: Duration,
+        cert_sha256: &[u8; 32],
+        now: u64,
+    ) -> Result<String, TokenError> {
+        let mut jti = [0u8; 16];
+        OsRng.try_fill_bytes(&mut jti).map_err(signing_error)?;
+        let scope: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
+        self.sign_claims(&MintedClaims {
+            iss,
+            sub,
+            aud,
+            iat: now,
+            exp: now.saturating_add(ttl.as_secs()),
+            jti: hex::encode(jti),
+            scope: scope.join(" "),
+            cnf: MintedCnf {
+                x5t_s256: URL_SAFE_NO_PAD.encode(cert_sha256),
+            },
+        })
+    }
+
+    /// Signs arbitrary claims as an EdDSA JWT (with this signer's `kid`), e.g.
+    /// to craft unusual tokens in tests.
+    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
+        init();
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = self.kid.clone();
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(signing_error)
+    }
+}
+
+fn signing_error(e: impl fmt::Display) -> TokenError {
+    TokenError::Signing {
+        reason: e.to_string(),
+    }
+}
+
+fn malformed(reason: impl Into<String>) -> TokenError {
+    TokenError::Malformed {
+        reason: reason.into(),
+    }
+}
+
+struct TokenParts<'a> {
+    header: &'a str,
+    payload: &'a str,
+    signature: &'a str,
+    /// `header.payload`, the signed bytes.
+    message: &'a str,
+}
+
+fn split_token(token: &str) -> Result<TokenParts<'_>, TokenError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(malformed(format!(
+            "it is longer than {MAX_TOKEN_LEN} bytes"
+        )));
+    }
+    let (message, signature) = token
+        .rsplit_once('.')
+        .ok_or_else(|| malformed("it does not have three dot-separated parts"))?;
+    let (header, payload) = message
+        .split_once('.')
+        .ok_or_else(|| malformed("it does not have three dot-separated parts"))?;
+    if payload.contains('.') {
+        return Err(malformed("it has more than three dot-separated parts"));
+    }
+    if header.is_empty() || payload.is_empty() {
+        return Err(malformed("its header or payload is empty"));
+    }
+    Ok(TokenParts {
+        header,
+        payload,
+        signature,
+        message,
+    })
+}
+
+#[derive(Deserialize)]
+struct RawHeader {
+    alg: String,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Option<Value>,
+}
+
+fn parse_header(encoded: &str) -> Result<RawHeader, TokenError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded)
+        .map_err(|_| malformed("its header is not base64url without padding"))?;
+    if !is_json_object(&bytes) {
+        return Err(malformed("its header is not a JSON object"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        malformed(format!(
+            "its header is not a JSON object with a string alg ({e})"
+        ))
+    })
+}
+
+/// Whether `json` starts like an object; serde would also map an array onto a struct.
+fn is_json_object(json: &[u8]) -> bool {
+    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+fn asymmetric_algorithm(alg: &str) -> Result<Algorithm, TokenError> {
+    use Algorithm::*;
+    Ok(match alg {
+        "EdDSA" => EdDSA,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        _ if alg.eq_ignore_ascii_case("none") => return Err(TokenError::AlgNone),
+        _ if alg.starts_with("HS") => {
+            return Err(TokenError::SymmetricAlgorithm {
+                alg: alg.to_owned(),
+            })
+        }
+        _ => {
+            return Err(TokenError::UnsupportedAlgorithm {
+                alg: alg.to_owned(),
+            })
+        }
+    })
+}
+
+fn check_signature(
+    parts: &TokenParts<'_>,
+    alg: Algorithm,
+    kid: Option<&str>,
+    participant_id: &str,
+    keys: &TokenKeys,
+) -> Result<(), TokenError> {
+    let no_key = || TokenError::NoKeyForAlgorithm {
+        alg: format!("{alg:?}"),
+        participant: participant_id.to_owned(),
+        registered: keys.registered(),
+    };
+    let candidates: Vec<&KeyEntry> = match kid {
+        Some(kid) => {
+            let named: Vec<&KeyEntry> = keys
+                .keys
+                .iter()
+                .filter(|k| k.kid.as_deref() == Some(kid))
+                .collect();
+            if let Some(first) = named.first() {
+                let usable: Vec<&KeyEntry> = named
+                    .iter()
+                    .copied()
+                    .filter(|k| k.usable_for(alg))
+                    .collect();
+                if usable.is_empty() {
+                    return Err(TokenError::KeyTypeMismatch {
+                        kid: kid.to_owned(),
+                        key: first.describe(),
+                        alg: format!("{alg:?}"),
+                    });
+                }
+                usable
+            } else {
+                let anonymous: Vec<&KeyEntry> =
+                    keys.keys.iter().filter(|k| k.kid.is_none()).collect();
+                if anonymous.is_empty() {
+                    return Err(TokenError::UnknownKeyId {
+                        kid: kid.to_owned(),
+                        participant: participant_id.to_owned(),
+                    });
+                }
+                let usable: Vec<&KeyEntry> = anonymous
+                    .into_iter()
+                    .filter(|k| k.usable_for(alg))
+                    .collect();
+                if usable.is_empty() {
+                    return Err(no_key());
+                }
+                usable
+            }
+        }
+        None => {
+            let usable: Vec<&KeyEntry> = keys.keys.iter().filter(|k| k.usable_for(alg)).collect();
+            if usable.is_empty() {
+                return Err(no_key());
+            }
+            usable
+        }
+    };
+    for entry in &candidates {
+        // Err means the key could not be turned into a verifier (keys are
+        // checked when loaded, so this is unexpected): try the next one.
+        if let Ok(true) =
+            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &entry.key, alg)
+        {
+            return Ok(());
+        }
+    }
+    Err(TokenError::BadSignature {
+        participant: participant_id.to_owned(),
+        tried: candidates.len(),
+    })
+}
+
+/// The claims looked at; others are ignored. Duplicate names are refused by serde.
+#[derive(Deserialize)]
+struct RawClaims {
+    #[serde(default)]
+    iss: Option<Value>,
+    #[serde(default)]
+    sub: Option<Value>,
+    #[serde(default)]
+    aud: Option<Value>,
+    #[serde(default)]
+    exp: Option<Value>,
+    #[serde(default)]
+    nbf: Option<Value>,
+    #[serde(default)]
+    iat: Option<Value>,
+    #[serde(default)]
+    jti: Option<Value>,
+    #[serde(default)]
+    scope: Option<Value>,
+    #[serde(default)]
+    cnf: Option<Value>,
+}
+
+fn string_claim<'a>(claim: &'static str, value: Option<&'a Value>) -> Result<&'a str, TokenError> {
+    match value {
+        None => Err(TokenError::MissingClaim { claim }),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(TokenError::InvalidClaim {
+            claim,
+            reason: "is not a string".to_owned(),
+        }),
+    }
+}
+
+/// A NumericDate (RFC 7519 §2): non-negative seconds, fractions truncated.
+fn numeric_date(claim: &'static str, value: &Value) -> Result<u64, TokenError> {
+    if let Some(n) = value.as_u64() {
+        return Ok(n);
+    }
+    match value.as_f64() {
+        // The cast saturates; the range check keeps it meaningful.
+        Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => Ok(f as u64),
+        _ => Err(TokenError::InvalidClaim {
+            claim,
+            reason: "is not a non-negative number of seconds".to_owned(),
+        }),
+    }
+}
+
+fn check_audience(aud: Option<&Value>, audience: &str) -> Result<(), TokenError> {
+    let contains = match aud {
+        None => return Err(TokenError::MissingClaim { claim: "aud" }),
+        Some(Value::String(s)) => s == audience,
+        Some(Value::Array(items)) => {
+            if !items.iter().all(Value::is_string) {
+                return Err(TokenError::InvalidClaim {
+                    claim: "aud",
+                    reason: "is an array with non-string members".to_owned(),
+                });
+            }
+            items.iter().any(|v| v.as_str() == Some(audience))
+        }
+        Some(_) => {
+            return Err(TokenError::InvalidClaim {
+                claim: "aud",
+                reason: "is neither a string nor an array of strings".to_owned(),
+            })
+        }
+    };
+    if contains {
+        Ok(())
+    } else {
+        Err(TokenError::AudienceMismatch {
+            audience: audience.to_owned(),
+        })
+    }
+}
+
+fn check_binding(
+    cnf: Option<&Value>,
+    cert_sha256: &[u8; 32],
+    require_binding: bool,
+) -> Result<(), TokenError> {
+    let invalid = |reason: &str| TokenError::InvalidClaim {
+        claim: "cnf",
+        reason: reason.to_owned(),
+    };
+    let thumbprint = match cnf {
+        None if require_binding => return Err(TokenError::MissingBinding),
+        None => return Ok(()),
+        Some(Value::Object(map)) => match map.get("x5t#S256") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(invalid("has an x5t#S256 member that is not a string")),
+            // A confirmation method we cannot check (e.g. DPoP "jkt") must not pass.
+            None => return Err(invalid(
+                "has no x5t#S256 member; only certificate-bound (RFC 8705) tokens are supported",
+            )),
+        },
+        Some(_) => return Err(invalid("is not a JSON object")),
+    };
+    let bound = URL_SAFE_NO_PAD
+        .decode(thumbprint)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| invalid("has an x5t#S256 that is not a base64url SHA-256 digest"))?;
+    if bound.as_slice() != cert_sha256.as_slice() {
+        return Err(TokenError::BindingMismatch {
+            bound: hex::encode(&bound),
+            presented: hex::encode(cert_sha256),
+        });
+    }
+    Ok(())
+}
+
+/// The label of the first `-----BEGIN <label>-----` line.
+fn pem_label(pem: &str) -> Option<&str> {
+    let start = pem.find("-----BEGIN ")? + "-----BEGIN ".len();
+    let rest = &pem[start..];
+    let end = rest.find("-----")?;
+    Some(&rest[..end])
+}
+
+fn parse_public_pem(pem: &str) -> Result<(KeyKind, DecodingKey), String> {
+    match pem_label(pem) {
+        None => return Err("is not PEM (no -----BEGIN line)".to_owned()),
+        Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {}
+        Some(label) if label.contains("PRIVATE KEY") => {
+            return Err("is a private key; register only the public key".to_owned())
+        }
+        Some("CERTIFICATE") => {
+            return Err(
+                "is a certificate; register the issuer's public key (PUBLIC KEY) instead"
+                    .to_owned(),
+            )
+        }
+        Some(label) => {
+            return Err(format!(
+                "has PEM label {label:?}; expected PUBLIC KEY or RSA PUBLIC KEY"
+            ))
+        }
+    }
+    let bytes = pem.as_bytes();
+    let (kind, key) = if let Ok(key) = DecodingKey::from_ed_pem(bytes) {
+        (KeyKind::Ed25519, key)
+    } else if let Ok(key) = DecodingKey::from_ec_pem(bytes) {
+        // jsonwebtoken does not report the curve; the SEC1 point's length does.
+        let kind = match raw_bytes(&key).map(<[u8]>::len) {
+            Some(65 | 33) => KeyKind::P256,
+            Some(97 | 49) => KeyKind::P384,
+            _ => return Err("is an EC key on a curve other than P-256 or P-384".to_owned()),
+        };
+        (kind, key)
+    } else if let Ok(key) = DecodingKey::from_rsa_pem(bytes) {
+        (KeyKind::Rsa, key)
+    } else {
+        return Err("is not an Ed25519, EC P-256/P-384 or RSA public key".to_owned());
+    };
+    check_key(kind, &key)?;
+    Ok((kind, key))
+}
+
+/// Parses one JWK; `Ok(None)` for a key that is not meant for signatures.
+fn parse_jwk(value: Value) -> Result<Option<KeyEntry>, String> {
+    if value.get("d").is_some() || value.get("p").is_some() {
+        return Err("contains private key material; publish only the public key".to_owned());
+    }
+    let jwk: Jwk =
+        serde_json::from_value(value).map_err(|e| format!("is not a supported JWK ({e})"))?;
+    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+        return Ok(None);
+    }
+    let alg = match jwk.common.key_algorithm {
+        None => None,
+        Some(declared) => match declared {
+            KeyAlgorithm::EdDSA => Some(Algorithm::EdDSA),
+            KeyAlgorithm::ES256 => Some(Algorithm::ES256),
+            KeyAlgorithm::ES384 => Some(Algorithm::ES384),
+            KeyAlgorithm::RS256 => Some(Algorithm::RS256),
+            KeyAlgorithm::RS384 => Some(Algorithm::RS384),
+            KeyAlgorithm::RS512 => Some(Algorithm::RS512),
+            KeyAlgorithm::PS256 => Some(Algorithm::PS256),
+            KeyAlgorithm::PS384 => Some(Algorithm::PS384),
+            KeyAlgorithm::PS512 => Some(Algorithm::PS512),
+            KeyAlgorithm::RSA1_5 | KeyAlgorithm::RSA_OAEP | KeyAlgorithm::RSA_OAEP_256 => {
+                return Ok(None)
+            }
+            KeyAlgorithm::HS256 | KeyAlgorithm::HS384 | KeyAlgorithm::HS512 => {
+                return Err(format!(
+                    "declares the symmetric alg {declared}; only asymmetric keys are accepted"
+                ))
+            }
+            KeyAlgorithm::UNKNOWN_ALGORITHM => return Err("declares an unsupported alg".to_owned()),
+        },
+    };
+    let kind = match &jwk.algorithm {
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("is a symmetric (oct) key; only public keys are accepted".to_owned())
+        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            KeyKind::Ed25519
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => KeyKind::P256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => KeyKind::P384,
+        AlgorithmParameters::OctetKeyPair(_) | AlgorithmParameters::EllipticCurve(_) => {
+            return Err("is on an unsupported curve (use Ed25519, P-256 or P-384)".to_owned())
+        }
+        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
+    };
+    if let Some(alg) = alg {
+        if !kind.accepts(alg) {
+            return Err(format!("declares alg {alg:?} but is a {kind} key"));
+        }
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("has invalid key data ({e})"))?;
+    check_key(kind, &key)?;
+    Ok(Some(KeyEntry {
+        kid: jwk.common.key_id,
+        alg,
+        kind,
+        key,
+    }))
+}
+
+fn raw_bytes(key: &DecodingKey) -> Option<&[u8]> {
+    match key.kind() {
+        DecodingKeyKind::SecretOrDer(bytes) => Some(bytes),
+        DecodingKeyKind::RsaModulusExponent { .. } => None,
+    }
+}
+
+/// Checks at load time that `key` will work, so a bad key fails the
+/// configuration rather than every token.
+fn check_key(kind: KeyKind, key: &DecodingKey) -> Result<(), String> {
+    let probe_alg = match kind {
+        KeyKind::Ed25519 => {
+            // The EdDSA verifier slices the first 32 bytes: shorter would panic.
+            if raw_bytes(key).map(<[u8]>::len) != Some(32) {
+                return Err("is not a 32-byte Ed25519 public key".to_owned());
+            }
+            Algorithm::EdDSA
+        }
+        KeyKind::P256 => Algorithm::ES256,
+        KeyKind::P384 => Algorithm::ES384,
+        KeyKind::Rsa => {
+            let (n, e) = match key.kind() {
+                DecodingKeyKind::SecretOrDer(der) => rsa_public_components(der)
+                    .ok_or_else(|| "is not a PKCS#1 RSA public key".to_owned())?,
+                DecodingKeyKind::RsaModulusExponent { n, e } => (n.as_slice(), e.as_slice()),
+            };
+            return check_rsa(n, e);
+        }
+    };
+    let factory = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory;
+    factory(&probe_alg, key)
+        .map(drop)
+        .map_err(|e| format!("is not a valid {kind} public key ({e})"))
+}
+
+fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
+    let n = strip_leading_zeros(n);
+    let e = strip_leading_zeros(e);
+    let bits = match n.first() {
+        Some(&top) => (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+        None => 0,
+    };
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err(format!(
+            "is a {bits}-bit RSA key; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted"
+        ));
+    }
+    if n.last().is_some_and(|b| b % 2 == 0) {
+        return Err("has an even RSA modulus".to_owned());
+    }
+    let exponent = if e.len() <= 8 {
+        e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
+    } else {
+        u64::MAX
+    };
+    if !(3..=(1 << 33) - 1).contains(&exponent) || exponent % 2 == 0 {
+        return Err("has an unacceptable RSA public exponent".to_owned());
+    }
+    Ok(())
+}
+
+fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
+    &bytes[start..]
+}
+
+/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (DER).
+fn rsa_public_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (tag, body, rest) = der_tlv(der)?;
+    if tag != 0x30 || !rest.is_empty() {
+        return None;
+    }
+    let (n_tag, n, rest) = der_tlv(body)?;
+    let (e_tag, e, rest) = der_tlv(rest)?;
+    (n_tag == 0x02 && e_tag == 0x02 && rest.is_empty()).then_some((n, e))
+}
+
+/// One DER tag-length-value: (tag, value, remaining input).
+fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let count = usize::from(first & 0x7f);
+        if count == 0 || count > 4 || rest.len() < count {
+            return None;
+        }
+        let (len_bytes, rest) = rest.split_at(count);
+        let len = len_bytes
+            .iter()
+            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, rest)
+    };
+    if rest.len() < len {
+        return None;
+    }
+    let (value, rest) = rest.split_at(len);
+    Some((tag, value, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::sync::OnceLock;
+
+    const NOW: u64 = 1_700_000_000;
+    const GATEWAY: &str = "gateway-eu-1";
+    const CUSTOMS: &str = "customs-nl";
+    const MARKET: &str = "marketplace-x";
+
+    fn policy() -> TokenPolicy {
+        TokenPolicy::new(GATEWAY)
+    }
+
+    fn cert(n: u8) -> [u8; 32] {
+        cert_thumbprint(&[n; 300])
+    }
+
+    fn x5t(cert: &[u8; 32]) -> String {
+        URL_SAFE_NO_PAD.encode(cert)
+    }
+
+    /// Valid claims for officer "officer-7" of CUSTOMS bound to cert(1).
+    fn claims() -> Value {
+        json!({
+            "iss": CUSTOMS,
+            "sub": "officer-7",
+            "aud": GATEWAY,
+            "iat": NOW - 10,
+            "exp": NOW + 600,
+            "jti": "t-1",
+            "scope": "exchange:submit audit:read",
+            "cnf": { "x5t#S256": x5t(&cert(1)) },
+        })
+    }
+
+    fn with(mut base: Value, key: &str, value: Value) -> Value {
+        base[key] = value;
+        base
+    }
+
+    fn without(mut base: Value, key: &str) -> Value {
+        if let Some(obj) = base.as_object_mut() {
+            obj.remove(key);
+        }
+        base
+    }
+
+    fn sign(alg: Algorithm, key: &EncodingKey, kid: Option<&str>, claims: &Value) -> String {
+        init();
+        let mut header = Header::new(alg);
+        header.kid = kid.map(str::to_owned);
+        jsonwebtoken::encode(&header, claims, key).unwrap()
+    }
+
+    fn b64(json: &Value) -> String {
+        URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    struct Ed {
+        signer: DevSigner,
+        keys: TokenKeys,
+    }
+
+    fn ed() -> Ed {
+        let signer = DevSigner::generate().unwrap();
+        let keys = TokenKeys::from_pem(&[signer.public_key_pem().unwrap()]).unwrap();
+        Ed { signer, keys }
+    }
+
+    fn check(token: &str, keys: &TokenKeys) -> Result<Officer, TokenError> {
+        verify(token, CUSTOMS, keys, &cert(1), &policy(), NOW)
+    }
+
+    struct Ec {
+        encoding: EncodingKey,
+        public_pem: String,
+        verifying: p256::ecdsa::VerifyingKey,
+    }
+
+    fn ec() -> Ec {
+        use p256::pkcs8::{EncodePrivateKey as _, EncodePublicKey as _, LineEnding};
+        let signing = p256::ecdsa::SigningKey::random(&mut OsRng);
+        let private_pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap();
+        let verifying = *signing.verifying_key();
+        Ec {
+            encoding: EncodingKey::from_ec_pem(private_pem.as_bytes()).unwrap(),
+            public_pem: verifying.to_public_key_pem(LineEnding::LF).unwrap(),
+            verifying,
+        }
+    }
+
+    struct Rsa {
+        encoding: EncodingKey,
+        public_pem: String,
+        public: rsa::RsaPublicKey,
+    }
+
+    fn make_rsa(bits: usize) -> Rsa {
+        use rsa::pkcs1::EncodeRsaPrivateKey as _;
+        use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+        let private = rsa::RsaPrivateKey::new(&mut OsRng, bits).unwrap();
+        let pem = private.to_pkcs1_pem(LineEnding::LF).unwrap();
+        let public = private.to_public_key();
+        Rsa {
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
+            public_pem: public.to_public_key_pem(LineEnding::LF).unwrap(),
+            public,
+        }
+    }
+
+    /// RSA key generation is slow in debug builds: two keys, made once.
+    fn rsa_a() -> &'static Rsa {
+        static KEY: OnceLock<Rsa> = OnceLock::new();
+        KEY.get_or_init(|| make_rsa(2048))
+    }
+
+    fn rsa_b() -> &'static Rsa {
+        static KEY: OnceLock<Rsa> = OnceLock::new();
+        KEY.get_or_init(|| make_rsa(2048))
+    }
+
+    #[test]
+    fn init_is_idempotent() {
+        init();
+        init();
+        let e = ed();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        assert!(check(&token, &e.keys).is_ok());
+    }
+
+    #[test]
+    fn valid_eddsa_token_passes_with_sub_and_scopes() {
+        let e = ed();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        let officer = check(&token, &e.keys).unwrap();
+        assert_eq!(officer.subject, "officer-7");
+        assert_eq!(
+            officer.scopes,
+            BTreeSet::from([Scope::ExchangeSubmit, Scope::AuditRead])
+        );
+        assert!(officer.has(Scope::ExchangeSubmit));
+        assert!(officer.has(Scope::AuditRead));
+        assert!(!officer.has(Scope::Subscribe));
+        assert_eq!(officer.expires_at, NOW + 600);
+        assert_eq!(officer.token_id.as_deref(), Some("t-1"));
+    }
+
+    #[test]
+    fn minted_token_passes() {
+        let e = ed();
+        let token = e
+            .signer
+            .mint(
+                CUSTOMS,
+                "officer-9",
+                GATEWAY,
+                &[Scope::Subscribe, Scope::ExchangeRead],
+                Duration::from_secs(900),
+                &cert(1),
+                NOW,
+            )
+            .unwrap();
+        let officer = check(&token, &e.keys).unwrap();
+        assert_eq!(officer.subject, "officer-9");
+        assert_eq!(
+            officer.scopes,
+            BTreeSet::from([Scope::Subscribe, Scope::ExchangeRead])
+        );
+        assert_eq!(officer.expires_at, NOW + 900);
+        assert_eq!(officer.token_id.map(|t| t.len()), Some(32));
+    }
+
+    #[test]
+    fn unknown_scopes_are_ignored() {
+        let e = ed();
+        let c = with(
+            claims(),
+            "scope",
+            json!("openid subscribe customs:seize exchange:read"),
+        );
+        let officer = check(&e.signer.sign_claims(&c).unwrap(), &e.keys).unwrap();
+        assert_eq!(
+            officer.scopes,
+            BTreeSet::from([Scope::Subscribe, Scope::ExchangeRead])
+        );
+        let none = without(claims(), "scope");
+        let officer = check(&e.signer.sign_claims(&none).unwrap(), &e.keys).unwrap();
+        assert!(officer.scopes.is_empty());
+    }
+
+    #[test]
+    fn scope_names_round_trip() {
+        for scope in Scope::ALL {
+            assert_eq!(Scope::parse(scope.as_str()), Some(scope));
+            assert_eq!(scope.to_string(), scope.as_str());
+        }
+        assert_eq!(Scope::parse("Subscribe"), None);
+    }
+
+    #[test]
+    fn valid_es256_token_passes() {
+        let k = ec();
+        let keys = TokenKeys::from_pem(&[k.public_pem.as_str()]).unwrap();
+        assert_eq!(keys.iter().collect::<Vec<_>>(), vec![(None, KeyKind::P256)]);
+        let token = sign(Algorithm::ES256, &k.encoding, None, &claims());
+        assert_eq!(check(&token, &keys).unwrap().subject, "officer-7");
+    }
+
+    #[test]
+    fn valid_rs256_token_passes() {
+        let k = rsa_a();
+        let keys = TokenKeys::from_pem(&[k.public_pem.as_str()]).unwrap();
+        let token = sign(Algorithm::RS256, &k.encoding, None, &claims());
+        assert_eq!(check(&token, &keys).unwrap().subject, "officer-7");
+    }
+
+    #[test]
+    fn valid_ps256_token_passes() {
+        let k = rsa_a();
+        let keys = TokenKeys::from_pem(&[k.public_pem.as_str()]).unwrap();
+        let token = sign(Algorithm::PS256, &k.encoding, None, &claims());
+        assert_eq!(check(&token, &keys).unwrap().subject, "officer-7");
+    }
+
+    #[test]
+    fn pkcs1_rsa_public_pem_is_accepted() {
+        use rsa::pkcs1::{EncodeRsaPublicKey as _, LineEnding};
+        let k = rsa_a();
+        let pem = k.public.to_pkcs1_pem(LineEnding::LF).unwrap();
+        let keys = TokenKeys::from_pem(&[pem]).unwrap();
+        let token = sign(Algorithm::RS256, &k.encoding, None, &claims());
+        assert!(check(&token, &keys).is_ok());
+    }
+
+    #[test]
+    fn alg_none_is_refused() {
+        let e = ed();
+        let header = json!({ "alg": "none", "typ": "JWT" });
+        let token = format!("{}.{}.", b64(&header), b64(&claims()));
+        assert_eq!(check(&token, &e.keys), Err(TokenError::AlgNone));
+        let header = json!({ "alg": "NONE" });
+        let token = format!("{}.{}.", b64(&header), b64(&claims()));
+        assert_eq!(check(&token, &e.keys), Err(TokenError::AlgNone));
+    }
+
+    #[test]
+    fn hs256_signed_with_public_key_pem_is_refused() {
+        let k = rsa_a();
+        let keys = TokenKeys::from_pem(&[k.public_pem.as_str()]).unwrap();
+        let forged = EncodingKey::from_secret(k.public_pem.as_bytes());
+        let token = sign(Algorithm::HS256, &forged, None, &claims());
+        assert_eq!(
+            check(&token, &keys),
+            Err(TokenError::SymmetricAlgorithm {
+                alg: "HS256".into()
+            })
+        );
+        // Refused before key lookup: also with no keys at all.
+        assert!(matches!(
+            check(&token, &TokenKeys::default()),
+            Err(TokenError::SymmetricAlgorithm { .. })
+        ));
+    }
+
+    #[test]
+    fn unsupported_alg_and_crit_are_refused() {
+        let e = ed();
+        let token = format!("{}.{}.c2ln", b64(&json!({"alg": "ES512"})), b64(&claims()));
+        assert!(matches!(
+            check(&token, &e.keys),
+            Err(TokenError::UnsupportedAlgorithm { .. })
+        ));
+        let token = format!(
+            "{}.{}.c2ln",
+            b64(&json!({"alg": "EdDSA", "crit": ["exp"]})),
+            b64(&claims())
+        );
+        assert_eq!(check(&token, &e.keys), Err(TokenError::CriticalHeader));
+    }
+
+    #[test]
+    fn key_of_wrong_type_for_alg_is_refused() {
+        // kid names an Ed25519 key, token is ES256.
+        let e = ed();
+        let jwks = e.signer.public_jwks();
+        let signer = DevSigner::from_pkcs8_pem(&e.signer.to_pkcs8_pem().unwrap())
+            .unwrap()
+            .with_kid("k1");
+        let keys = TokenKeys::from_jwks(&signer.public_jwks()).unwrap();
+        let k = ec();
+        let token = sign(Algorithm::ES256, &k.encoding, Some("k1"), &claims());
+        let err = check(&token, &keys).unwrap_err();
+        assert!(matches!(err, TokenError::KeyTypeMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("Ed25519"), "{err}");
+        // Without kid: the participant has no key for ES256.
+        let keys = TokenKeys::from_jwks(&jwks).unwrap();
+        let token = sign(Algorithm::ES256, &k.encoding, None, &claims());
+        let err = check(&token, &keys).unwrap_err();
+        assert!(matches!(err, TokenError::NoKeyForAlgorithm { .. }), "{err}");
+    }
+
+    #[test]
+    fn rs256_token_of_another_participant_is_refused_as_issuer_mismatch() {
+        // MARKET registered rsa_b and issues a token for its own officer;
+        // CUSTOMS presents it over CUSTOMS's certificate.
+        let b = rsa_b();
+        let c = with(claims(), "iss", json!(MARKET));
+        let token = sign(Algorithm::RS256, &b.encoding, None, &c);
+        let customs_keys = TokenKeys::from_pem(&[rsa_a().public_pem.as_str()]).unwrap();
+        let err = check(&token, &customs_keys).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::IssuerMismatch {
+                iss: MARKET.into(),
+                participant: CUSTOMS.into()
+            }
+        );
+        assert!(
+            err.to_string().contains("issued by \"marketplace-x\""),
+            "{err}"
+        );
+        // It is valid for MARKET itself (with MARKET's keys and certificate).
+        let market_keys = TokenKeys::from_pem(&[b.public_pem.as_str()]).unwrap();
+        assert!(verify(&token, MARKET, &market_keys, &cert(1), &policy(), NOW).is_ok());
+    }
+
+    #[test]
+    fn rs256_token_signed_with_another_participants_key_is_refused() {
+        // iss claims CUSTOMS, but the signature is MARKET's key (rsa_b).
+        let token = sign(Algorithm::RS256, &rsa_b().encoding, None, &claims());
+        // CUSTOMS registered only an Ed25519 key: nothing can verify RS256.
+        let err = check(&token, &ed().keys).unwrap_err();
+        assert!(matches!(err, TokenError::NoKeyForAlgorithm { .. }), "{err}");
+        assert!(err.to_string().contains("RS256"), "{err}");
+        // CUSTOMS registered its own RSA key: the signature does not verify.
+        let keys = TokenKeys::from_pem(&[rsa_a().public_pem.as_str()]).unwrap();
+        let err = check(&token, &keys).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::BadSignature {
+                participant: CUSTOMS.into(),
+                tried: 1
+            }
+        );
+    }
+
+    #[test]
+    fn tampered_payload_has_bad_signature() {
+        let e = ed();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        let mut parts: Vec<&str> = token.split('.').collect();
+        let forged = b64(&with(claims(), "scope", json!("audit:read subscribe")));
+        parts[1] = &forged;
+        let err = check(&parts.join("."), &e.keys).unwrap_err();
+        assert!(matches!(err, TokenError::BadSignature { .. }), "{err}");
+        // Signed by another Ed25519 key altogether.
+        let other = ed();
+        let token = other.signer.sign_claims(&claims()).unwrap();
+        assert!(matches!(
+            check(&token, &e.keys),
+            Err(TokenError::BadSignature { .. })
+        ));
+    }
+
+    #[test]
+    fn expired_token_is_refused() {
+        let e = ed();
+        let c = with(claims(), "exp", json!(NOW - 31));
+        let token = e.signer.sign_claims(&c).unwrap();
+        assert_eq!(
+            check(&token, &e.keys),
+            Err(TokenError::Expired {
+                exp: NOW - 31,
+                now: NOW
+            })
+        );
+        // Within the 30 s leeway it still passes.
+        let c = with(claims(), "exp", json!(NOW - 29));
+        assert!(check(&e.signer.sign_claims(&c).unwrap(), &e.keys).is_ok());
+    }
+
+    #[test]
+    fn token_not_yet_valid_is_refused() {
+        let e = ed();
+        let c = with(claims(), "nbf", json!(NOW + 31));
+        assert_eq!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::NotYetValid {
+                nbf: NOW + 31,
+                now: NOW
+            })
+        );
+        let c = with(claims(), "nbf", json!(NOW + 30));
+        assert!(check(&e.signer.sign_claims(&c).unwrap(), &e.keys).is_ok());
+    }
+
+    #[test]
+    fn token_issued_in_the_future_is_refused() {
+        let e = ed();
+        let c = with(claims(), "iat", json!(NOW + 120));
+        assert_eq!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::IssuedInFuture {
+                iat: NOW + 120,
+                now: NOW
+            })
+        );
+        let c = with(claims(), "iat", json!(NOW + 20));
+        assert!(check(&e.signer.sign_claims(&c).unwrap(), &e.keys).is_ok());
+    }
+
+    #[test]
+    fn lifetime_too_long_is_refused() {
+        let e = ed();
+        let c = with(claims(), "exp", json!(NOW + 3600 + 31));
+        let err = check(&e.signer.sign_claims(&c).unwrap(), &e.keys).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::LifetimeTooLong {
+                exp: NOW + 3631,
+                now: NOW,
+                max_secs: 3600
+            }
+        );
+        assert!(err.to_string().contains("lifetime is too long"), "{err}");
+        let c = with(claims(), "exp", json!(NOW + 3600));
+        assert!(check(&e.signer.sign_claims(&c).unwrap(), &e.keys).is_ok());
+    }
+
+    #[test]
+    fn wrong_audience_is_refused() {
+        let e = ed();
+        let c = with(claims(), "aud", json!("gateway-us-1"));
+        assert_eq!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::AudienceMismatch {
+                audience: GATEWAY.into()
+            })
+        );
+        let c = with(claims(), "aud", json!(["other", GATEWAY]));
+        assert!(check(&e.signer.sign_claims(&c).unwrap(), &e.keys).is_ok());
+        let c = without(claims(), "aud");
+        assert_eq!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::MissingClaim { claim: "aud" })
+        );
+    }
+
+    #[test]
+    fn wrong_issuer_is_refused() {
+        let e = ed();
+        let c = with(claims(), "iss", json!("customs-be"));
+        assert!(matches!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::IssuerMismatch { .. })
+        ));
+        let c = without(claims(), "iss");
+        assert_eq!(
+            check(&e.signer.sign_claims(&c).unwrap(), &e.keys),
+            Err(TokenError::MissingClaim { claim: "iss" })
+        );
+    }
+
+    #[test]
+    fn token_bound_to_another_certificate_is_refused() {
+        let e = ed();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        let err = verify(&token, CUSTOMS, &e.keys, &cert(2), &policy(), NOW).unwrap_err();
+        assert_eq!(
+            err,
+            TokenError::BindingMismatch {
+                bound: hex::encode(cert(1)),
+                presented: hex::encode(cert(2)),
+            }
+        );
+        // A mismatch fails even when binding is not required.
+        let lax = TokenPolicy {
+            require_binding: false,
+            ..policy()
+        };
+        assert!(matches!(
+            verify(&token, CUSTOMS, &e.keys, &cert(2), &lax, NOW),
+            Err(TokenError::BindingMismatch { .. })
+        ));
+    }
+
+    #[test]
+    fn missing_binding_is_refused_when_required() {
+        let e = ed();
+        let token = e.signer.sign_claims(&without(claims(), "cnf")).unwrap();
+        assert_eq!(check(&token, &e.keys), Err(TokenError::MissingBinding));
+    }
+
+    #[test]
+    fn missing_binding_is_accepted_when_not_required() {
+        let e = ed();
+        let token = e.signer.sign_claims(&without(claims(), "cnf")).unwrap();
+        let lax = TokenPolicy {
+            require_binding: false,
+            ..policy()
+        };
+        let officer = verify(&token, CUSTOMS, &e.keys, &cert(1), &lax, NOW).unwrap();
+        assert_eq!(officer.subject, "officer-7");
+    }
+
+    #[test]
+    fn unsupported_confirmation_method_is_refused() {
+        let e = ed();
+        let c = with(claims(), "cnf", json!({ "jkt": "abc" }));
+        let lax = TokenPolicy {
+            require_binding: false,
+            ..policy()
+        };
+        let token = e.signer.sign_claims(&c).unwrap();
+        assert!(matches!(
+            verify(&token, CUSTOMS, &e.keys, &cert(1), &lax, NOW),
+            Err(TokenError::InvalidClaim { claim: "cnf", .. })
+        ));
+    }
+
+    #[test]
+    fn missing_sub_is_refused() {
+        let e = ed();
+        let token = e.signer.sign_claims(&without(claims(), "sub")).unwrap();
+        assert_eq!(
+            check(&token, &e.keys),
+            Err(TokenError::MissingClaim { claim: "sub" })
+        );
+        let token = e
+            .signer
+            .sign_claims(&with(claims(), "sub", json!("")))
+            .unwrap();
+        assert!(matches!(
+            check(&token, &e.keys),
+            Err(TokenError::InvalidClaim { claim: "sub", .. })
+        ));
+    }
+
+    #[test]
+    fn missing_exp_is_refused() {
+        let e = ed();
+        let token = e.signer.sign_claims(&without(claims(), "exp")).unwrap();
+        assert_eq!(
+            check(&token, &e.keys),
+            Err(TokenError::MissingClaim { claim: "exp" })
+        );
+        let token = e
+            .signer
+            .sign_claims(&with(claims(), "exp", json!("tomorrow")))
+            .unwrap();
+        assert!(matches!(
+            check(&token, &e.keys),
+            Err(TokenError::InvalidClaim { claim: "exp", .. })
+        ));
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let e = ed();
+        let good = e.signer.sign_claims(&claims()).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        let cases = [
+            String::new(),
+            "abc".into(),
+            "a.b".into(),
+            format!("{good}.extra"),
+            format!(".{}.{}", parts[1], parts[2]),
+            format!("{}..{}", parts[0], parts[2]),
+            format!("{}.{}.", parts[0], parts[1]),
+            format!("!!.{}.{}", parts[1], parts[2]),
+            format!("{}.%%.{}", parts[0], parts[2]),
+            format!("{}.{}.*", parts[0], parts[1]),
+            format!("{}.{}.{}", b64(&json!(["EdDSA"])), parts[1], parts[2]),
+            format!("{}.{}.{}", parts[0], b64(&json!("text")), parts[2]),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                b64(&json!([CUSTOMS, "officer-7"])),
+                parts[2]
+            ),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                URL_SAFE_NO_PAD.encode(r#"{"sub":"a","sub":"b"}"#),
+                parts[2]
+            ),
+            "x".repeat(MAX_TOKEN_LEN + 1),
+        ];
+        for case in &cases {
+            let err = check(case, &e.keys).unwrap_err();
+            assert!(
+                matches!(err, TokenError::Malformed { .. }),
+                "{case:.60}: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn bearer_parses_authorization_metadata() {
+        assert_eq!(bearer("Bearer abc.def.ghi"), Ok("abc.def.ghi"));
+        assert_eq!(bearer("bearer x"), Ok("x"));
+        assert_eq!(bearer("BEARER  x "), Ok("x"));
+        for bad in [
+            "Basic x",
+            "",
+            "   ",
+            "Bearer",
+            "Bearer   ",
+            "Bearerx",
+            "Bearer a b",
+        ] {
+            assert!(
+                matches!(bearer(bad), Err(TokenError::BadAuthorization { .. })),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            bearer("Basic x").unwrap_err().to_string(),
+            "the authorization metadata is not a usable Bearer credential: its scheme is not Bearer"
+        );
+    }
+
+    #[test]
+    fn cache_hit_returns_the_same_officer_without_verifying_again() {
+        let e = ed();
+        let cache = TokenCache::default();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        let first = cache
+            .verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), NOW)
+            .unwrap();
+        assert_eq!(cache.len(), 1);
+        // No keys at all: only a cache hit can succeed.
+        let none = TokenKeys::default();
+        let second = cache
+            .verify(&token, CUSTOMS, &none, &cert(1), &policy(), NOW + 60)
+            .unwrap();
+        assert_eq!(first, second);
+        cache.clear();
+        assert!(cache.is_empty());
+        assert!(cache
+            .verify(&token, CUSTOMS, &none, &cert(1), &policy(), NOW + 60)
+            .is_err());
+    }
+
+    #[test]
+    fn cache_does_not_accept_another_certificate_or_participant() {
+        let e = ed();
+        let cache = TokenCache::default();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        cache
+            .verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), NOW)
+            .unwrap();
+        assert!(matches!(
+            cache.verify(&token, CUSTOMS, &e.keys, &cert(2), &policy(), NOW),
+            Err(TokenError::BindingMismatch { .. })
+        ));
+        assert!(matches!(
+            cache.verify(&token, MARKET, &e.keys, &cert(1), &policy(), NOW),
+            Err(TokenError::IssuerMismatch { .. })
+        ));
+        // The entry of the rightful holder is still there.
+        let none = TokenKeys::default();
+        assert!(cache
+            .verify(&token, CUSTOMS, &none, &cert(1), &policy(), NOW)
+            .is_ok());
+    }
+
+    #[test]
+    fn cache_does_not_return_expired_entries() {
+        let e = ed();
+        let cache = TokenCache::default();
+        let token = e.signer.sign_claims(&claims()).unwrap();
+        cache
+            .verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), NOW)
+            .unwrap();
+        let later = NOW + 600 + 30;
+        assert_eq!(
+            cache.verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), later),
+            Err(TokenError::Expired {
+                exp: NOW + 600,
+                now: later
+            })
+        );
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn cache_stays_bounded() {
+        let e = ed();
+        let cache = TokenCache::new(8);
+        for i in 0..40u64 {
+            let c = with(claims(), "jti", json!(format!("t-{i}")));
+            let token = e.signer.sign_claims(&c).unwrap();
+            cache
+                .verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), NOW)
+                .unwrap();
+            assert!(cache.len() <= 8);
+        }
+        // The most recent token is still cached.
+        let c = with(claims(), "jti", json!("t-39"));
+        let token = e.signer.sign_claims(&c).unwrap();
+        assert!(cache
+            .verify(
+                &token,
+                CUSTOMS,
+                &TokenKeys::default(),
+                &cert(1),
+                &policy(),
+                NOW
+            )
+            .is_ok());
+        let off = TokenCache::new(0);
+        off.verify(&token, CUSTOMS, &e.keys, &cert(1), &policy(), NOW)
+            .unwrap();
+        assert!(off.is_empty());
+    }
+
+    fn jwks_fixture(ed: &DevSigner, ec: &Ec, rsa: &Rsa) -> String {
+        use rsa::traits::PublicKeyParts as _;
+        let point = ec.verifying.to_encoded_point(false);
+        let (x, y) = (point.x().unwrap(), point.y().unwrap());
+        json!({ "keys": [
+            {
+                "kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "use": "sig",
+                "x": URL_SAFE_NO_PAD.encode(ed.signer_public()),
+            },
+            {
+                "kty": "EC", "crv": "P-256", "kid": "ec-1", "alg": "ES256",
+                "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
+            },
+            {
+                "kty": "RSA", "kid": "rsa-1", "alg": "RS256",
+                "n": URL_SAFE_NO_PAD.encode(rsa.public.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(rsa.public.e().to_bytes_be()),
+            },
+            {
+                "kty": "RSA", "kid": "rsa-enc", "use": "enc",
+                "n": URL_SAFE_NO_PAD.encode(rsa.public.n().to_bytes_be()),
+                "e": URL_SAFE_NO_PAD.encode(rsa.public.e().to_bytes_be()),
+            },
+        ]})
+        .to_string()
+    }
+
+    impl DevSigner {
+        fn signer_public(&self) -> [u8; 32] {
+            self.signing.verifying_key().to_bytes()
+        }
+    }
+
+    #[test]
+    fn jwks_with_okp_ec_rsa_keys_selects_by_kid() {
+        let e = ed();
+        let ec_key = ec();
+        let rsa_key = rsa_a();
+        let keys = TokenKeys::from_jwks(&jwks_fixture(&e.signer, &ec_key, rsa_key)).unwrap();
+        assert_eq!(
+            keys.iter().collect::<Vec<_>>(),
+            vec![
+                (Some("ed-1"), KeyKind::Ed25519),
+                (Some("ec-1"), KeyKind::P256),
+                (Some("rsa-1"), KeyKind::Rsa),
+            ]
+        );
+
+        let signer = DevSigner::from_pkcs8_pem(&e.signer.to_pkcs8_pem().unwrap())
+            .unwrap()
+            .with_kid("ed-1");
+        assert!(check(&signer.sign_claims(&claims()).unwrap(), &keys).is_ok());
+        let es = sign(Algorithm::ES256, &ec_key.encoding, Some("ec-1"), &claims());
+        assert!(check(&es, &keys).is_ok());
+        let rs = sign(
+            Algorithm::RS256,
+            &rsa_key.encoding,
+            Some("rsa-1"),
+            &claims(),
+        );
+        assert!(check(&rs, &keys).is_ok());
+        // Without kid every compatible key is tried.
+        let rs = sign(Algorithm::RS256, &rsa_key.encoding, None, &claims());
+        assert!(check(&rs, &keys).is_ok());
+
+        // A JWK's declared alg restricts it: PS256 with the RS256 key.
+        let ps = sign(
+            Algorithm::PS256,
+            &rsa_key.encoding,
+            Some("rsa-1"),
+            &claims(),
+        );
+        let err = check(&ps, &keys).unwrap_err();
+        assert!(matches!(err, TokenError::KeyTypeMismatch { .. }), "{err}");
+        assert!(err.to_string().contains("restricted to RS256"), "{err}");
+        // kid of a key of another type.
+        let wrong = sign(Algorithm::ES256, &ec_key.encoding, Some("ed-1"), &claims());
+        assert!(matches!(
+            check(&wrong, &keys),
+            Err(TokenError::KeyTypeMismatch { .. })
+        ));
+        // Unknown kid (and no key without kid to fall back to).
+        let unknown = sign(Algorithm::ES256, &ec_key.encoding, Some("ec-9"), &claims());
+        assert_eq!(
+            check(&unknown, &keys),
+            Err(TokenError::UnknownKeyId {
+                kid: "ec-9".into(),
+                participant: CUSTOMS.into()
+            })
+        );
+        // The kid selects the key: a token from another Ed key claiming "ed-1" fails.
+        let other = ed().signer.with_kid("ed-1");
+        assert!(matches!(
+            check(&other.sign_claims(&claims()).unwrap(), &keys),
+            Err(TokenError::BadSignature { tried: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn token_with_kid_falls_back_to_keys_without_kid() {
+        let e = ed();
+        let signer = DevSigner::from_pkcs8_pem(&e.signer.to_pkcs8_pem().unwrap())
+            .unwrap()
+            .with_kid("2024-rotation");
+        let mut keys = ed().keys;
+        keys.merge(e.keys);
+        assert_eq!(keys.len(), 2);
+        let officer = check(&signer.sign_claims(&claims()).unwrap(), &keys).unwrap();
+        assert_eq!(officer.subject, "officer-7");
+    }
+
+    #[test]
+    fn jwks_refuses_unusable_keys() {
+        let bad = [
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "kid": "s"}]}),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}]}),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([9u8; 32]), "d": "AAAA"}]}),
+            json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}]}),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "ES256", "x": URL_SAFE_NO_PAD.encode(ed().signer.signer_public())}]}),
+            json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
+        ];
+        for jwks in &bad {
+            let err = TokenKeys::from_jwks(&jwks.to_string()).unwrap_err();
+            assert!(
+                matches!(err, TokenError::InvalidKey { .. }),
+                "{jwks}: {err}"
+            );
+        }
+        assert!(matches!(
+            TokenKeys::from_jwks("{\"kids\": []}"),
+            Err(TokenError::InvalidJwks { .. })
+        ));
+        assert!(TokenKeys::from_jwks("{\"keys\": []}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn pem_refuses_private_keys_certificates_and_garbage() {
+        let e = ed();
+        let private = e.signer.to_pkcs8_pem().unwrap();
+        let cases = [
+            private,
+            "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".to_owned(),
+            "not a key".to_owned(),
+            "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n".to_owned(),
+        ];
+        for pem in &cases {
+            let err = TokenKeys::from_pem(&[e.signer.public_key_pem().unwrap(), pem.clone()])
+                .unwrap_err();
+            match &err {
+                TokenError::InvalidKey { key, .. } => assert_eq!(key, "PEM key #2"),
+                other => panic!("{other}"),
+            }
+        }
+    }
+
+    #[test]
+    fn small_rsa_key_is_refused() {
+        let small = make_rsa(1024);
+        let err = TokenKeys::from_pem(&[small.public_pem]).unwrap_err();
+        assert!(err.to_string().contains("1024-bit"), "{err}");
+    }
+
+    #[test]
+    fn dev_signer_pem_round_trip() {
+        let signer = DevSigner::generate().unwrap().with_kid("dev");
+        let pem = signer.to_pkcs8_pem().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let again = DevSigner::from_pkcs8_pem(&pem).unwrap();
+        assert_eq!(again.public_key_pem(), signer.public_key_pem());
+        assert_eq!(again.kid(), None);
+        let token = signer.sign_claims(&claims()).unwrap();
+        assert!(check(&token, &again.token_keys()).is_ok());
+        assert!(check(&token, &signer.token_keys()).is_ok());
+        assert!(check(
+            &token,
+            &TokenKeys::from_jwks(&signer.public_jwks()).unwrap()
+        )
+        .is_ok());
+        assert!(!format!("{signer:?}").contains("PRIVATE"));
+        assert!(DevSigner::from_pkcs8_pem("nope").is_err());
+    }
+
+    #[test]
+    fn cert_thumbprint_matches_minted_binding() {
+        let der = b"not really a certificate";
+        let e = ed();
+        let token = e
+            .signer
+            .mint(
+                CUSTOMS,
+                "o",
+                GATEWAY,
+                &[],
+                Duration::from_secs(60),
+                &cert_thumbprint(der),
+                NOW,
+            )
+            .unwrap();
+        let payload = token.split('.').nth(1).unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(der));
+        assert_eq!(claims["cnf"]["x5t#S256"], json!(expected));
+        assert!(claims.get("scope").is_none());
+        assert!(now_unix() > NOW);
+    }
+}
