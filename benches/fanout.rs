@@ -1,0 +1,402 @@
+//! Subscription and search benchmark, on a gateway of its own (development mode, temporary
+//! store, mutual TLS on 127.0.0.1, load generator in the same process):
+//!
+//! 1. deliveries per second to 1, 10, 100 and 1000 subscribers, and the latency from the
+//!    Submit reply to the delivery (p50, p99);
+//! 2. peak memory with 100 subscribers of which 10 never read;
+//! 3. Search latency over a store of IPEX_BENCH_SEARCH_MESSAGES messages (default 10^6),
+//!    written through the store's group commit.
+//!
+//! `cargo bench --bench fanout`. IPEX_BENCH_MESSAGES sets the messages per fan-out step
+//! (default 1000).
+
+use ipex::client::{ClientTls, Clients};
+use ipex::pb;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Mutex;
+use tokio_stream::StreamExt;
+
+const SEIZURE: &str = include_str!("../examples/messages/seizure-notification.json");
+
+fn env_number(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn peak_rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Local {
+    _dir: tempfile::TempDir,
+    certs: std::path::PathBuf,
+    endpoint: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<Result<(), ipex::server::ServeError>>,
+}
+
+async fn start(live_buffer: usize) -> Local {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    ipex::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::config::Config::dev(&certs);
+    config.data_dir = dir.path().join("data");
+    config.subscriptions.live_buffer = live_buffer;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("https://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(ipex::server::run(listener, config, async {
+        let _ = stopped.await;
+    }));
+    Local {
+        _dir: dir,
+        certs,
+        endpoint,
+        stop,
+        server,
+    }
+}
+
+impl Local {
+    async fn clients(&self, participant: &str, connections: usize) -> Vec<Clients> {
+        let tls = ClientTls::dev(&self.certs, participant).unwrap();
+        let mut out = Vec::new();
+        for _ in 0..connections.max(1) {
+            out.push(Clients::new(
+                ipex::client::connect(&self.endpoint, &tls).await.unwrap(),
+            ));
+        }
+        out
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        self.server.await.unwrap().unwrap();
+    }
+}
+
+/// Submits `n` GREEN seizure notifications, `in_flight` at a time; returns each message's
+/// reply time by sequence number.
+async fn submit_many(
+    senders: &[Clients],
+    n: u64,
+    tag: &str,
+    in_flight: usize,
+) -> Arc<Mutex<Vec<(u64, Instant)>>> {
+    let template = ipex::json::envelope_from_json(SEIZURE).unwrap();
+    let replies = Arc::new(Mutex::new(Vec::with_capacity(n as usize)));
+    let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut workers = Vec::new();
+    for w in 0..in_flight {
+        let mut c = senders[w % senders.len()].clone();
+        let template = template.clone();
+        let replies = replies.clone();
+        let next = next.clone();
+        let tag = tag.to_string();
+        workers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let mut e = template.clone();
+                e.id = format!("bench-{tag}-{i}");
+                let r = c
+                    .exchange
+                    .submit(pb::SubmitRequest { envelope: Some(e) })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .receipt
+                    .unwrap();
+                replies.lock().await.push((r.seq, Instant::now()));
+            }
+        }));
+    }
+    for w in workers {
+        w.await.unwrap();
+    }
+    replies
+}
+
+async fn open_subscriptions(conns: &[Clients], n: usize) -> Vec<tonic::Streaming<pb::Delivery>> {
+    let mut streams = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut c = conns[i % conns.len()].clone();
+        streams.push(
+            c.exchange
+                .subscribe(pb::SubscribeRequest::default())
+                .await
+                .unwrap()
+                .into_inner(),
+        );
+    }
+    streams
+}
+
+async fn fan_out_step(local: &Local, subscribers: usize, messages: u64) {
+    // hyper allows 200 concurrent streams per connection: 100 subscribers a connection.
+    let conns = local.clients("rilo-we", subscribers.div_ceil(100)).await;
+    let streams = open_subscriptions(&conns, subscribers).await;
+    let senders = local.clients("customs-nl", 4).await;
+    let mut readers = Vec::new();
+    for mut s in streams {
+        readers.push(tokio::spawn(async move {
+            let mut got = Vec::with_capacity(messages as usize);
+            while (got.len() as u64) < messages {
+                match tokio::time::timeout(Duration::from_secs(60), s.next()).await {
+                    Ok(Some(Ok(d))) => got.push((d.seq, Instant::now())),
+                    _ => break,
+                }
+            }
+            got
+        }));
+    }
+    let started = Instant::now();
+    let replies = submit_many(&senders, messages, &format!("f{subscribers}"), 64).await;
+    let submitted_in = started.elapsed();
+    let replies: std::collections::HashMap<u64, Instant> =
+        replies.lock().await.iter().copied().collect();
+    let mut latencies = Vec::new();
+    let mut delivered = 0u64;
+    let mut last = started;
+    for r in readers {
+        for (seq, at) in r.await.unwrap() {
+            delivered += 1;
+            last = last.max(at);
+            if let Some(reply) = replies.get(&seq) {
+                latencies.push(at.saturating_duration_since(*reply));
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let elapsed = last.duration_since(started);
+    let ingest = replies.len() as f64 / submitted_in.as_secs_f64().max(1e-9);
+    println!(
+        "{subscribers:>5} subscribers  (submits {ingest:>6.0}/s)  {delivered:>8} deliveries in {:>6.2} s  {:>9.0} deliveries/s  submit-reply→delivery p50 {:>7.2} ms  p99 {:>7.2} ms",
+        elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+    );
+}
+
+async fn memory_step(local: &Local, messages: u64) {
+    // The ten that never read have a connection of their own: on a shared HTTP/2 connection
+    // their unread data would hold the connection's flow-control window and stall the others
+    // (a client-side effect, not the gateway's).
+    let idle_conn = local.clients("rilo-we", 1).await;
+    let idle = open_subscriptions(&idle_conn, 10).await;
+    let conns = local.clients("rilo-we", 1).await;
+    let streams = open_subscriptions(&conns, 90).await;
+    let senders = local.clients("customs-nl", 4).await;
+    let before = rss_kib();
+    let mut readers = Vec::new();
+    for mut s in streams {
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while n < messages {
+                match tokio::time::timeout(Duration::from_secs(60), s.next()).await {
+                    Ok(Some(Ok(_))) => n += 1,
+                    _ => break,
+                }
+            }
+            n
+        }));
+    }
+    submit_many(&senders, messages, "mem", 64).await;
+    let mut delivered = 0;
+    for r in readers {
+        delivered += r.await.unwrap();
+    }
+    println!(
+        "  100 subscribers, 10 never read: {messages} messages, {delivered} deliveries to the 90 readers; RSS {} MiB before, {} MiB after, peak {} MiB (whole process: gateway and clients)",
+        before / 1024,
+        rss_kib() / 1024,
+        peak_rss_kib() / 1024
+    );
+    drop(idle);
+}
+
+async fn search_step(total: u64) {
+    use ipex::store::{NewMessage, Store, StoreOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    ipex::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::config::Config::dev(&certs);
+    config.data_dir = dir.path().join("data");
+    config.audit.verify_on_start = false;
+    let signer = ipex::audit::load_signing_key(
+        config.audit.signing_key.as_ref().unwrap(),
+        &config.origin(),
+        true,
+    )
+    .unwrap();
+    let store = Store::open(
+        &config.data_dir,
+        StoreOptions {
+            verify_on_open: false,
+            ..Default::default()
+        },
+        signer,
+    )
+    .unwrap();
+    let template = ipex::json::envelope_from_json(SEIZURE).unwrap();
+    let started = Instant::now();
+    let mut written = 0u64;
+    while written < total {
+        let batch: Vec<NewMessage> = (written..(written + 1000).min(total))
+            .map(|i| {
+                let mut e = template.clone();
+                e.id = format!("s-{i}");
+                e.sender = "customs-nl".into();
+                e.kind = pb::Kind::SeizureNotification as i32;
+                if let Some(pb::envelope::Payload::SeizureNotification(s)) = e.payload.as_mut() {
+                    // 1000 sellers, 50 HS headings, spread evenly.
+                    s.seller.as_mut().unwrap().seller_id = format!("S-{}", i % 1000);
+                    s.items[0].hs_code = format!("{}0399", 10 + i % 50);
+                }
+                let encoded = prost::Message::encode_to_vec(&e);
+                NewMessage {
+                    sender: "customs-nl".into(),
+                    id: e.id.clone(),
+                    kind: pb::Kind::SeizureNotification,
+                    digest: <sha2::Sha256 as sha2::Digest>::digest(&encoded).into(),
+                    encoded,
+                    deliver_to: vec!["rilo-we".into()],
+                    officer: None,
+                    answers: None,
+                    envelope: Arc::new(e),
+                }
+            })
+            .collect();
+        written += batch.len() as u64;
+        store.commit(batch).await.unwrap();
+        if written % 100_000 == 0 {
+            eprintln!("search store: {written}/{total} messages");
+        }
+    }
+    let fill = started.elapsed();
+    store.close().unwrap();
+    drop(store);
+    println!(
+        "search store: {total} messages written in {:.1} s ({:.0} messages/s through group commit)",
+        fill.as_secs_f64(),
+        total as f64 / fill.as_secs_f64()
+    );
+
+    let gateway = ipex::gateway::Gateway::open(config).unwrap();
+    let caller = gateway
+        .identify(
+            Some(&ipex::identity::PeerInfo {
+                remote_addr: None,
+                cert: Arc::new(ipex::identity::PeerCert::from_der(
+                    &rustls::pki_types::pem::PemObject::from_pem_slice(
+                        std::fs::read(certs.join("rilo-we.pem")).unwrap().as_slice(),
+                    )
+                    .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
+                    .unwrap(),
+                )),
+            }),
+            &tonic::metadata::MetadataMap::new(),
+            None,
+        )
+        .unwrap();
+    let queries: Vec<(&str, pb::SearchRequest)> = vec![
+        (
+            "seller (1 in 1000), page of 100",
+            pb::SearchRequest {
+                seller: "S-417".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            "HS heading (1 in 50), page of 100",
+            pb::SearchRequest {
+                filter: Some(pb::Filter {
+                    hs_prefixes: vec!["3403".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        (
+            "seller + heading (none match)",
+            pb::SearchRequest {
+                seller: "S-417".into(),
+                filter: Some(pb::Filter {
+                    hs_prefixes: vec!["1103".into()],
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ),
+        ("no criterion, newest 100", pb::SearchRequest::default()),
+    ];
+    for (name, request) in queries {
+        let mut times = Vec::new();
+        let mut found = 0;
+        for _ in 0..30 {
+            let t = Instant::now();
+            let page = gateway.search(&caller, request.clone()).await.unwrap();
+            times.push(t.elapsed());
+            found = page.messages.len();
+        }
+        times.sort_unstable();
+        println!(
+            "search over {total}: {name:<36} {found:>4} results  p50 {:>7.2} ms  p99 {:>7.2} ms (includes the durable audit leaf of the read)",
+            percentile(&times, 0.5).as_secs_f64() * 1e3,
+            percentile(&times, 0.99).as_secs_f64() * 1e3,
+        );
+    }
+    gateway.store.close().unwrap();
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let messages = env_number("IPEX_BENCH_MESSAGES", 1000);
+        let local = start(1024).await;
+        println!("fan-out: {messages} GREEN seizure notifications per step, 64 submits in flight");
+        for subscribers in [1usize, 10, 100, 1000] {
+            fan_out_step(&local, subscribers, messages).await;
+        }
+        memory_step(&local, messages * 10).await;
+        local.stop().await;
+        search_step(env_number("IPEX_BENCH_SEARCH_MESSAGES", 1_000_000)).await;
+    });
+}
