@@ -728,3 +728,108 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
     assert_eq!(target["max_p99_ratio"], 2.0);
     assert!(target["met"].is_boolean(), "{target}");
 }
+
+/// The feeds, tokens and audit commands of the README, with the real binaries: a durable
+/// subscription that resumes after its acknowledged message, a search by seller, an officer
+/// token limited to reading, and an online and offline audit verification.
+#[test]
+fn subscribe_search_token_and_audit_with_the_real_binaries() {
+    let dir = tempfile::tempdir().unwrap();
+    let gw = Gateway::start_dev(dir.path());
+    gw.ipex_json("customs-nl", &["submit", SEIZURE_NOTIFICATION]);
+    gw.ipex_json("market-a", &["submit", SELLER_FLAG]);
+
+    // A durable feed from the start: the seizure, then stop (acknowledged on the way out).
+    let feed = [
+        "subscribe",
+        "--kind",
+        "seizure",
+        "--hs",
+        "6403",
+        "--durable",
+        "my-feed",
+        "--from-seq",
+        "1",
+        "--max",
+        "1",
+    ];
+    let first = gw.ipex_json("rilo-we", &feed);
+    assert_eq!(
+        first["message"]["envelope"]["id"], "seiz-2026-0001",
+        "{first}"
+    );
+    assert_eq!(first["seq"], "1");
+    // A second seizure; the feed resumes after the acknowledged one.
+    let second = dir.path().join("seizure-2.json");
+    let text = std::fs::read_to_string(SEIZURE_NOTIFICATION)
+        .unwrap()
+        .replace("seiz-2026-0001", "seiz-2026-0002");
+    std::fs::write(&second, text).unwrap();
+    gw.ipex_json("customs-nl", &["submit", second.to_str().unwrap()]);
+    let resumed = gw.ipex_json(
+        "rilo-we",
+        &["subscribe", "--durable", "my-feed", "--max", "1"],
+    );
+    assert_eq!(
+        resumed["message"]["envelope"]["id"], "seiz-2026-0002",
+        "{resumed}"
+    );
+
+    // Customs pulls the platform's flags on a seller.
+    let found = gw.ipex_json(
+        "customs-nl",
+        &["search", "--kind", "flag", "--seller", "S-88412907"],
+    );
+    assert_eq!(found["envelope"]["id"], "flag-2026-0001", "{found}");
+
+    // An officer token that may read but not submit.
+    let out = gw.ipex(
+        "customs-nl",
+        &[
+            "token",
+            "issue",
+            "--sub",
+            "officer-17",
+            "--scope",
+            "exchange:read",
+            "--ttl",
+            "15m",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let me = gw.ipex_json("customs-nl", &["--token", &token, "whoami"]);
+    assert_eq!(me["officer"], "officer-17");
+    let refused = gw.ipex_fails(
+        "customs-nl",
+        &["--token", &token, "submit", TAKEDOWN_NOTICE],
+    );
+    assert!(
+        refused.contains("PermissionDenied") && refused.contains("exchange:submit"),
+        "{refused}"
+    );
+    // The token is bound to customs-nl's certificate: useless to another participant.
+    let stolen = gw.ipex_fails("market-a", &["--token", &token, "whoami"]);
+    assert!(stolen.contains("Unauthenticated"), "{stolen}");
+
+    // Audit: online, then an export verified offline against the same state.
+    let verified = gw.ipex_json("market-a", &["audit", "verify", "--state", "state.json"]);
+    assert_eq!(verified["verified"], true, "{verified}");
+    gw.ipex_json("market-a", &["audit", "export", "--out", "log.jsonl"]);
+    let offline = gw.ipex_json(
+        "market-a",
+        &[
+            "audit",
+            "verify",
+            "--file",
+            "log.jsonl",
+            "--state",
+            "state.json",
+        ],
+    );
+    assert_eq!(offline["verified"], true, "{offline}");
+}
