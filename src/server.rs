@@ -120,7 +120,11 @@ pub async fn run(
         ),
     }
     reloader.abort();
-    gateway.store.close()?;
+    // Joining the committer and the last flush block: keep them off the runtime's workers.
+    let closing = gateway.clone();
+    tokio::task::spawn_blocking(move || closing.store.close())
+        .await
+        .map_err(|e| crate::store::StoreError::Engine(format!("closing the store: {e}")))??;
     tracing::info!(
         last_seq = gateway.store.last_seq(),
         "store flushed; gateway stopped"

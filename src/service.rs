@@ -3,9 +3,10 @@
 
 use crate::error::Error;
 use crate::gateway::Gateway;
-use crate::identity::PeerInfo;
+use crate::identity::{Caller, PeerInfo};
 use crate::pb;
 use crate::token::Scope;
+use std::future::Future;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -88,88 +89,54 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
+/// Every handler: identify the caller (certificate, token, scope), act, reply; a refusal at
+/// any step is logged, audited and mapped to its status in one place.
+async fn handle<Req, Res, Fut>(
+    gateway: &Gateway,
+    method: &'static str,
+    scope: Option<Scope>,
+    request: Request<Req>,
+    act: impl FnOnce(Caller, Req) -> Fut,
+) -> Result<Response<Res>, Status>
+where
+    Fut: Future<Output = Result<Res, Error>>,
+{
+    let peer = request.extensions().get::<PeerInfo>().cloned();
+    let result = match gateway.identify(peer.as_ref(), request.metadata(), scope) {
+        Ok(caller) => act(caller, request.into_inner()).await,
+        Err(e) => Err(e),
+    };
+    result
+        .map(Response::new)
+        .map_err(|e| refuse(gateway, method, peer.as_ref(), e))
+}
+
+/// The error of a missing required message field.
+fn required(field: &str) -> Error {
+    let mut v = crate::model::Violations::default();
+    v.add(field, "is required");
+    Error::Invalid(v)
+}
+
 #[tonic::async_trait]
 impl pb::exchange_server::Exchange for ExchangeService {
     type SubscribeStream = crate::fanout::DeliveryStream;
-
-    async fn subscribe(
-        &self,
-        request: Request<pb::SubscribeRequest>,
-    ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller =
-                self.gateway
-                    .identify(peer.as_ref(), request.metadata(), Some(Scope::Subscribe))?;
-            self.gateway.subscribe(caller, request.into_inner()).await
-        }
-        .await;
-        result
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "Subscribe", peer.as_ref(), e))
-    }
-
-    async fn ack(
-        &self,
-        request: Request<pb::AckRequest>,
-    ) -> Result<Response<pb::AckResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller =
-                self.gateway
-                    .identify(peer.as_ref(), request.metadata(), Some(Scope::Subscribe))?;
-            self.gateway.ack(&caller, request.into_inner()).await
-        }
-        .await;
-        result
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "Ack", peer.as_ref(), e))
-    }
-
-    async fn search(
-        &self,
-        request: Request<pb::SearchRequest>,
-    ) -> Result<Response<pb::SearchResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller = self.gateway.identify(
-                peer.as_ref(),
-                request.metadata(),
-                Some(Scope::ExchangeRead),
-            )?;
-            self.gateway.search(&caller, request.into_inner()).await
-        }
-        .await;
-        result
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "Search", peer.as_ref(), e))
-    }
 
     async fn submit(
         &self,
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
-        const METHOD: &str = "Submit";
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller = self.gateway.identify(
-                peer.as_ref(),
-                request.metadata(),
-                Some(Scope::ExchangeSubmit),
-            )?;
-            let envelope = request.into_inner().envelope.ok_or_else(|| {
-                let mut v = crate::model::Violations::default();
-                v.add("envelope", "is required");
-                Error::Invalid(v)
-            })?;
-            let mut receipts = self.gateway.submit(&caller, vec![envelope], false).await?;
-            Ok::<_, Error>((caller, receipts.remove(0)))
-        }
-        .await;
-        match result {
-            Ok((caller, receipt)) => {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Submit",
+            Some(Scope::ExchangeSubmit),
+            request,
+            |caller, r| async move {
+                let envelope = r.envelope.ok_or_else(|| required("envelope"))?;
+                let receipt = gw.submit(&caller, vec![envelope], false).await?.remove(0);
                 tracing::info!(
-                    method = METHOD,
+                    method = "Submit",
                     participant = caller.id(),
                     id = %receipt.id,
                     seq = receipt.seq,
@@ -177,86 +144,117 @@ impl pb::exchange_server::Exchange for ExchangeService {
                     duplicate = receipt.duplicate,
                     "accepted"
                 );
-                Ok(Response::new(pb::SubmitResponse {
+                Ok(pb::SubmitResponse {
                     receipt: Some(receipt),
-                }))
-            }
-            Err(e) => Err(refuse(&self.gateway, METHOD, peer.as_ref(), e)),
-        }
+                })
+            },
+        )
+        .await
     }
 
     async fn submit_batch(
         &self,
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
-        const METHOD: &str = "SubmitBatch";
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller = self.gateway.identify(
-                peer.as_ref(),
-                request.metadata(),
-                Some(Scope::ExchangeSubmit),
-            )?;
-            let envelopes = request.into_inner().envelopes;
-            let receipts = self.gateway.submit(&caller, envelopes, true).await?;
-            Ok::<_, Error>((caller, receipts))
-        }
-        .await;
-        match result {
-            Ok((caller, receipts)) => {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "SubmitBatch",
+            Some(Scope::ExchangeSubmit),
+            request,
+            |caller, r| async move {
+                let receipts = gw.submit(&caller, r.envelopes, true).await?;
                 tracing::info!(
-                    method = METHOD,
+                    method = "SubmitBatch",
                     participant = caller.id(),
                     messages = receipts.len(),
                     first_seq = receipts.first().map_or(0, |r| r.seq),
                     "accepted"
                 );
-                Ok(Response::new(pb::SubmitBatchResponse { receipts }))
-            }
-            Err(e) => Err(refuse(&self.gateway, METHOD, peer.as_ref(), e)),
-        }
+                Ok(pb::SubmitBatchResponse { receipts })
+            },
+        )
+        .await
     }
 
     async fn get(
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller = self.gateway.identify(
-                peer.as_ref(),
-                request.metadata(),
-                Some(Scope::ExchangeRead),
-            )?;
-            self.gateway.get(&caller, request.into_inner().key).await
-        }
-        .await;
-        result
-            .map(|message| {
-                Response::new(pb::GetResponse {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Get",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move {
+                let message = gw.get(&caller, r.key).await?;
+                Ok(pb::GetResponse {
                     message: Some(message),
                 })
-            })
-            .map_err(|e| refuse(&self.gateway, "Get", peer.as_ref(), e))
+            },
+        )
+        .await
     }
 
     async fn list_inbox(
         &self,
         request: Request<pb::ListInboxRequest>,
     ) -> Result<Response<pb::ListInboxResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            let caller = self.gateway.identify(
-                peer.as_ref(),
-                request.metadata(),
-                Some(Scope::ExchangeRead),
-            )?;
-            self.gateway.list_inbox(&caller, request.into_inner()).await
-        }
-        .await;
-        result
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "ListInbox", peer.as_ref(), e))
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "ListInbox",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move { gw.list_inbox(&caller, r).await },
+        )
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Subscribe",
+            Some(Scope::Subscribe),
+            request,
+            |caller, r| async move { gw.subscribe(caller, r).await },
+        )
+        .await
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Ack",
+            Some(Scope::Subscribe),
+            request,
+            |caller, r| async move { gw.ack(&caller, r).await },
+        )
+        .await
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Search",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move { gw.search(&caller, r).await },
+        )
+        .await
     }
 }
 
@@ -266,28 +264,32 @@ impl pb::participants_server::Participants for ParticipantsService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let caller = self
-            .gateway
-            .identify(peer.as_ref(), request.metadata(), None)
-            .map_err(|e| refuse(&self.gateway, "WhoAmI", peer.as_ref(), e))?;
-        Ok(Response::new(pb::WhoAmIResponse {
-            participant: Some(caller.participant.to_pb()),
-            certificate_sha256: hex::encode(caller.fingerprint),
-            officer: caller.officer.clone().unwrap_or_default(),
-        }))
+        handle(
+            &self.gateway,
+            "WhoAmI",
+            None,
+            request,
+            |caller, _| async move {
+                Ok(pb::WhoAmIResponse {
+                    participant: Some(caller.participant.to_pb()),
+                    certificate_sha256: hex::encode(caller.fingerprint),
+                    officer: caller.officer.clone().unwrap_or_default(),
+                })
+            },
+        )
+        .await
     }
 
     async fn list(
         &self,
         request: Request<pb::ListParticipantsRequest>,
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref(), request.metadata(), None)
-            .map_err(|e| refuse(&self.gateway, "List", peer.as_ref(), e))?;
-        let participants = self.gateway.registry().iter().map(|p| p.to_pb()).collect();
-        Ok(Response::new(pb::ListParticipantsResponse { participants }))
+        let gw = &self.gateway;
+        handle(gw, "List", None, request, |_, _| async move {
+            let participants = gw.registry().iter().map(|p| p.to_pb()).collect();
+            Ok(pb::ListParticipantsResponse { participants })
+        })
+        .await
     }
 }
 
@@ -297,51 +299,59 @@ impl pb::audit_server::Audit for AuditService {
         &self,
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        let result = async {
-            self.gateway
-                .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))?;
-            self.gateway.checkpoint(request.get_ref().refresh).await
-        }
-        .await;
-        result
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "GetCheckpoint", peer.as_ref(), e))
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetCheckpoint",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.checkpoint(r.refresh).await },
+        )
+        .await
     }
 
     async fn get_inclusion_proof(
         &self,
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
-            .and_then(|_| self.gateway.inclusion_proof(request.into_inner()))
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "GetInclusionProof", peer.as_ref(), e))
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetInclusionProof",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.inclusion_proof(r) },
+        )
+        .await
     }
 
     async fn get_consistency_proof(
         &self,
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
-            .and_then(|_| self.gateway.consistency_proof(request.into_inner()))
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "GetConsistencyProof", peer.as_ref(), e))
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetConsistencyProof",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.consistency_proof(r) },
+        )
+        .await
     }
 
     async fn get_leaves(
         &self,
         request: Request<pb::GetLeavesRequest>,
     ) -> Result<Response<pb::GetLeavesResponse>, Status> {
-        let peer = request.extensions().get::<PeerInfo>().cloned();
-        self.gateway
-            .identify(peer.as_ref(), request.metadata(), Some(Scope::AuditRead))
-            .and_then(|caller| self.gateway.leaves(&caller, request.into_inner()))
-            .map(Response::new)
-            .map_err(|e| refuse(&self.gateway, "GetLeaves", peer.as_ref(), e))
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetLeaves",
+            Some(Scope::AuditRead),
+            request,
+            |caller, r| async move { gw.leaves(&caller, r) },
+        )
+        .await
     }
 }

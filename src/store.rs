@@ -92,6 +92,8 @@ pub struct Kv {
     db: sled::Db,
     /// The one tree everything lives in.
     tree: sled::Tree,
+    /// sled's log file, synced after each flush (see [`Kv::flush`]).
+    log: Arc<std::fs::File>,
 }
 
 /// Writes applied atomically by [`Kv::apply`].
@@ -131,7 +133,13 @@ impl Kv {
             .flush_every_ms(None)
             .open()?;
         let tree = db.open_tree("ipex")?;
-        Ok(Kv { db, tree })
+        let log = std::fs::File::open(dir.join("db"))
+            .map_err(|e| StoreError::Engine(format!("cannot open sled's log file: {e}")))?;
+        Ok(Kv {
+            db,
+            tree,
+            log: Arc::new(log),
+        })
     }
 
     /// The value of `key`.
@@ -165,9 +173,14 @@ impl Kv {
         Ok(self.tree.apply_batch(batch.inner)?)
     }
 
-    /// Makes everything applied so far durable.
+    /// Makes everything applied so far durable. sled 0.34 writes its log with
+    /// `sync_file_range`, which neither saves the file's metadata (its growth) nor empties the
+    /// drive's write cache; the `fdatasync` that follows does both.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
+        self.log
+            .sync_data()
+            .map_err(|e| StoreError::Engine(format!("fdatasync of sled's log failed: {e}")))?;
         Ok(())
     }
 
