@@ -655,6 +655,8 @@ impl LocalGateway {
             .map_err(|e| CliError::Input(e.to_string()))?;
         let mut config = crate::config::Config::dev(&certs);
         config.listen = addr;
+        // Not on the development port: a development ipexd may be running beside it.
+        config.metrics_listen = None;
         config.data_dir = dir.path().join("data");
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::server::run(listener, config, async {

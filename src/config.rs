@@ -34,6 +34,11 @@ pub struct Config {
     /// Address the gRPC server listens on.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Address of the Prometheus metrics listener (plain HTTP, `GET /metrics`); `None` turns
+    /// it off. Off unless set, except in the development configuration ([`Config::dev`]),
+    /// where it is `127.0.0.1:9464`.
+    #[serde(default)]
+    pub metrics_listen: Option<SocketAddr>,
     /// Directory of the sled store; created if missing.
     #[serde(default = "default_data_dir")]
     pub data_dir: PathBuf,
@@ -210,6 +215,13 @@ pub struct PolicyConfig {
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 50051))
 }
+/// Where the development configuration serves its metrics (the port OpenTelemetry's
+/// Prometheus exporter uses by convention).
+pub const DEV_METRICS_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4::new(
+    std::net::Ipv4Addr::LOCALHOST,
+    9464,
+));
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("data")
 }
@@ -252,6 +264,7 @@ impl Config {
         };
         Config {
             listen: default_listen(),
+            metrics_listen: Some(DEV_METRICS_LISTEN),
             data_dir: default_data_dir(),
             gateway_id: default_gateway_id(),
             dev_mode: true,
@@ -325,6 +338,9 @@ impl Config {
         }
         if self.tokens.max_lifetime_secs == 0 {
             return Err("tokens.max_lifetime_secs: must be at least 1".into());
+        }
+        if self.metrics_listen == Some(self.listen) && self.listen.port() != 0 {
+            return Err("metrics_listen: must differ from listen".into());
         }
         if self.handshake_timeout_ms == 0 {
             return Err("handshake_timeout_ms: must be at least 1".into());

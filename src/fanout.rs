@@ -36,6 +36,7 @@ pub fn spawn(
     closing: watch::Receiver<bool>,
 ) -> DeliveryStream {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let open = gateway.metrics.open_stream(next);
     tokio::spawn(
         Pump {
             gateway,
@@ -43,6 +44,7 @@ pub fn spawn(
             filter,
             next,
             tx,
+            open,
         }
         .run(live, closing),
     );
@@ -56,6 +58,8 @@ struct Pump {
     /// The next sequence number to consider.
     next: u64,
     tx: mpsc::Sender<Result<pb::Delivery, Status>>,
+    /// Counts the stream as open, and publishes `next`, for the metrics; dropped with the pump.
+    open: crate::metrics::OpenStream,
 }
 
 /// Why a pump stops.
@@ -71,6 +75,7 @@ impl Pump {
         mut closing: watch::Receiver<bool>,
     ) {
         loop {
+            self.open.at(self.next);
             if *closing.borrow() {
                 let _ = self
                     .tx
@@ -142,6 +147,7 @@ impl Pump {
     /// Sends the message `self.next` if the subscriber wants it and may read it; moves on.
     async fn offer(&mut self, stored: Stored) -> Result<(), Stop> {
         self.next = stored.receipt.seq + 1;
+        self.open.at(self.next);
         let facets = Facets::of(&stored.envelope);
         if !self.filter.matches(&stored.envelope, &facets)
             || !self.gateway.may_read(&self.caller, &stored)

@@ -62,6 +62,8 @@ pub struct Gateway {
     tokens: crate::token::TokenCache,
     /// Turns true when the gateway begins to shut down: subscription streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Calls, refusals and streams counted for Prometheus.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Why a reload was refused (the configuration in force stays).
@@ -140,6 +142,7 @@ impl Gateway {
             tls: Arc::new(ArcSwap::from_pointee(tls)),
             tokens: crate::token::TokenCache::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            metrics: Arc::default(),
         })
     }
 

@@ -22,6 +22,7 @@
 //! - [`error`]: the one mapping of errors to gRPC statuses;
 //! - [`service`]: the thin tonic handlers;
 //! - [`health`]: `grpc.health.v1` (NOT_SERVING while draining) and server reflection;
+//! - [`metrics`]: Prometheus metrics and their plain-HTTP listener (`metrics_listen`);
 //! - [`server`]: `run(listener, config, shutdown)`;
 //! - [`client`]: connecting over mutual TLS;
 //! - [`cli`], [`cli_audit`]: the `ipex` command-line client and its audit checks;
@@ -41,6 +42,7 @@ pub mod gateway;
 pub mod health;
 pub mod identity;
 pub mod json;
+pub mod metrics;
 pub mod model;
 pub mod pki;
 pub mod policy;

@@ -25,12 +25,21 @@ pub enum ServeError {
     /// The reflection service could not be built from the compiled descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] crate::health::ReflectionError),
+    /// The metrics address (`metrics_listen`) could not be bound.
+    #[error("cannot listen for metrics on {addr} (metrics_listen): {source}")]
+    MetricsBind {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains: health turns
 /// NOT_SERVING, the listener closes, connections are told to send no new calls (HTTP/2
 /// GOAWAY), and the calls in flight may finish for up to `shutdown_grace_ms`. Then the store
-/// is flushed and closed, whether or not every call finished.
+/// is flushed and closed, whether or not every call finished. With `metrics_listen` set, it
+/// also serves Prometheus metrics there, from the start until the drain is over.
 pub async fn run(
     listener: TcpListener,
     config: Config,
@@ -41,6 +50,15 @@ pub async fn run(
     let max_message = config.max_message_bytes;
     let dev_mode = config.dev_mode;
     let data_dir = config.data_dir.display().to_string();
+    // Bound before the store is opened, so that a taken port stops the start early.
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| ServeError::MetricsBind { addr, source })?,
+        ),
+        None => None,
+    };
     let gateway = Arc::new(Gateway::open(config)?);
     let addr = listener
         .local_addr()
@@ -59,12 +77,23 @@ pub async fn run(
             "connect as a development participant: cargo run --bin ipex -- --gateway https://{addr} --as customs-nl whoami"
         );
     }
+    // A set, so that the metrics server is aborted however `run` ends.
+    let mut metrics = tokio::task::JoinSet::new();
+    if let Some(listener) = metrics_listener {
+        let addr = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        tracing::info!(%addr, "metrics listening (plain HTTP, GET /metrics)");
+        metrics.spawn(crate::metrics::serve(listener, gateway.clone()));
+    }
     let recorder = gateway.clone();
     let incoming = crate::tls::incoming(
         listener,
         gateway.tls.clone(),
         handshake_timeout,
         Arc::new(move |failure: crate::tls::HandshakeFailure| {
+            recorder.metrics.refusal("handshake", "UNAUTHENTICATED");
             recorder.record_refusal(pb::CallRefused {
                 participant: String::new(),
                 certificate_sha256: String::new(),
@@ -120,6 +149,7 @@ pub async fn run(
         ),
     }
     reloader.abort();
+    metrics.abort_all();
     // Joining the committer and the last flush block: keep them off the runtime's workers.
     let closing = gateway.clone();
     tokio::task::spawn_blocking(move || closing.store.close())

@@ -8,6 +8,7 @@ use crate::pb;
 use crate::token::Scope;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Instant;
 use tonic::{Request, Response, Status};
 
 /// `ipex.v1.Exchange`.
@@ -46,6 +47,7 @@ fn refuse(
         .map(|a| a.to_string())
         .unwrap_or_default();
     let status = Status::from(error);
+    gateway.metrics.refusal(method, code_name(status.code()));
     tracing::info!(
         method,
         participant,
@@ -90,7 +92,8 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 }
 
 /// Every handler: identify the caller (certificate, token, scope), act, reply; a refusal at
-/// any step is logged, audited and mapped to its status in one place.
+/// any step is logged, audited and mapped to its status in one place, and every answer is
+/// counted and timed for the metrics.
 async fn handle<Req, Res, Fut>(
     gateway: &Gateway,
     method: &'static str,
@@ -101,14 +104,20 @@ async fn handle<Req, Res, Fut>(
 where
     Fut: Future<Output = Result<Res, Error>>,
 {
+    let started = Instant::now();
     let peer = request.extensions().get::<PeerInfo>().cloned();
     let result = match gateway.identify(peer.as_ref(), request.metadata(), scope) {
         Ok(caller) => act(caller, request.into_inner()).await,
         Err(e) => Err(e),
     };
-    result
+    let answer = result
         .map(Response::new)
-        .map_err(|e| refuse(gateway, method, peer.as_ref(), e))
+        .map_err(|e| refuse(gateway, method, peer.as_ref(), e));
+    let code = answer
+        .as_ref()
+        .map_or_else(|status| code_name(status.code()), |_| "OK");
+    gateway.metrics.call(method, code, started.elapsed());
+    answer
 }
 
 /// The error of a missing required message field.

@@ -99,27 +99,24 @@ pub struct Kv {
 /// Writes applied atomically by [`Kv::apply`].
 #[derive(Default)]
 pub struct WriteBatch {
-    /// The engine's batch.
-    inner: sled::Batch,
-    /// How many writes it holds.
-    len: usize,
+    /// `(key, value)` in the order given; a later write of a key wins.
+    writes: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 impl WriteBatch {
     /// Adds a write.
     pub fn insert(&mut self, key: &[u8], value: &[u8]) {
-        self.inner.insert(key, value);
-        self.len += 1;
+        self.writes.push((key.to_vec(), value.to_vec()));
     }
 
     /// How many writes it holds.
     pub fn len(&self) -> usize {
-        self.len
+        self.writes.len()
     }
 
     /// True when it holds no write.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.writes.is_empty()
     }
 }
 
@@ -169,8 +166,24 @@ impl Kv {
     }
 
     /// Applies every write of `batch` atomically (not yet durably: see [`Kv::flush`]).
+    ///
+    /// This is a sled transaction, not `Tree::apply_batch`: measured on sled 0.34.7, a
+    /// `Batch` of many small keys spread over the key space keeps about 3 KiB of memory per
+    /// key that is never given back (1.9 GiB after 560 000 index keys), where a transaction of
+    /// the same writes keeps what the data needs (155 MiB) for about 20 % more time.
     pub fn apply(&self, batch: WriteBatch) -> Result<(), StoreError> {
-        Ok(self.tree.apply_batch(batch.inner)?)
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        self.tree
+            .transaction(|tx| {
+                for (key, value) in &batch.writes {
+                    tx.insert(key.as_slice(), value.as_slice())?;
+                }
+                Ok::<(), ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::from(e),
+                TransactionError::Abort(()) => StoreError::Engine("transaction aborted".into()),
+            })
     }
 
     /// Makes everything applied so far durable. sled 0.34 writes its log with
@@ -350,6 +363,8 @@ struct Published {
     tree_size: AtomicU64,
     /// Latest durable checkpoint.
     checkpoint: ArcSwapOption<SignedCheckpoint>,
+    /// Batch sizes and flush times, for the metrics.
+    commits: crate::metrics::CommitStats,
 }
 
 /// The message store.
@@ -398,6 +413,7 @@ impl Store {
             seq: AtomicU64::new(last_seq),
             tree_size: AtomicU64::new(frontier.size()),
             checkpoint: ArcSwapOption::from(checkpoint.clone().map(Arc::new)),
+            commits: crate::metrics::CommitStats::default(),
         });
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
@@ -605,6 +621,12 @@ impl Store {
     pub fn kv(&self) -> &Kv {
         &self.kv
     }
+
+    /// What the committer measured of its group commits.
+    pub fn commit_stats(&self) -> &crate::metrics::CommitStats {
+        &self.published.commits
+    }
+
     /// The message with sequence number `seq`.
     pub fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
         if seq == 0 || seq > self.last_seq() {
@@ -863,10 +885,18 @@ impl Committer {
         let written = if batch.writes.is_empty() {
             Ok(())
         } else {
-            self.kv.apply(batch.writes).and_then(|()| self.kv.flush())
+            let flushing = Instant::now();
+            let written = self.kv.apply(batch.writes).and_then(|()| self.kv.flush());
+            let commits = &self.published.commits;
+            commits.flush_seconds.observe_duration(flushing.elapsed());
+            written
         };
         match written {
             Ok(()) => {
+                if batch.messages > 0 {
+                    let commits = &self.published.commits;
+                    commits.batch_messages.observe(batch.messages as u64);
+                }
                 self.published
                     .seq
                     .store(self.next_seq - 1, Ordering::Release);

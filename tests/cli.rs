@@ -141,6 +141,8 @@ impl Gateway {
     fn start_dev(dir: &Path) -> Gateway {
         let mut child = command(IPEXD, dir)
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            // Tests run side by side: none takes the development metrics port.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -39,6 +39,8 @@ impl Ipexd {
         cmd.current_dir(dir).env("RUST_LOG", "info").args([
             "--listen",
             "127.0.0.1:0",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--log-format",
             "json",
         ]);

@@ -23,6 +23,9 @@ struct Args {
     /// Store directory; overrides `data_dir`.
     #[arg(long, env = "IPEX_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Address of the Prometheus metrics listener (plain HTTP); overrides `metrics_listen`.
+    #[arg(long, env = "IPEX_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
     /// Where development mode keeps its PKI and registry.
     #[arg(long, env = "IPEX_DEV_CERTS_DIR", default_value = DEV_CERTS_DIR)]
     dev_certs_dir: PathBuf,
@@ -50,6 +53,9 @@ async fn main() -> ExitCode {
     }
     if let Some(dir) = args.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(addr) = args.metrics_listen {
+        config.metrics_listen = Some(addr);
     }
     match ipex::server::start(config, ipex::server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

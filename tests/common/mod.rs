@@ -108,6 +108,8 @@ impl Setup {
         std::fs::write(dir.join("audit.key"), signer.private_key()).unwrap();
         config.data_dir = dir.join("data");
         config.listen = "127.0.0.1:0".parse().unwrap();
+        // Tests run side by side: none takes the development metrics port.
+        config.metrics_listen = None;
         Setup {
             tmp: std::sync::Arc::new(tmp),
             pki: std::sync::Arc::new(pki),
