@@ -297,6 +297,7 @@ async fn search_step(total: u64) {
                     deliver_to: vec!["rilo-we".into()],
                     officer: None,
                     answers: None,
+                    index_prefixes: ipex::search::index_prefixes(&e),
                     envelope: Arc::new(e),
                 }
             })

@@ -351,6 +351,7 @@ impl Gateway {
             deliver_to,
             officer: caller.officer.clone(),
             answers,
+            index_prefixes: crate::search::index_prefixes(valid.envelope()),
             envelope: Arc::new(valid.into_inner()),
         })
     }

@@ -33,14 +33,12 @@ fn prefix(facet: u8, value: &str) -> Vec<u8> {
     [INDEX, &[facet, b'/'], value.as_bytes(), b"\0"].concat()
 }
 
-fn key(facet: u8, value: &str, seq: u64) -> Vec<u8> {
-    [prefix(facet, value), seq.to_be_bytes().to_vec()].concat()
-}
-
-/// The index keys of a message.
-pub fn index_keys(envelope: &pb::Envelope, seq: u64) -> Vec<Vec<u8>> {
+/// The index key prefixes of a message; its keys are these followed by its sequence number.
+/// Computed by the submitting call, so that the committer only appends the number.
+pub fn index_prefixes(envelope: &pb::Envelope) -> Vec<Vec<u8>> {
     let f = Facets::of(envelope);
-    let mut keys = vec![key(facet::KIND, &envelope.kind.to_string(), seq)];
+    let key = |facet: u8, value: &str| prefix(facet, value);
+    let mut keys = vec![key(facet::KIND, &envelope.kind.to_string())];
     let mut hs: Vec<&str> = Vec::new();
     for code in &f.hs_codes {
         for len in [2, 4] {
@@ -51,7 +49,7 @@ pub fn index_keys(envelope: &pb::Envelope, seq: u64) -> Vec<Vec<u8>> {
             }
         }
     }
-    keys.extend(hs.into_iter().map(|p| key(facet::HS, p, seq)));
+    keys.extend(hs.into_iter().map(|p| key(facet::HS, p)));
     for (letter, values) in [
         (facet::ORIGIN, &f.origin),
         (facet::DESTINATION, &f.destination),
@@ -63,7 +61,7 @@ pub fn index_keys(envelope: &pb::Envelope, seq: u64) -> Vec<Vec<u8>> {
         (facet::LISTING, &f.listings),
         (facet::TRACKING, &f.tracking),
     ] {
-        keys.extend(values.iter().map(|v| key(letter, v, seq)));
+        keys.extend(values.iter().map(|v| key(letter, v)));
     }
     keys
 }

@@ -275,8 +275,10 @@ pub struct NewMessage {
     pub officer: Option<String>,
     /// The message it answers, `(sender, seq)`, for outcomes and responses.
     pub answers: Option<(String, u64)>,
-    /// The envelope as stored, for indexes and live delivery.
+    /// The envelope as stored, for live delivery.
     pub envelope: Arc<pb::Envelope>,
+    /// Its search index key prefixes ([`crate::search::index_prefixes`]).
+    pub index_prefixes: Vec<Vec<u8>>,
 }
 
 /// A message just made durable, as live subscribers receive it.
@@ -1202,8 +1204,10 @@ impl Committer {
             batch
                 .writes
                 .insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
-            for index_key in crate::search::index_keys(&m.envelope, seq) {
-                batch.writes.insert(&index_key, &[]);
+            for prefix in &m.index_prefixes {
+                batch
+                    .writes
+                    .insert(&[prefix.as_slice(), &seq.to_be_bytes()].concat(), &[]);
             }
             batch.pending.insert(
                 (m.sender.clone(), m.id.clone()),
