@@ -315,6 +315,63 @@ impl Config {
         Ok(config)
     }
 
+    /// Applies `IPEX_<KEY>` environment overrides (`IPEX_<SECTION>__<KEY>` for keys of a
+    /// section, e.g. `IPEX_TOKENS__MAX_LIFETIME_SECS`) to the scalar keys, then checks the
+    /// result. Variables that name no key are left alone (the `ipex` client has its own);
+    /// `IPEX_LISTEN`, `IPEX_DATA_DIR` and `IPEX_METRICS_LISTEN` are `ipexd`'s flags.
+    pub fn apply_env(
+        &mut self,
+        vars: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(name: &str, value: &str) -> Result<T, String> {
+            value
+                .trim()
+                .parse()
+                .map_err(|_| format!("{name}: {value:?} is not a valid value"))
+        }
+        let invalid = |message: String| ConfigError::Invalid {
+            path: "the environment".into(),
+            message,
+        };
+        for (name, value) in vars {
+            let Some(key) = name.strip_prefix("IPEX_") else {
+                continue;
+            };
+            let n = name.as_str();
+            let v = value.as_str();
+            let applied: Result<(), String> = match key {
+                "GATEWAY_ID" => parse(n, v).map(|x| self.gateway_id = x),
+                "DEV_MODE" => parse(n, v).map(|x| self.dev_mode = x),
+                "MAX_MESSAGE_BYTES" => parse(n, v).map(|x| self.max_message_bytes = x),
+                "HANDSHAKE_TIMEOUT_MS" => parse(n, v).map(|x| self.handshake_timeout_ms = x),
+                "SHUTDOWN_GRACE_MS" => parse(n, v).map(|x| self.shutdown_grace_ms = x),
+                "REGISTRY" => parse(n, v).map(|x| self.registry = x),
+                "RELOAD_CHECK_MS" => parse(n, v).map(|x| self.reload_check_ms = x),
+                "TLS__CERT" => parse(n, v).map(|x| self.tls.cert = x),
+                "TLS__KEY" => parse(n, v).map(|x| self.tls.key = x),
+                "TLS__CLIENT_CA" => parse(n, v).map(|x| self.tls.client_ca = x),
+                "COMMIT__MAX_BATCH" => parse(n, v).map(|x| self.commit.max_batch = x),
+                "COMMIT__QUEUE" => parse(n, v).map(|x| self.commit.queue = x),
+                "AUDIT__SIGNING_KEY" => parse(n, v).map(|x| self.audit.signing_key = Some(x)),
+                "AUDIT__ORIGIN" => parse(n, v).map(|x| self.audit.origin = Some(x)),
+                "AUDIT__CHECKPOINT_INTERVAL_MS" => {
+                    parse(n, v).map(|x| self.audit.checkpoint_interval_ms = x)
+                }
+                "AUDIT__VERIFY_ON_START" => parse(n, v).map(|x| self.audit.verify_on_start = x),
+                "TOKENS__MAX_LIFETIME_SECS" => {
+                    parse(n, v).map(|x| self.tokens.max_lifetime_secs = x)
+                }
+                "TOKENS__LEEWAY_SECS" => parse(n, v).map(|x| self.tokens.leeway_secs = x),
+                "SUBSCRIPTIONS__LIVE_BUFFER" => {
+                    parse(n, v).map(|x| self.subscriptions.live_buffer = x)
+                }
+                _ => Ok(()),
+            };
+            applied.map_err(invalid)?;
+        }
+        self.check().map_err(invalid)
+    }
+
     /// The files a reload re-reads, for change detection.
     pub fn watched_files(&self) -> Vec<PathBuf> {
         let mut files: Vec<PathBuf> = self.file.iter().cloned().collect();
@@ -386,5 +443,46 @@ impl Config {
             Some(p) => Policy::new(p.rules.clone()),
             None => Ok(Policy::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn environment_overrides_keys_and_names_bad_values() {
+        let mut config = Config::dev(Path::new("certs/dev"));
+        config
+            .apply_env(vars(&[
+                ("IPEX_MAX_MESSAGE_BYTES", "65536"),
+                ("IPEX_TOKENS__MAX_LIFETIME_SECS", "900"),
+                ("IPEX_AUDIT__VERIFY_ON_START", "false"),
+                ("IPEX_TLS__CERT", "/etc/ipex/gw.pem"),
+                ("IPEX_GATEWAY", "https://elsewhere:1"), // the client's, ignored
+                ("PATH", "/usr/bin"),
+            ]))
+            .unwrap();
+        assert_eq!(config.max_message_bytes, 65536);
+        assert_eq!(config.tokens.max_lifetime_secs, 900);
+        assert!(!config.audit.verify_on_start);
+        assert_eq!(config.tls.cert, PathBuf::from("/etc/ipex/gw.pem"));
+
+        let err = Config::dev(Path::new("certs/dev"))
+            .apply_env(vars(&[("IPEX_COMMIT__MAX_BATCH", "many")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("IPEX_COMMIT__MAX_BATCH"), "{err}");
+        // Values are checked like the file's.
+        let err = Config::dev(Path::new("certs/dev"))
+            .apply_env(vars(&[("IPEX_MAX_MESSAGE_BYTES", "10")]))
+            .unwrap_err();
+        assert!(err.to_string().contains("max_message_bytes"), "{err}");
     }
 }

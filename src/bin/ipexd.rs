@@ -57,6 +57,10 @@ async fn main() -> ExitCode {
     if let Some(addr) = args.metrics_listen {
         config.metrics_listen = Some(addr);
     }
+    if let Err(error) = config.apply_env(std::env::vars()) {
+        tracing::error!(%error, "configuration refused");
+        return ExitCode::from(EXIT_CONFIG);
+    }
     match ipex::server::start(config, ipex::server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
