@@ -139,7 +139,13 @@ impl Gateway {
     /// Starts `ipexd` in development mode in `dir` on a free loopback port, and waits for the
     /// line announcing its address.
     fn start_dev(dir: &Path) -> Gateway {
+        Gateway::start_dev_with(dir, &[])
+    }
+
+    /// Like [`Gateway::start_dev`], with environment variables for `ipexd`.
+    fn start_dev_with(dir: &Path, env: &[(&str, &str)]) -> Gateway {
         let mut child = command(IPEXD, dir)
+            .envs(env.iter().copied())
             .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
             // Tests run side by side: none takes the development metrics port.
             .args(["--metrics-listen", "127.0.0.1:0"])
@@ -834,4 +840,44 @@ fn subscribe_search_token_and_audit_with_the_real_binaries() {
         ],
     );
     assert_eq!(offline["verified"], true, "{offline}");
+}
+
+/// SIGHUP reloads the registry of a running gateway: a certificate put on the deny list is
+/// refused on its next call; before the signal (file checks off) nothing changed.
+#[test]
+fn sighup_reloads_the_registry() {
+    let dir = tempfile::tempdir().unwrap();
+    // File checks off: only the signal may reload.
+    let mut gw = Gateway::start_dev_with(dir.path(), &[("IPEX_RELOAD_CHECK_MS", "0")]);
+    gw.ipex_json("market-a", &["whoami"]);
+    let registry = dir.path().join("certs/dev/registry.toml");
+    let denied = certificate_sha256(&dir.path().join("certs/dev/market-a.pem"));
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, format!("denied_sha256 = [\"{denied}\"]\n{text}")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    gw.ipex_json("market-a", &["whoami"]);
+
+    let pid = gw.child.id().to_string();
+    assert!(run(Command::new("kill").args(["-HUP", &pid]))
+        .status
+        .success());
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        let out = gw.ipex("market-a", &["whoami"]);
+        if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                stderr.contains("Unauthenticated") && stderr.contains("revoked"),
+                "{stderr}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "SIGHUP never reloaded the registry"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    gw.ipex_json("customs-nl", &["whoami"]);
+    assert!(gw.terminate().success());
 }
