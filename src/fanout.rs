@@ -74,6 +74,9 @@ impl Pump {
         mut live: broadcast::Receiver<Arc<crate::store::Live>>,
         mut closing: watch::Receiver<bool>,
     ) {
+        // Behind: the start lies before the durable end, or the ring overtook us. Then read
+        // from the store until caught up; otherwise take each message from the ring.
+        let mut behind = self.next <= self.gateway.store.last_seq();
         loop {
             self.open.at(self.next);
             if *closing.borrow() {
@@ -85,12 +88,11 @@ impl Pump {
                     .await;
                 return;
             }
-            // Catch up from the store while it holds messages past the ring's reach.
-            if self.next <= self.gateway.store.last_seq() {
-                match self.catch_up().await {
-                    Ok(()) => {}
-                    Err(Stop::Gone) => return,
+            if behind {
+                if let Err(Stop::Gone) = self.catch_up().await {
+                    return;
                 }
+                behind = self.next <= self.gateway.store.last_seq();
                 continue;
             }
             tokio::select! {
@@ -98,15 +100,14 @@ impl Pump {
                 _ = self.tx.closed() => return,
                 received = live.recv() => match received {
                     Ok(message) if message.receipt.seq == self.next => {
-                        let stored = Stored {
-                            envelope: (*message.envelope).clone(),
-                            receipt: message.receipt.clone(),
-                        };
-                        if self.offer(stored).await.is_err() {
+                        if self.offer(&message.envelope, &message.receipt).await.is_err() {
                             return;
                         }
                     }
-                    // Already delivered from the store, or ahead of us (the loop catches up).
+                    // A gap (cannot happen without a lag, but cheap to be sure of): fill it
+                    // from the store, this message included.
+                    Ok(message) if message.receipt.seq > self.next => behind = true,
+                    // Already delivered from the store.
                     Ok(_) => {}
                     Err(broadcast::error::RecvError::Lagged(missed)) => {
                         tracing::debug!(
@@ -114,6 +115,7 @@ impl Pump {
                             missed,
                             "subscriber fell behind the live ring; catching up from the store"
                         );
+                        behind = true;
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 },
@@ -127,7 +129,7 @@ impl Pump {
         let stretch_end = end.min(self.next.saturating_add(256));
         while self.next <= stretch_end {
             match self.gateway.store.get(self.next) {
-                Ok(Some(stored)) => self.offer(stored).await?,
+                Ok(Some(stored)) => self.offer(&stored.envelope, &stored.receipt).await?,
                 Ok(None) => self.next += 1,
                 Err(error) => {
                     let _ = self
@@ -145,21 +147,24 @@ impl Pump {
     }
 
     /// Sends the message `self.next` if the subscriber wants it and may read it; moves on.
-    async fn offer(&mut self, stored: Stored) -> Result<(), Stop> {
-        self.next = stored.receipt.seq + 1;
+    /// The envelope is copied only when it is delivered.
+    async fn offer(&mut self, envelope: &pb::Envelope, receipt: &pb::Receipt) -> Result<(), Stop> {
+        self.next = receipt.seq + 1;
         self.open.at(self.next);
-        let facets = Facets::of(&stored.envelope);
-        if !self.filter.matches(&stored.envelope, &facets)
-            || !self.gateway.may_read(&self.caller, &stored)
+        let facets = Facets::of(envelope);
+        if !self.filter.matches(envelope, &facets)
+            || !self.gateway.may_read_parts(&self.caller, envelope, receipt)
         {
             return Ok(());
         }
-        let seq = stored.receipt.seq;
-        let leaf_index = stored.receipt.leaf_index;
+        let stored = Stored {
+            envelope: envelope.clone(),
+            receipt: receipt.clone(),
+        };
         let delivery = pb::Delivery {
             message: Some(view(stored, self.caller.id())),
-            seq,
-            leaf_index,
+            seq: receipt.seq,
+            leaf_index: receipt.leaf_index,
         };
         self.tx.send(Ok(delivery)).await.map_err(|_| Stop::Gone)
     }

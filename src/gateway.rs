@@ -422,7 +422,7 @@ impl Gateway {
                     kind_name(answers)
                 ),
             ),
-            Some(stored) if !addressed_to(&stored, caller.id()) => v.add(
+            Some(stored) if !addressed_to(&stored.envelope, &stored.receipt, caller.id()) => v.add(
                 field,
                 format!(
                     "message {:?} from {} is not addressed to {}",
@@ -565,10 +565,19 @@ impl Gateway {
 
     /// TLP and policy: may the caller read this stored message?
     pub fn may_read(&self, caller: &Caller, stored: &Stored) -> bool {
-        if addressed_to(stored, caller.id()) {
+        self.may_read_parts(caller, &stored.envelope, &stored.receipt)
+    }
+
+    /// [`Gateway::may_read`] on an envelope and receipt held apart.
+    pub fn may_read_parts(
+        &self,
+        caller: &Caller,
+        envelope: &pb::Envelope,
+        receipt: &pb::Receipt,
+    ) -> bool {
+        if addressed_to(envelope, receipt, caller.id()) {
             return true;
         }
-        let envelope = &stored.envelope;
         let registry = self.registry.load();
         let sender_role = registry.get(&envelope.sender).map(|p| p.role);
         self.policy.load().may_read(
@@ -583,10 +592,9 @@ impl Gateway {
 }
 
 /// Was the message placed in `participant`'s inbox (or sent by it)?
-fn addressed_to(stored: &Stored, participant: &str) -> bool {
-    stored.envelope.sender == participant
-        || stored
-            .receipt
+fn addressed_to(envelope: &pb::Envelope, receipt: &pb::Receipt, participant: &str) -> bool {
+    envelope.sender == participant
+        || receipt
             .placements
             .iter()
             .any(|p| p.recipient == participant)
