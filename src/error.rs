@@ -79,6 +79,13 @@ impl From<Violations> for Error {
 }
 
 impl Error {
+    /// An invalid request with one field violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Error {
+        let mut v = Violations::default();
+        v.add(field, description);
+        Error::Invalid(v)
+    }
+
     /// The gRPC code of this error.
     pub fn code(&self) -> Code {
         match self {

@@ -242,15 +242,13 @@ impl Gateway {
         batch: bool,
     ) -> Result<Vec<pb::Receipt>, Error> {
         if batch && !(1..=MAX_BATCH).contains(&envelopes.len()) {
-            let mut v = Violations::default();
-            v.add(
+            return Err(Error::invalid(
                 "envelopes",
                 format!(
                     "1 to {MAX_BATCH} envelopes per batch, not {}",
                     envelopes.len()
                 ),
-            );
-            return Err(v.into());
+            ));
         }
         let size: usize = envelopes.iter().map(Message::encoded_len).sum();
         if size > self.config.max_message_bytes {
@@ -271,12 +269,13 @@ impl Gateway {
                 "envelope".to_string()
             };
             if !seen_ids.insert(envelope.id.clone()) {
-                let mut v = Violations::default();
-                v.add(
-                    format!("{path}.id"),
-                    format!("{:?} appears twice in the batch", envelope.id),
-                );
-                failures.push((i, v.into()));
+                failures.push((
+                    i,
+                    Error::invalid(
+                        format!("{path}.id"),
+                        format!("{:?} appears twice in the batch", envelope.id),
+                    ),
+                ));
                 continue;
             }
             match self.prepare(caller, envelope, &path, &registry, &policy) {
@@ -450,9 +449,7 @@ impl Gateway {
                 format!("{:?} from {}", r.id, r.sender),
             ),
             None => {
-                let mut v = Violations::default();
-                v.add("key", "is required: seq or ref");
-                return Err(v.into());
+                return Err(Error::invalid("key", "is required: seq or ref"));
             }
         };
         let stored =
@@ -660,12 +657,10 @@ impl Gateway {
         };
         let durable = self.store.tree_size();
         if size > durable {
-            let mut v = Violations::default();
-            v.add(
+            return Err(Error::invalid(
                 field,
                 format!("{size} is larger than the log ({durable} leaves)"),
-            );
-            return Err(v.into());
+            ));
         }
         Ok(size)
     }
@@ -677,12 +672,10 @@ impl Gateway {
     ) -> Result<pb::GetInclusionProofResponse, Error> {
         let size = self.proof_size(request.tree_size, "tree_size")?;
         if request.leaf_index >= size {
-            let mut v = Violations::default();
-            v.add(
+            return Err(Error::invalid(
                 "leaf_index",
                 format!("{} is not below the tree size {size}", request.leaf_index),
-            );
-            return Err(v.into());
+            ));
         }
         let proof = self.store.inclusion_proof(request.leaf_index, size)?;
         let leaf_hash = crate::audit::merkle::NodeSource::node(
@@ -705,12 +698,10 @@ impl Gateway {
     ) -> Result<pb::GetConsistencyProofResponse, Error> {
         let second = self.proof_size(request.second, "second")?;
         if request.first > second {
-            let mut v = Violations::default();
-            v.add(
+            return Err(Error::invalid(
                 "first",
                 format!("{} is larger than second ({second})", request.first),
-            );
-            return Err(v.into());
+            ));
         }
         let proof = self.store.consistency_proof(request.first, second)?;
         Ok(pb::GetConsistencyProofResponse {

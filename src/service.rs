@@ -120,13 +120,6 @@ where
     answer
 }
 
-/// The error of a missing required message field.
-fn required(field: &str) -> Error {
-    let mut v = crate::model::Violations::default();
-    v.add(field, "is required");
-    Error::Invalid(v)
-}
-
 #[tonic::async_trait]
 impl pb::exchange_server::Exchange for ExchangeService {
     type SubscribeStream = crate::fanout::DeliveryStream;
@@ -142,7 +135,9 @@ impl pb::exchange_server::Exchange for ExchangeService {
             Some(Scope::ExchangeSubmit),
             request,
             |caller, r| async move {
-                let envelope = r.envelope.ok_or_else(|| required("envelope"))?;
+                let envelope = r
+                    .envelope
+                    .ok_or_else(|| Error::invalid("envelope", "is required"))?;
                 let receipt = gw.submit(&caller, vec![envelope], false).await?.remove(0);
                 tracing::info!(
                     method = "Submit",
