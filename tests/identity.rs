@@ -119,13 +119,7 @@ async fn pinned_fingerprint_mismatch_is_unauthenticated() {
     let pki = Pki::generate();
     let pinned = pki.ca.issue_participant("brand-d").unwrap();
     let other = pki.ca.issue_participant("brand-d").unwrap();
-    let fingerprint = {
-        use sha2::Digest;
-        let der = rustls::pki_types::pem::PemObject::from_pem_slice(pinned.cert_pem.as_bytes())
-            .map(|c: rustls::pki_types::CertificateDer<'static>| c.to_vec())
-            .unwrap();
-        hex::encode(sha2::Sha256::digest(der))
-    };
+    let fingerprint = common::fingerprint(&pinned);
     let registry = registry_toml(&format!(
         "[[participant]]\nid = \"brand-d\"\nrole = \"RIGHT_HOLDER\"\ncountry = \"IT\"\npinned_sha256 = [\"{fingerprint}\"]\nrequire_token = false\n"
     ));
