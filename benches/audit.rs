@@ -4,11 +4,10 @@
 //!
 //! `cargo bench --bench audit` (IPEX_BENCH_LEAVES sets the final size; default 1 000 000).
 
-use ipex::audit::merkle::{self, NodeSource};
-use ipex::audit::note::NoteSigner;
-use ipex::audit::KvNodes;
+use ipex::log::merkle;
+use ipex::log::note::NoteSigner;
 use ipex::pb;
-use ipex::store::{Store, StoreOptions};
+use ipex::storage::{Store, StoreOptions};
 use std::time::{Duration, Instant};
 
 const BATCH: u64 = 1000;
@@ -43,7 +42,7 @@ fn percentile(samples: &mut [Duration], p: f64) -> Duration {
 }
 
 fn measure_proofs(store: &Store, size: u64, rng: &mut Lcg) {
-    let root = merkle::root_at(size, &KvNodes(store.kv())).unwrap();
+    let root = store.root_at(size).unwrap();
     let mut proofs = Vec::with_capacity(2000);
     let mut reads = Vec::with_capacity(2000);
     for _ in 0..2000 {
@@ -51,11 +50,11 @@ fn measure_proofs(store: &Store, size: u64, rng: &mut Lcg) {
         let started = Instant::now();
         let proof = store.inclusion_proof(index, size).unwrap();
         proofs.push(started.elapsed());
-        let leaf_hash = KvNodes(store.kv()).node(0, index).unwrap();
+        let leaf_hash = store.leaf_hash(index).unwrap();
         merkle::verify_inclusion(&leaf_hash, index, size, &proof, &root).unwrap();
         let index = rng.below(size);
         let started = Instant::now();
-        KvNodes(store.kv()).node(0, index).unwrap();
+        store.leaf_hash(index).unwrap();
         reads.push(started.elapsed());
     }
     let proof_p50 = percentile(&mut proofs, 0.5);
@@ -81,7 +80,13 @@ fn main() {
         verify_on_open: false,
         ..StoreOptions::default()
     };
-    let store = Store::open(dir.path(), options, signer).unwrap();
+    let store = Store::open(
+        dir.path(),
+        options,
+        signer,
+        std::sync::Arc::new(ipex::app::events::Events),
+    )
+    .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -113,7 +118,7 @@ fn main() {
     }
     println!(
         "store size on disk: {:.1} MiB",
-        store.kv().size_on_disk().unwrap_or(0) as f64 / (1024.0 * 1024.0)
+        store.size_on_disk().unwrap_or(0) as f64 / (1024.0 * 1024.0)
     );
     store.close().unwrap();
 }

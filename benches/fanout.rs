@@ -10,7 +10,7 @@
 //! `cargo bench --bench fanout`. IPEX_BENCH_MESSAGES sets the messages per fan-out step
 //! (default 1000).
 
-use ipex::client::{ClientTls, Clients};
+use ipex::cli::client::{ClientTls, Clients};
 use ipex::pb;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -68,8 +68,8 @@ struct Local {
 async fn start(live_buffer: usize) -> Local {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    ipex::pki::ensure_dev_pki(&certs).unwrap();
-    let mut config = ipex::config::Config::dev(&certs);
+    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::dev::config(&certs);
     config.data_dir = dir.path().join("data");
     config.subscriptions.live_buffer = live_buffer;
     config.metrics_listen = None;
@@ -94,7 +94,9 @@ impl Local {
         let mut out = Vec::new();
         for _ in 0..connections.max(1) {
             out.push(Clients::new(
-                ipex::client::connect(&self.endpoint, &tls).await.unwrap(),
+                ipex::cli::client::connect(&self.endpoint, &tls)
+                    .await
+                    .unwrap(),
             ));
         }
         out
@@ -114,7 +116,7 @@ async fn submit_many(
     tag: &str,
     in_flight: usize,
 ) -> Arc<Mutex<Vec<(u64, Instant)>>> {
-    let template = ipex::json::envelope_from_json(SEIZURE).unwrap();
+    let template = ipex::pb::json::envelope_from_json(SEIZURE).unwrap();
     let replies = Arc::new(Mutex::new(Vec::with_capacity(n as usize)));
     let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut workers = Vec::new();
@@ -250,17 +252,17 @@ async fn memory_step(local: &Local, messages: u64) {
 }
 
 async fn search_step(total: u64) {
-    use ipex::store::{NewMessage, Store, StoreOptions};
+    use ipex::storage::{NewMessage, Store, StoreOptions};
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    ipex::pki::ensure_dev_pki(&certs).unwrap();
-    let mut config = ipex::config::Config::dev(&certs);
+    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::dev::config(&certs);
     config.data_dir = dir.path().join("data");
     config.audit.verify_on_start = false;
-    let signer = ipex::audit::load_signing_key(
-        config.audit.signing_key.as_ref().unwrap(),
-        &config.origin(),
-        true,
+    let key_file = config.audit.signing_key.clone().unwrap();
+    ipex::dev::ensure_signing_key(&key_file, &config.origin()).unwrap();
+    let signer = ipex::log::note::NoteSigner::from_private_key(
+        std::fs::read_to_string(&key_file).unwrap().trim(),
     )
     .unwrap();
     let store = Store::open(
@@ -270,9 +272,10 @@ async fn search_step(total: u64) {
             ..Default::default()
         },
         signer,
+        Arc::new(ipex::app::events::Events),
     )
     .unwrap();
-    let template = ipex::json::envelope_from_json(SEIZURE).unwrap();
+    let template = ipex::pb::json::envelope_from_json(SEIZURE).unwrap();
     let started = Instant::now();
     let mut written = 0u64;
     while written < total {
@@ -297,7 +300,9 @@ async fn search_step(total: u64) {
                     deliver_to: vec!["rilo-we".into()],
                     officer: None,
                     answers: None,
-                    index_prefixes: ipex::search::index_prefixes(&e),
+                    index_prefixes: ipex::storage::index_prefixes(
+                        &ipex::domain::facets::Facets::of(&e),
+                    ),
                     envelope: Arc::new(e),
                 }
             })
@@ -320,12 +325,12 @@ async fn search_step(total: u64) {
         total as f64 / fill.as_secs_f64()
     );
 
-    let gateway = ipex::gateway::Gateway::open(config).unwrap();
+    let gateway = ipex::app::Gateway::open(config).unwrap();
     let caller = gateway
         .identify(
-            Some(&ipex::identity::PeerInfo {
+            Some(&ipex::auth::identity::PeerInfo {
                 remote_addr: None,
-                cert: Arc::new(ipex::identity::PeerCert::from_der(
+                cert: Arc::new(ipex::auth::identity::PeerCert::from_der(
                     &rustls::pki_types::pem::PemObject::from_pem_slice(
                         std::fs::read(certs.join("rilo-we.pem")).unwrap().as_slice(),
                     )
@@ -333,7 +338,7 @@ async fn search_step(total: u64) {
                     .unwrap(),
                 )),
             }),
-            &tonic::metadata::MetadataMap::new(),
+            None,
             None,
         )
         .unwrap();

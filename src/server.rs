@@ -1,10 +1,13 @@
 //! Runs the gateway: `run` takes a bound listener and a shutdown future, so the binary and
-//! the tests start exactly the same server.
+//! the tests start exactly the same server. Wiring only: every layer below is built and
+//! joined here.
 
-use crate::config::Config;
-use crate::gateway::Gateway;
+use crate::app::events::Refusal;
+use crate::app::Gateway;
+use crate::grpc::services::{AuditService, ExchangeService, ParticipantsService};
+use crate::grpc::status::{code_name, HANDSHAKE_CODE, HANDSHAKE_METHOD};
+use crate::ops::config::Config;
 use crate::pb;
-use crate::service::{AuditService, ExchangeService, ParticipantsService};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,16 +18,19 @@ use tokio::net::TcpListener;
 pub enum ServeError {
     /// Registry, policy, certificates or store.
     #[error(transparent)]
-    Open(#[from] crate::gateway::OpenError),
+    Open(#[from] crate::app::OpenError),
     /// The gRPC server failed.
     #[error("gRPC server failed: {0}")]
     Transport(#[from] tonic::transport::Error),
     /// The final flush failed.
     #[error("final flush failed: {0}")]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::storage::StoreError),
     /// The reflection service could not be built from the compiled descriptors.
     #[error("cannot build the reflection service: {0}")]
-    Reflection(#[from] crate::health::ReflectionError),
+    Reflection(#[from] crate::grpc::health::ReflectionError),
+    /// The development checkpoint signing key could not be created.
+    #[error(transparent)]
+    DevKey(#[from] crate::dev::pki::PkiError),
     /// The metrics address (`metrics_listen`) could not be bound.
     #[error("cannot listen for metrics on {addr} (metrics_listen): {source}")]
     MetricsBind {
@@ -59,6 +65,13 @@ pub async fn run(
         ),
         None => None,
     };
+    if config.dev_mode {
+        if let Some(key) = &config.audit.signing_key {
+            if crate::dev::ensure_signing_key(key, &config.origin())? {
+                tracing::info!(path = %key.display(), "created the checkpoint signing key");
+            }
+        }
+    }
     let gateway = Arc::new(Gateway::open(config)?);
     let addr = listener
         .local_addr()
@@ -85,22 +98,22 @@ pub async fn run(
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(%addr, "metrics listening (plain HTTP, GET /metrics)");
-        metrics.spawn(crate::metrics::serve(listener, gateway.clone()));
+        metrics.spawn(crate::ops::metrics::serve(listener, gateway.clone()));
     }
     let recorder = gateway.clone();
-    let incoming = crate::tls::incoming(
+    let incoming = crate::auth::tls::incoming(
         listener,
         gateway.tls.clone(),
         handshake_timeout,
-        Arc::new(move |failure: crate::tls::HandshakeFailure| {
-            recorder.metrics.refusal("handshake", "UNAUTHENTICATED");
-            recorder.record_refusal(pb::CallRefused {
-                participant: String::new(),
-                certificate_sha256: String::new(),
+        Arc::new(move |failure: crate::auth::tls::HandshakeFailure| {
+            let code = code_name(HANDSHAKE_CODE);
+            recorder.metrics.refusal(HANDSHAKE_METHOD, code);
+            recorder.record_refusal(Refusal {
                 peer: failure.remote_addr.to_string(),
-                method: "handshake".into(),
-                code: "UNAUTHENTICATED".into(),
+                method: HANDSHAKE_METHOD.into(),
+                code: code.into(),
                 reason: failure.reason,
+                ..Refusal::default()
             })
         }),
     );
@@ -111,11 +124,14 @@ pub async fn run(
     let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
         gateway: gateway.clone(),
     });
-    let reloader = tokio::spawn(watch_for_reload(gateway.clone()));
+    let reloader = tokio::spawn(crate::ops::reload::watch(
+        gateway.clone(),
+        gateway.config.reload_check_ms,
+    ));
     let audit = pb::audit_server::AuditServer::new(AuditService {
         gateway: gateway.clone(),
     });
-    let health = crate::health::GatewayHealth::serving().await;
+    let health = crate::grpc::health::GatewayHealth::serving().await;
     let drain = health.clone();
     let closer = gateway.clone();
     let signal = async move {
@@ -131,8 +147,8 @@ pub async fn run(
     };
     let serve = tonic::transport::Server::builder()
         .add_service(health.service())
-        .add_service(crate::health::reflection_v1()?)
-        .add_service(crate::health::reflection_v1alpha()?)
+        .add_service(crate::grpc::health::reflection_v1()?)
+        .add_service(crate::grpc::health::reflection_v1alpha()?)
         .add_service(exchange)
         .add_service(participants)
         .add_service(audit)
@@ -154,64 +170,12 @@ pub async fn run(
     let closing = gateway.clone();
     tokio::task::spawn_blocking(move || closing.store.close())
         .await
-        .map_err(|e| crate::store::StoreError::Engine(format!("closing the store: {e}")))??;
+        .map_err(|e| crate::storage::StoreError::Engine(format!("closing the store: {e}")))??;
     tracing::info!(
         last_seq = gateway.store.last_seq(),
         "store flushed; gateway stopped"
     );
     Ok(())
-}
-
-/// Reloads the gateway's files on SIGHUP and, every `reload_check_ms`, when one of them
-/// changed. A refused reload is logged and leaves the configuration in force.
-async fn watch_for_reload(gateway: Arc<Gateway>) {
-    let reload = |why: &str| match gateway.reload() {
-        Ok(()) => tracing::info!(trigger = why, "configuration reloaded"),
-        Err(error) => tracing::error!(
-            trigger = why,
-            %error,
-            "reload refused; the configuration in force stays"
-        ),
-    };
-    let period = gateway.config.reload_check_ms;
-    let mut ticker = tokio::time::interval(Duration::from_millis(period.max(1)));
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut seen = files_state(&gateway.watched_files());
-    #[cfg(unix)]
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-    loop {
-        #[cfg(unix)]
-        let signalled = async {
-            match hangup.as_mut() {
-                Some(signal) => signal.recv().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(unix))]
-        let signalled = std::future::pending::<Option<()>>();
-        tokio::select! {
-            _ = signalled => reload("SIGHUP"),
-            _ = ticker.tick(), if period > 0 => {
-                let now = files_state(&gateway.watched_files());
-                if now != seen {
-                    seen = now;
-                    reload("file changed");
-                }
-            }
-        }
-    }
-}
-
-/// Modification time and length of each file, to notice changes.
-fn files_state(files: &[std::path::PathBuf]) -> Vec<Option<(std::time::SystemTime, u64)>> {
-    files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .and_then(|m| Some((m.modified().ok()?, m.len())))
-        })
-        .collect()
 }
 
 /// The largest request tonic decodes at all. Requests between `max_message_bytes` and this
@@ -285,7 +249,7 @@ pub async fn start(
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default();
-        if crate::pki::ensure_dev_pki(&dir)? {
+        if crate::dev::pki::ensure_dev_pki(&dir)? {
             tracing::info!(dir = %dir.display(), "created the development PKI and registry");
         }
     }
@@ -304,7 +268,7 @@ pub async fn start(
 pub enum StartError {
     /// The development PKI could not be created.
     #[error(transparent)]
-    Pki(#[from] crate::pki::PkiError),
+    Pki(#[from] crate::dev::pki::PkiError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -4,15 +4,15 @@
 mod common;
 
 use common::{example, get, submit, Setup};
-use ipex::audit::merkle::{self, Hash};
-use ipex::audit::note::NoteVerifier;
-use ipex::audit::verify::{State, VerifyError};
 use ipex::cli::CliError;
+use ipex::log::merkle::{self, Hash};
+use ipex::log::note::NoteVerifier;
+use ipex::log::verify::{State, VerifyError};
 use ipex::pb;
 use prost::Message;
 use tonic::Code;
 
-async fn refresh(clients: &mut ipex::client::Clients) -> pb::GetCheckpointResponse {
+async fn refresh(clients: &mut ipex::cli::client::Clients) -> pb::GetCheckpointResponse {
     clients
         .audit
         .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
@@ -21,7 +21,11 @@ async fn refresh(clients: &mut ipex::client::Clients) -> pb::GetCheckpointRespon
         .into_inner()
 }
 
-async fn leaves(clients: &mut ipex::client::Clients, start: u64, end: u64) -> Vec<pb::LogLeaf> {
+async fn leaves(
+    clients: &mut ipex::cli::client::Clients,
+    start: u64,
+    end: u64,
+) -> Vec<pb::LogLeaf> {
     clients
         .audit
         .get_leaves(pb::GetLeavesRequest { start, end })
@@ -219,12 +223,12 @@ async fn refusals_are_recorded() {
 
     // A handshake with a certificate of another CA.
     let foreign = common::Pki::generate();
-    let tls = ipex::client::ClientTls {
+    let tls = ipex::cli::client::ClientTls {
         ca_pem: gw.pki.ca.issued.cert_pem.clone(),
         ..foreign.client_tls(&foreign.participants["customs-nl"])
     };
-    if let Ok(channel) = ipex::client::connect(&gw.endpoint(), &tls).await {
-        let _ = ipex::client::Clients::new(channel)
+    if let Ok(channel) = ipex::cli::client::connect(&gw.endpoint(), &tls).await {
+        let _ = ipex::cli::client::Clients::new(channel)
             .participants
             .who_am_i(pb::WhoAmIRequest {})
             .await;
@@ -278,8 +282,14 @@ async fn refusals_are_recorded() {
 #[tokio::test]
 async fn proofs_verify_for_every_index_and_size() {
     let dir = tempfile::tempdir().unwrap();
-    let signer = ipex::audit::note::NoteSigner::generate("test.local/log").unwrap();
-    let store = ipex::store::Store::open(dir.path(), Default::default(), signer).unwrap();
+    let signer = ipex::log::note::NoteSigner::generate("test.local/log").unwrap();
+    let store = ipex::storage::Store::open(
+        dir.path(),
+        Default::default(),
+        signer,
+        std::sync::Arc::new(ipex::app::events::Events),
+    )
+    .unwrap();
     let mut hashes = Vec::new();
     for chunk in 0..30 {
         let events: Vec<pb::AuditLeaf> = (0..10)
@@ -324,7 +334,7 @@ async fn tampering_is_detected_at_start_and_offline() {
         .await
         .unwrap();
     let export = setup.path().join("log.jsonl");
-    ipex::cli_audit::export(&mut nl.audit, &export)
+    ipex::cli::audit::export(&mut nl.audit, &export)
         .await
         .unwrap();
     drop(nl);
@@ -332,7 +342,7 @@ async fn tampering_is_detected_at_start_and_offline() {
 
     // Offline verification of the untouched export passes, of a changed one fails.
     let state = setup.path().join("state.json");
-    ipex::cli_audit::verify_file(&export, &state, None).unwrap();
+    ipex::cli::audit::verify_file(&export, &state, None).unwrap();
     std::fs::remove_file(&state).unwrap();
     let text = std::fs::read_to_string(&export).unwrap();
     let mut lines: Vec<String> = text.lines().map(String::from).collect();
@@ -341,7 +351,7 @@ async fn tampering_is_detected_at_start_and_offline() {
     lines[1] = leaf.to_string();
     let tampered = setup.path().join("tampered.jsonl");
     std::fs::write(&tampered, lines.join("\n") + "\n").unwrap();
-    let err = ipex::cli_audit::verify_file(&tampered, &state, None).unwrap_err();
+    let err = ipex::cli::audit::verify_file(&tampered, &state, None).unwrap_err();
     assert!(
         matches!(err, CliError::Verify(VerifyError::LeafData(0))),
         "{err}"
@@ -349,12 +359,13 @@ async fn tampering_is_detected_at_start_and_offline() {
 
     // Change the data of leaf 0 in the stopped store.
     {
-        let kv = ipex::store::Kv::open(&setup.config.data_dir).unwrap();
-        let key = [b"l/".as_slice(), &0u64.to_be_bytes()].concat();
+        use ipex::storage::Engine;
+        let kv = ipex::storage::SledEngine::open(&setup.config.data_dir).unwrap();
+        let key = ipex::storage::keys::leaf(0);
         let mut data = kv.get(&key).unwrap().unwrap();
         let last = data.len() - 1;
         data[last] ^= 1;
-        let mut batch = ipex::store::WriteBatch::default();
+        let mut batch = ipex::storage::WriteBatch::default();
         batch.insert(&key, &data);
         kv.apply(batch).unwrap();
         kv.flush().unwrap();
@@ -382,7 +393,7 @@ async fn forked_history_is_detected_by_verify() {
         .await
         .unwrap();
     refresh(&mut nl).await;
-    let report = ipex::cli_audit::verify_online(&mut nl.audit, &state, None, 20)
+    let report = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
         .await
         .unwrap();
     assert_eq!(report["verified"], true);
@@ -390,7 +401,7 @@ async fn forked_history_is_detected_by_verify() {
     // Verifying again, after more traffic, checks consistency with what was seen.
     submit(&mut nl, example("data-request.json")).await.unwrap();
     refresh(&mut nl).await;
-    let report = ipex::cli_audit::verify_online(&mut nl.audit, &state, None, 20)
+    let report = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
         .await
         .unwrap();
     assert_eq!(report["consistentWithSize"], seen.tree_size.to_string());
@@ -406,7 +417,7 @@ async fn forked_history_is_detected_by_verify() {
     submit(&mut nl, other).await.unwrap();
     let cp = refresh(&mut nl).await;
     assert_eq!(cp.tree_size, seen.tree_size);
-    let err = ipex::cli_audit::verify_online(&mut nl.audit, &state, None, 20)
+    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
         .await
         .unwrap_err();
     assert!(
@@ -416,7 +427,7 @@ async fn forked_history_is_detected_by_verify() {
     // Longer, but not an extension of what was seen.
     submit(&mut nl, example("data-request.json")).await.unwrap();
     refresh(&mut nl).await;
-    let err = ipex::cli_audit::verify_online(&mut nl.audit, &state, None, 20)
+    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
         .await
         .unwrap_err();
     assert!(

@@ -531,17 +531,17 @@ fn invalid_config_exits_64_naming_the_key() {
 #[test]
 fn deploy_examples_parse() {
     let text = std::fs::read_to_string(DEPLOY_CONFIG).unwrap();
-    let config =
-        ipex::config::Config::from_toml(&text, DEPLOY_CONFIG).unwrap_or_else(|e| panic!("{e}"));
+    let config = ipex::ops::config::Config::from_toml(&text, DEPLOY_CONFIG)
+        .unwrap_or_else(|e| panic!("{e}"));
     assert!(!config.dev_mode, "the production example runs in dev mode");
     assert_eq!(
         config.policy().unwrap(),
-        ipex::policy::Policy::default(),
+        ipex::domain::policy::Policy::default(),
         "the example policy differs from the built-in table"
     );
 
     let text = std::fs::read_to_string(DEPLOY_REGISTRY).unwrap();
-    let registry = ipex::identity::Registry::from_toml(&text, DEPLOY_REGISTRY)
+    let registry = ipex::auth::registry::Registry::from_toml(&text, DEPLOY_REGISTRY)
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(
         registry.iter().any(|p| !p.pinned_sha256.is_empty()),
@@ -585,11 +585,15 @@ fn seconds_after(text: &str, key: &str) -> u64 {
 /// take, so it is never killed mid-drain.
 #[test]
 fn deploy_targets_agree_with_the_gateway() {
-    let k8s = ipex::config::Config::from_toml(&deploy_file("k8s/ipexd.toml"), "k8s/ipexd.toml")
-        .unwrap_or_else(|e| panic!("{e}"));
+    let k8s =
+        ipex::ops::config::Config::from_toml(&deploy_file("k8s/ipexd.toml"), "k8s/ipexd.toml")
+            .unwrap_or_else(|e| panic!("{e}"));
     assert!(!k8s.dev_mode);
-    ipex::identity::Registry::from_toml(&deploy_file("k8s/registry.toml"), "k8s/registry.toml")
-        .unwrap_or_else(|e| panic!("{e}"));
+    ipex::auth::registry::Registry::from_toml(
+        &deploy_file("k8s/registry.toml"),
+        "k8s/registry.toml",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
 
     // Files: the ConfigMap at /etc/ipex, the Secret at /var/run/secrets/ipex, the store on
     // the volume at /var/lib/ipex; the image reads /etc/ipex/ipexd.toml.
@@ -641,9 +645,10 @@ fn deploy_targets_agree_with_the_gateway() {
     }
 
     // Stop timeouts above the drain, with room for the final flush.
-    let example = ipex::config::Config::from_toml(&deploy_file("ipexd.example.toml"), "example")
-        .unwrap_or_else(|e| panic!("{e}"));
-    let dev = ipex::config::Config::dev(Path::new("certs/dev"));
+    let example =
+        ipex::ops::config::Config::from_toml(&deploy_file("ipexd.example.toml"), "example")
+            .unwrap_or_else(|e| panic!("{e}"));
+    let dev = ipex::dev::config(Path::new("certs/dev"));
     for (file, key, grace_ms) in [
         (
             "systemd/ipexd.service",

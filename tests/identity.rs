@@ -4,7 +4,7 @@
 mod common;
 
 use common::{registry_toml, Pki, Setup};
-use ipex::client::{connect, ClientTls, Clients};
+use ipex::cli::client::{connect, ClientTls, Clients};
 use ipex::pb;
 use tonic::Code;
 

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{example, submit, Setup};
-use ipex::client::{connect, ClientTls, Clients};
+use ipex::cli::client::{connect, ClientTls, Clients};
 use ipex::pb;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::Setup;
-use ipex::client::ClientTls;
+use ipex::cli::client::ClientTls;
 use std::time::Duration;
 use tonic::transport::Channel;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -17,7 +17,9 @@ use tonic_health::pb::HealthCheckRequest;
 async fn probe_channel(gw: &common::Gateway) -> Channel {
     let probe = gw.pki.ca.issue_client("load balancer", None).unwrap();
     let tls: ClientTls = gw.pki.client_tls(&probe);
-    ipex::client::connect(&gw.endpoint(), &tls).await.unwrap()
+    ipex::cli::client::connect(&gw.endpoint(), &tls)
+        .await
+        .unwrap()
 }
 
 async fn check(channel: &Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
@@ -52,7 +54,7 @@ async fn health_answers_any_certificate_of_the_ca() {
     let unknown = check(&channel, "ipex.v1.Nothing").await.unwrap_err();
     assert_eq!(unknown.code(), tonic::Code::NotFound, "{unknown:?}");
 
-    let refused = ipex::client::Clients::new(channel)
+    let refused = ipex::cli::client::Clients::new(channel)
         .participants
         .who_am_i(ipex::pb::WhoAmIRequest {})
         .await

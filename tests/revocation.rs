@@ -5,7 +5,7 @@
 mod common;
 
 use common::{eventually, fingerprint, registry_toml, Setup};
-use ipex::client::Clients;
+use ipex::cli::client::Clients;
 use ipex::pb;
 use tonic::Code;
 
@@ -19,7 +19,7 @@ async fn whoami(c: &mut Clients) -> Result<pb::WhoAmIResponse, tonic::Status> {
 /// Connects and calls as `participant`; Err when the handshake or the call fails.
 async fn try_call(gw: &common::Gateway, participant: &str) -> Result<(), String> {
     let tls = gw.pki.client_tls(&gw.pki.participants[participant]);
-    let channel = ipex::client::connect(&gw.endpoint(), &tls)
+    let channel = ipex::cli::client::connect(&gw.endpoint(), &tls)
         .await
         .map_err(|e| e.to_string())?;
     whoami(&mut Clients::new(channel))

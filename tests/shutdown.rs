@@ -1,7 +1,7 @@
 //! Graceful shutdown of the real `ipexd` process: SIGTERM while many clients submit loses no
 //! acknowledged message, lets every call in flight finish, and exits 0.
 
-use ipex::client::{ClientTls, Clients};
+use ipex::cli::client::{ClientTls, Clients};
 use ipex::pb;
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -142,14 +142,18 @@ fn seizure(id: String) -> pb::Envelope {
     let path =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/messages/seizure-notification.json");
     let mut envelope =
-        ipex::json::envelope_from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
+        ipex::pb::json::envelope_from_json(&std::fs::read_to_string(path).unwrap()).unwrap();
     envelope.id = id;
     envelope
 }
 
 async fn connect(gw: &Ipexd, dir: &Path) -> Clients {
     let tls = ClientTls::dev(&dir.join("certs/dev"), "customs-nl").unwrap();
-    Clients::new(ipex::client::connect(&gw.endpoint(), &tls).await.unwrap())
+    Clients::new(
+        ipex::cli::client::connect(&gw.endpoint(), &tls)
+            .await
+            .unwrap(),
+    )
 }
 
 /// Many clients submit seizure notifications; SIGTERM arrives mid-way. Every receipt a client

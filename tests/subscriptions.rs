@@ -4,7 +4,7 @@
 mod common;
 
 use common::{example, submit, Setup};
-use ipex::client::Clients;
+use ipex::cli::client::Clients;
 use ipex::pb::{self, envelope::Payload, Kind, Tlp};
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -6,9 +6,9 @@ mod common;
 
 use base64::Engine;
 use common::{example, fingerprint, registry_toml, submit, Setup};
-use ipex::client::{Bearer, Clients};
+use ipex::auth::token::{now_unix, DevSigner, Scope};
+use ipex::cli::client::{Bearer, Clients};
 use ipex::pb;
-use ipex::token::{now_unix, DevSigner, Scope};
 use serde_json::json;
 use tonic::Code;
 
@@ -25,7 +25,7 @@ struct Fixture {
     _setup: Setup,
 }
 
-fn thumbprint(issued: &ipex::pki::Issued) -> [u8; 32] {
+fn thumbprint(issued: &ipex::dev::pki::Issued) -> [u8; 32] {
     let mut out = [0u8; 32];
     hex::decode_to_slice(fingerprint(issued), &mut out).unwrap();
     out
@@ -81,7 +81,7 @@ impl Fixture {
             .gw
             .pki
             .client_tls(&self.gw.pki.participants["customs-nl"]);
-        let channel = ipex::client::connect(&self.gw.endpoint(), &tls)
+        let channel = ipex::cli::client::connect(&self.gw.endpoint(), &tls)
             .await
             .unwrap();
         Clients::with_bearer(channel, Bearer::new(token).unwrap())

@@ -2,7 +2,8 @@
 //! local PKI and participant registry under `certs/dev/` if missing and stores in `./data`.
 
 use clap::Parser;
-use ipex::config::{Config, DEV_CERTS_DIR};
+use ipex::dev::DEV_CERTS_DIR;
+use ipex::ops::config::Config;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,7 +47,7 @@ async fn main() -> ExitCode {
                 return ExitCode::from(EXIT_CONFIG);
             }
         },
-        None => Config::dev(&args.dev_certs_dir),
+        None => ipex::dev::config(&args.dev_certs_dir),
     };
     if let Some(listen) = args.listen {
         config.listen = listen;

@@ -2,10 +2,10 @@
 //! directory, mutual TLS on 127.0.0.1:0, and clients for each participant.
 #![allow(dead_code)]
 
-use ipex::client::{ClientTls, Clients};
-use ipex::config::Config;
+use ipex::cli::client::{ClientTls, Clients};
+use ipex::dev::pki::{Ca, Issued};
+use ipex::ops::config::Config;
 use ipex::pb;
-use ipex::pki::{Ca, Issued};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -102,9 +102,9 @@ impl Setup {
         std::fs::write(dir.join("server.pem"), &pki.server.cert_pem).unwrap();
         std::fs::write(dir.join("server.key"), &pki.server.key_pem).unwrap();
         std::fs::write(dir.join("registry.toml"), registry).unwrap();
-        let mut config = Config::dev(dir);
+        let mut config = ipex::dev::config(dir);
         config.dev_mode = false;
-        let signer = ipex::audit::note::NoteSigner::generate(&config.origin()).unwrap();
+        let signer = ipex::log::note::NoteSigner::generate(&config.origin()).unwrap();
         std::fs::write(dir.join("audit.key"), signer.private_key()).unwrap();
         config.data_dir = dir.join("data");
         config.listen = "127.0.0.1:0".parse().unwrap();
@@ -172,7 +172,9 @@ impl Gateway {
 
     /// Clients with explicit TLS settings.
     pub async fn client_with(&self, tls: &ClientTls) -> Clients {
-        let channel = ipex::client::connect(&self.endpoint(), tls).await.unwrap();
+        let channel = ipex::cli::client::connect(&self.endpoint(), tls)
+            .await
+            .unwrap();
         Clients::new(channel)
     }
 
@@ -193,7 +195,7 @@ pub fn example(name: &str) -> pb::Envelope {
         .join("examples/messages")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
-    ipex::json::envelope_from_json(&text).unwrap()
+    ipex::pb::json::envelope_from_json(&text).unwrap()
 }
 
 /// Submits one envelope.

@@ -1,0 +1,132 @@
+//! The exchange log as participants see it: checkpoints, inclusion and consistency proofs,
+//! and leaves (every hash; the data only of leaves the caller is party to).
+
+use super::error::Error;
+use super::events::{self, Refusal};
+use super::Gateway;
+use crate::auth::identity::Caller;
+use crate::domain::Violations;
+use crate::pb;
+use crate::pb::limits::MAX_LEAVES;
+
+/// The exchange log, as participants see it.
+impl Gateway {
+    /// The latest checkpoint, or a fresh one covering every leaf so far.
+    pub async fn checkpoint(&self, refresh: bool) -> Result<pb::GetCheckpointResponse, Error> {
+        let checkpoint = match self.store.latest_checkpoint() {
+            Some(cp) if !refresh => (*cp).clone(),
+            _ => self.store.checkpoint_now().await?,
+        };
+        Ok(pb::GetCheckpointResponse {
+            checkpoint: checkpoint.note,
+            tree_size: checkpoint.size,
+            root_hash: checkpoint.root.to_vec(),
+            verifier_key: self.store.verifier_key().to_string(),
+        })
+    }
+
+    /// The size a proof request means: `requested`, or the latest checkpoint's when 0; it must
+    /// lie within the durable log.
+    fn proof_size(&self, requested: u64, field: &str) -> Result<u64, Error> {
+        let size = match requested {
+            0 => self.store.latest_checkpoint().map_or(0, |c| c.size),
+            n => n,
+        };
+        let durable = self.store.tree_size();
+        if size > durable {
+            return Err(Error::invalid(
+                field,
+                format!("{size} is larger than the log ({durable} leaves)"),
+            ));
+        }
+        Ok(size)
+    }
+
+    /// An inclusion proof.
+    pub fn inclusion_proof(
+        &self,
+        request: pb::GetInclusionProofRequest,
+    ) -> Result<pb::GetInclusionProofResponse, Error> {
+        let size = self.proof_size(request.tree_size, "tree_size")?;
+        if request.leaf_index >= size {
+            return Err(Error::invalid(
+                "leaf_index",
+                format!("{} is not below the tree size {size}", request.leaf_index),
+            ));
+        }
+        let proof = self.store.inclusion_proof(request.leaf_index, size)?;
+        let leaf_hash = self.store.leaf_hash(request.leaf_index)?;
+        Ok(pb::GetInclusionProofResponse {
+            leaf_index: request.leaf_index,
+            tree_size: size,
+            leaf_hash: leaf_hash.to_vec(),
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
+    /// A consistency proof.
+    pub fn consistency_proof(
+        &self,
+        request: pb::GetConsistencyProofRequest,
+    ) -> Result<pb::GetConsistencyProofResponse, Error> {
+        let second = self.proof_size(request.second, "second")?;
+        if request.first > second {
+            return Err(Error::invalid(
+                "first",
+                format!("{} is larger than second ({second})", request.first),
+            ));
+        }
+        let proof = self.store.consistency_proof(request.first, second)?;
+        Ok(pb::GetConsistencyProofResponse {
+            first: request.first,
+            second,
+            hashes: proof.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
+    /// Leaves `[start, end)`: every hash, and the data of the leaves the caller is party to.
+    pub fn leaves(
+        &self,
+        caller: &Caller,
+        request: pb::GetLeavesRequest,
+    ) -> Result<pb::GetLeavesResponse, Error> {
+        let tree_size = self.store.tree_size();
+        let mut v = Violations::default();
+        if request.end <= request.start {
+            v.add("end", "must be larger than start");
+        } else if request.end - request.start > MAX_LEAVES {
+            v.add("end", format!("at most {MAX_LEAVES} leaves per call"));
+        }
+        if request.start >= tree_size && request.end > request.start {
+            v.add(
+                "start",
+                format!("{} is not below the tree size {tree_size}", request.start),
+            );
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        let leaves = self
+            .store
+            .leaves(request.start, request.end)?
+            .into_iter()
+            .map(|(index, hash, data)| pb::LogLeaf {
+                index,
+                leaf_hash: hash.to_vec(),
+                data: if crate::log::leaf::is_party(&data, caller.id()) {
+                    data
+                } else {
+                    Vec::new()
+                },
+            })
+            .collect();
+        Ok(pb::GetLeavesResponse { leaves, tree_size })
+    }
+
+    /// Records a refused call in the audit log, without waiting for the write.
+    pub fn record_refusal(&self, refusal: Refusal) {
+        if !self.store.record_later(vec![events::refused(refusal)]) {
+            tracing::warn!("audit queue full or closed: a refusal was not recorded");
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! Everything a call can fail with, as the application sees it. Each variant reads as a
+//! sentence the caller is shown; [`crate::grpc::status`] maps each to its gRPC status.
+
+use crate::auth::identity::AuthError;
+use crate::domain::policy::Denial;
+use crate::domain::Violations;
+use crate::storage::{CommitError, StoreError};
+
+/// Everything a call can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The caller is not known.
+    #[error("{0}")]
+    Unauthenticated(#[from] AuthError),
+    /// The officer token was refused.
+    #[error("officer token refused: {0}")]
+    Token(#[from] crate::auth::token::TokenError),
+    /// The participant must present an officer token and did not.
+    #[error("participant {0:?} must present an officer token (authorization: Bearer <JWT>)")]
+    TokenRequired(String),
+    /// The officer's token does not allow this call.
+    #[error("the token of officer {officer:?} does not grant scope {scope}")]
+    MissingScope {
+        /// The token's subject.
+        officer: String,
+        /// The scope the call needs.
+        scope: crate::auth::token::Scope,
+    },
+    /// The policy does not allow the message.
+    #[error(transparent)]
+    Denied(#[from] Denial),
+    /// The caller may not read this message.
+    #[error("{0}")]
+    ReadDenied(String),
+    /// The request is invalid; the violations name the fields.
+    #[error("invalid request: {0}")]
+    Invalid(Violations),
+    /// The gateway is shutting down: streams end, and clients should reconnect.
+    #[error("the gateway is shutting down; reconnect to resume")]
+    ShuttingDown,
+    /// The request is larger than the configured limit.
+    #[error("request of {size} bytes exceeds max_message_bytes ({max} bytes)")]
+    TooLarge {
+        /// Encoded size of the envelopes.
+        size: usize,
+        /// The configured limit.
+        max: usize,
+    },
+    /// The message asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Storing failed or was refused.
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+    /// A batch failed: `first` decides the status; every failing item is listed.
+    #[error("batch refused, nothing stored: {violations}")]
+    Batch {
+        /// The first failure.
+        first: Box<Error>,
+        /// One entry per failing item, under `envelopes[i]`.
+        violations: Violations,
+    },
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        Error::Commit(CommitError::Store(e))
+    }
+}
+
+impl From<Violations> for Error {
+    fn from(v: Violations) -> Self {
+        Error::Invalid(v)
+    }
+}
+
+impl Error {
+    /// An invalid request with one field violation.
+    pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Error {
+        let mut v = Violations::default();
+        v.add(field, description);
+        Error::Invalid(v)
+    }
+
+    /// The field violations the caller is told of, if the request was invalid.
+    pub fn violations(&self) -> Option<&Violations> {
+        match self {
+            Error::Invalid(v) | Error::Batch { violations: v, .. } => Some(v),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Every audit event the gateway records, built here and nowhere else: a message accepted,
+//! placed in an inbox, answering another; messages read; a subscription acknowledged; a call
+//! or a handshake refused. The store writes the leaves; what they say is decided here.
+
+use crate::auth::identity::Caller;
+use crate::pb::{self, audit_leaf::Event};
+use crate::storage::{MessageEvents, NewMessage};
+
+fn leaf(event: Event) -> pb::AuditLeaf {
+    // The committer stamps the time of the group commit that makes the leaf durable.
+    pb::AuditLeaf {
+        time: None,
+        event: Some(event),
+    }
+}
+
+/// The leaves of stored messages, for the committer.
+pub struct Events;
+
+impl MessageEvents for Events {
+    fn accepted(&self, m: &NewMessage, seq: u64) -> pb::AuditLeaf {
+        leaf(Event::Accepted(pb::MessageAccepted {
+            sender: m.sender.clone(),
+            officer: m.officer.clone().unwrap_or_default(),
+            id: m.id.clone(),
+            seq,
+            kind: m.kind as i32,
+            envelope_sha256: hex::encode(m.digest),
+            recipients: m.deliver_to.clone(),
+        }))
+    }
+
+    fn delivered(&self, m: &NewMessage, seq: u64, recipient: &str, inbox_no: u64) -> pb::AuditLeaf {
+        leaf(Event::Delivered(pb::MessageDelivered {
+            recipient: recipient.to_string(),
+            inbox_no,
+            seq,
+            sender: m.sender.clone(),
+        }))
+    }
+
+    fn answered(&self, m: &NewMessage, seq: u64) -> Option<pb::AuditLeaf> {
+        let (answered_sender, answered_seq) = m.answers.as_ref()?;
+        Some(leaf(Event::Answered(pb::MessageAnswered {
+            sender: m.sender.clone(),
+            seq,
+            answered_sender: answered_sender.clone(),
+            answered_seq: *answered_seq,
+            kind: m.kind as i32,
+        })))
+    }
+}
+
+/// `caller` was given the messages `seqs` by `method`.
+pub fn read(caller: &Caller, method: &str, seqs: Vec<u64>) -> pb::AuditLeaf {
+    leaf(Event::Read(pb::MessagesRead {
+        reader: caller.id().to_string(),
+        officer: caller.officer.clone().unwrap_or_default(),
+        method: method.to_string(),
+        seqs,
+    }))
+}
+
+/// `caller` acknowledged its durable subscription `name` up to `up_to_seq`.
+pub fn acked(caller: &Caller, name: &str, up_to_seq: u64) -> pb::AuditLeaf {
+    leaf(Event::Acked(pb::SubscriptionAcked {
+        participant: caller.id().to_string(),
+        officer: caller.officer.clone().unwrap_or_default(),
+        name: name.to_string(),
+        up_to_seq,
+    }))
+}
+
+/// A refused call or handshake, as the transport saw it.
+#[derive(Clone, Debug, Default)]
+pub struct Refusal {
+    /// The participant the client certificate names, if any.
+    pub participant: String,
+    /// SHA-256 of the client certificate, hex, if one was presented.
+    pub certificate_sha256: String,
+    /// The remote address.
+    pub peer: String,
+    /// The gRPC method, or `handshake`.
+    pub method: String,
+    /// The canonical gRPC code name of the answer.
+    pub code: String,
+    /// Why, as the caller was told.
+    pub reason: String,
+}
+
+/// The leaf of a refusal.
+pub fn refused(refusal: Refusal) -> pb::AuditLeaf {
+    leaf(Event::Refused(pb::CallRefused {
+        participant: refusal.participant,
+        certificate_sha256: refusal.certificate_sha256,
+        peer: refusal.peer,
+        method: refusal.method,
+        code: refusal.code,
+        reason: refusal.reason,
+    }))
+}

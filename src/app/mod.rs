@@ -1,0 +1,342 @@
+//! What the gateway does for each call, independent of gRPC: identify the caller, validate and
+//! authorize what it sends, commit it, and decide what it may read. The tonic services of
+//! [`crate::grpc`] only translate to and from this.
+//!
+//! - [`submit`] — `Submit`, `SubmitBatch`;
+//! - [`read`] — `Get`, `ListInbox`;
+//! - [`search`] — `Search`;
+//! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
+//! - [`audit`] — checkpoints, proofs and leaves of the exchange log;
+//! - [`events`] — every audit event, built in one place;
+//! - [`error`] — what a call can fail with.
+//!
+//! Uses [`crate::storage`], [`crate::auth`], [`crate::log`], [`crate::domain`], [`crate::ops`]
+//! and [`crate::pb`]. Never `tonic::Status`, metadata or a tonic stream type.
+
+pub mod audit;
+pub mod error;
+pub mod events;
+pub mod read;
+pub mod search;
+pub mod submit;
+pub mod subscribe;
+
+use crate::auth::identity::{authenticate, Caller, PeerInfo};
+use crate::auth::registry::Registry;
+use crate::auth::token::{Scope, TokenCache, TokenKeys, TokenPolicy};
+use crate::domain::policy::Policy;
+use crate::log::note::NoteSigner;
+use crate::ops::config::Config;
+use crate::pb::{self, Kind, Tlp};
+use crate::storage::{Store, StoreOptions, Stored};
+use arc_swap::ArcSwap;
+use error::Error;
+use std::path::Path;
+use std::sync::Arc;
+
+/// The current time in Unix seconds.
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Why the registry, the policy or the certificates could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The registry could not be loaded.
+    #[error(transparent)]
+    Registry(#[from] crate::auth::registry::RegistryError),
+    /// Certificates or CRLs could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] crate::auth::tls::TlsError),
+    /// The policy is invalid.
+    #[error("invalid policy: {0}")]
+    Policy(String),
+}
+
+/// What a configuration puts in force besides itself: loaded the same way at start and on
+/// every reload.
+struct Loaded {
+    registry: Registry,
+    policy: Policy,
+    tls: rustls::ServerConfig,
+}
+
+impl Loaded {
+    fn from(config: &Config) -> Result<Loaded, LoadError> {
+        Ok(Loaded {
+            registry: Registry::load(&config.registry)?,
+            policy: config.policy().map_err(LoadError::Policy)?,
+            tls: crate::auth::tls::server_config(
+                &config.tls.cert,
+                &config.tls.key,
+                &config.tls.client_ca,
+                &config.tls.crls,
+            )?,
+        })
+    }
+}
+
+/// Loads the checkpoint signing key (a note `PRIVATE+KEY+…` line) from `path`; it must be
+/// named `origin`.
+fn load_signing_key(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> {
+    let err = |reason: String| OpenError::SigningKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let signer = NoteSigner::from_private_key(text.trim()).map_err(|e| err(e.to_string()))?;
+    if signer.name() != origin {
+        return Err(err(format!(
+            "the key is named {:?} but audit.origin is {:?}",
+            signer.name(),
+            origin
+        )));
+    }
+    Ok(signer)
+}
+
+/// Errors opening the gateway.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The registry, the policy or the certificates.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The store could not be opened, or its audit log does not match its signed history.
+    #[error("cannot open the store in {dir}: {source}")]
+    Store {
+        /// The data directory.
+        dir: String,
+        /// Why.
+        source: crate::storage::OpenStoreError,
+    },
+    /// The checkpoint signing key could not be read.
+    #[error("audit signing key {path}: {reason}")]
+    SigningKey {
+        /// The key file, or the configuration key that should name it.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The gateway's state, shared by all calls.
+pub struct Gateway {
+    /// The configuration it was started with.
+    pub config: Config,
+    /// The participant registry in force.
+    registry: ArcSwap<Registry>,
+    /// The policy in force.
+    policy: ArcSwap<Policy>,
+    /// The message store.
+    pub store: Store,
+    /// The TLS configuration new connections get; a reload swaps it.
+    pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
+    /// Officer tokens already verified.
+    tokens: crate::auth::token::TokenCache,
+    /// Turns true when the gateway begins to shut down: subscription streams end.
+    closing: tokio::sync::watch::Sender<bool>,
+    /// Calls, refusals and streams counted for Prometheus.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
+}
+
+/// Why a reload was refused (the configuration in force stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The configuration file.
+    #[error(transparent)]
+    Config(#[from] crate::ops::config::ConfigError),
+    /// The registry, the policy, the certificates or the CRLs.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+}
+
+impl Gateway {
+    /// Loads the registry, the policy and the certificates, and opens the store.
+    pub fn open(config: Config) -> Result<Gateway, OpenError> {
+        let loaded = Loaded::from(&config)?;
+        let store_error = |source: crate::storage::OpenStoreError| OpenError::Store {
+            dir: config.data_dir.display().to_string(),
+            source,
+        };
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| store_error(crate::storage::StoreError::Engine(e.to_string()).into()))?;
+        let signing_key =
+            config
+                .audit
+                .signing_key
+                .as_deref()
+                .ok_or_else(|| OpenError::SigningKey {
+                    path: "audit.signing_key".into(),
+                    reason: "not configured".into(),
+                })?;
+        let signer = load_signing_key(signing_key, &config.origin())?;
+        let store = Store::open(
+            &config.data_dir,
+            StoreOptions {
+                max_batch: config.commit.max_batch,
+                queue: config.commit.queue,
+                checkpoint_interval: std::time::Duration::from_millis(
+                    config.audit.checkpoint_interval_ms,
+                ),
+                verify_on_open: config.audit.verify_on_start,
+                live_buffer: config.subscriptions.live_buffer,
+            },
+            signer,
+            Arc::new(events::Events),
+        )
+        .map_err(store_error)?;
+        Ok(Gateway {
+            config,
+            registry: ArcSwap::from_pointee(loaded.registry),
+            policy: ArcSwap::from_pointee(loaded.policy),
+            store,
+            tls: Arc::new(ArcSwap::from_pointee(loaded.tls)),
+            tokens: TokenCache::default(),
+            closing: tokio::sync::watch::Sender::new(false),
+            metrics: Arc::default(),
+        })
+    }
+
+    /// Re-reads the configuration file (if any), the registry, the policy, the certificates
+    /// and the CRLs, and puts them in force together. If anything is invalid, nothing changes
+    /// and the error says what. Calls in flight and open streams are not disturbed; new calls
+    /// see the new registry and policy, new connections the new certificates and CRLs.
+    pub fn reload(&self) -> Result<(), ReloadError> {
+        let fresh = match &self.config.file {
+            Some(path) => Config::load(path)?,
+            None => self.config.clone(),
+        };
+        let loaded = Loaded::from(&fresh)?;
+        self.registry.store(Arc::new(loaded.registry));
+        self.policy.store(Arc::new(loaded.policy));
+        self.tls.store(Arc::new(loaded.tls));
+        // Tokens verified with keys that may have been withdrawn are verified again.
+        self.tokens.clear();
+        Ok(())
+    }
+
+    /// The registry in force.
+    pub fn registry(&self) -> Arc<Registry> {
+        self.registry.load_full()
+    }
+
+    /// Every file a reload reads, for change detection.
+    pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        let mut files = self.config.watched_files();
+        files.extend(
+            self.registry()
+                .key_files(&crate::auth::registry::registry_dir(&self.config.registry)),
+        );
+        files
+    }
+
+    /// Identifies the caller: the participant of the client certificate, and the officer of
+    /// its bearer token, which must grant `scope` (when the call needs one).
+    /// `authorization` is the value of the call's `authorization` metadata, if any.
+    pub fn identify(
+        &self,
+        peer: Option<&PeerInfo>,
+        authorization: Option<&str>,
+        scope: Option<Scope>,
+    ) -> Result<Caller, Error> {
+        let registry = self.registry.load();
+        let mut caller = authenticate(peer, &registry)?;
+        let participant = caller.participant.clone();
+        let Some(header) = authorization else {
+            if participant.require_token.unwrap_or(!self.config.dev_mode) {
+                return Err(Error::TokenRequired(participant.id.clone()));
+            }
+            return Ok(caller);
+        };
+        let token = crate::auth::token::bearer(header)?;
+        let empty = TokenKeys::default();
+        let keys = registry.token_keys(&participant.id).map_or(&empty, |k| k);
+        let mut policy = TokenPolicy::new(self.config.gateway_id.clone());
+        policy.max_lifetime = std::time::Duration::from_secs(self.config.tokens.max_lifetime_secs);
+        policy.leeway = std::time::Duration::from_secs(self.config.tokens.leeway_secs);
+        policy.require_binding = participant.require_token_binding.unwrap_or(true);
+        let officer = self.tokens.verify(
+            token,
+            &participant.id,
+            keys,
+            &caller.fingerprint,
+            &policy,
+            crate::auth::token::now_unix(),
+        )?;
+        if let Some(scope) = scope {
+            if !officer.has(scope) {
+                return Err(Error::MissingScope {
+                    officer: officer.subject,
+                    scope,
+                });
+            }
+        }
+        caller.officer = Some(officer.subject);
+        Ok(caller)
+    }
+
+    /// TLP and policy: may the caller read this stored message?
+    pub fn may_read(&self, caller: &Caller, stored: &Stored) -> bool {
+        self.may_read_parts(caller, &stored.envelope, &stored.receipt)
+    }
+
+    /// [`Gateway::may_read`] on an envelope and receipt held apart.
+    pub fn may_read_parts(
+        &self,
+        caller: &Caller,
+        envelope: &pb::Envelope,
+        receipt: &pb::Receipt,
+    ) -> bool {
+        if addressed_to(envelope, receipt, caller.id()) {
+            return true;
+        }
+        let registry = self.registry.load();
+        let sender_role = registry.get(&envelope.sender).map(|p| p.role);
+        self.policy.load().may_read(
+            &caller.participant,
+            &envelope.sender,
+            sender_role,
+            &envelope.recipients,
+            Kind::try_from(envelope.kind).unwrap_or(Kind::Unspecified),
+            Tlp::try_from(envelope.tlp).unwrap_or(Tlp::Unspecified),
+        )
+    }
+}
+
+impl crate::ops::reload::Reloadable for Gateway {
+    fn reload(&self) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        Gateway::reload(self).map_err(Into::into)
+    }
+
+    fn watched_files(&self) -> Vec<std::path::PathBuf> {
+        Gateway::watched_files(self)
+    }
+}
+
+/// Was the message placed in `participant`'s inbox (or sent by it)?
+fn addressed_to(envelope: &pb::Envelope, receipt: &pb::Receipt, participant: &str) -> bool {
+    envelope.sender == participant
+        || receipt
+            .placements
+            .iter()
+            .any(|p| p.recipient == participant)
+}
+
+/// The reader's view of a stored message.
+pub(crate) fn view(stored: Stored, reader: &str) -> pb::StoredMessage {
+    let inbox_no = stored
+        .receipt
+        .placements
+        .iter()
+        .find(|p| p.recipient == reader)
+        .map_or(0, |p| p.inbox_no);
+    pb::StoredMessage {
+        envelope: Some(stored.envelope),
+        seq: stored.receipt.seq,
+        stored_at: stored.receipt.stored_at,
+        envelope_sha256: stored.receipt.envelope_sha256,
+        inbox_no,
+    }
+}

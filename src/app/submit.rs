@@ -1,0 +1,236 @@
+//! `Submit` and `SubmitBatch`: validate and authorize each envelope, check what it says about
+//! other messages, decide its recipients, and commit all of them or none.
+
+use super::error::Error;
+use super::{addressed_to, Gateway};
+use crate::auth::identity::Caller;
+use crate::auth::registry::Registry;
+use crate::domain::facets::Facets;
+use crate::domain::participant::Participant;
+use crate::domain::policy::{kind_name, Policy};
+use crate::domain::{ValidEnvelope, Violations};
+use crate::pb::limits::MAX_BATCH;
+use crate::pb::{self, envelope::Payload, Kind};
+use crate::storage::{CommitError, NewMessage};
+use prost::Message;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+impl Gateway {
+    /// Validates, authorizes and stores envelopes from `caller`, all or nothing. `batch` names
+    /// fields `envelopes[i]` instead of `envelope`.
+    pub async fn submit(
+        &self,
+        caller: &Caller,
+        envelopes: Vec<pb::Envelope>,
+        batch: bool,
+    ) -> Result<Vec<pb::Receipt>, Error> {
+        if batch && !(1..=MAX_BATCH).contains(&envelopes.len()) {
+            return Err(Error::invalid(
+                "envelopes",
+                format!(
+                    "1 to {MAX_BATCH} envelopes per batch, not {}",
+                    envelopes.len()
+                ),
+            ));
+        }
+        let size: usize = envelopes.iter().map(Message::encoded_len).sum();
+        if size > self.config.max_message_bytes {
+            return Err(Error::TooLarge {
+                size,
+                max: self.config.max_message_bytes,
+            });
+        }
+        let registry = self.registry.load();
+        let policy = self.policy.load();
+        let mut prepared = Vec::with_capacity(envelopes.len());
+        let mut failures: Vec<(usize, Error)> = Vec::new();
+        let mut seen_ids = std::collections::HashSet::new();
+        for (i, envelope) in envelopes.into_iter().enumerate() {
+            let path = if batch {
+                format!("envelopes[{i}]")
+            } else {
+                "envelope".to_string()
+            };
+            if !seen_ids.insert(envelope.id.clone()) {
+                failures.push((
+                    i,
+                    Error::invalid(
+                        format!("{path}.id"),
+                        format!("{:?} appears twice in the batch", envelope.id),
+                    ),
+                ));
+                continue;
+            }
+            match self.prepare(caller, envelope, &path, &registry, &policy) {
+                Ok(message) => prepared.push(message),
+                Err(e) => failures.push((i, e)),
+            }
+        }
+        if !failures.is_empty() {
+            return Err(if batch {
+                batch_error(failures)
+            } else {
+                failures.remove(0).1
+            });
+        }
+        self.store.commit(prepared).await.map_err(|e| match e {
+            CommitError::Conflict { index, .. } if batch => {
+                batch_error(vec![(index, Error::Commit(e))])
+            }
+            e => Error::Commit(e),
+        })
+    }
+
+    /// Turns one envelope into a message ready to store.
+    fn prepare(
+        &self,
+        caller: &Caller,
+        envelope: pb::Envelope,
+        path: &str,
+        registry: &Registry,
+        policy: &Policy,
+    ) -> Result<NewMessage, Error> {
+        let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
+        let sender = &caller.participant;
+        let kind = valid.kind();
+        let envelope = valid.envelope();
+
+        let mut v = Violations::default();
+        let mut recipients: Vec<&Participant> = Vec::with_capacity(envelope.recipients.len());
+        for (i, id) in envelope.recipients.iter().enumerate() {
+            match registry.get(id) {
+                Some(p) => recipients.push(p),
+                None => v.add(
+                    format!("{path}.recipients[{i}]"),
+                    format!("participant {id:?} is not registered"),
+                ),
+            }
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        policy.authorize_send(sender, kind, &recipients)?;
+        let answers = self.check_links(caller, envelope, path)?;
+
+        let deliver_to: Vec<String> = if recipients.is_empty() {
+            // A GREEN or CLEAR broadcast: every participant the policy lets receive it.
+            registry
+                .iter()
+                .filter(|p| p.id != sender.id && policy.may_receive(sender.role, kind, p.role))
+                .map(|p| p.id.clone())
+                .collect()
+        } else {
+            envelope.recipients.clone()
+        };
+        let encoded = valid.envelope().encode_to_vec();
+        let digest: [u8; 32] = Sha256::digest(&encoded).into();
+        Ok(NewMessage {
+            sender: sender.id.clone(),
+            id: envelope.id.clone(),
+            kind,
+            encoded,
+            digest,
+            deliver_to,
+            officer: caller.officer.clone(),
+            answers,
+            index_prefixes: crate::storage::index_prefixes(&Facets::of(valid.envelope())),
+            envelope: Arc::new(valid.into_inner()),
+        })
+    }
+
+    /// Checks what a payload says about other messages and participants: a notice names a
+    /// platform among its recipients; an outcome or a response refs a message addressed to
+    /// its sender of the kind it answers.
+    fn check_links(
+        &self,
+        caller: &Caller,
+        envelope: &pb::Envelope,
+        path: &str,
+    ) -> Result<Option<(String, u64)>, Error> {
+        let mut v = Violations::default();
+        let mut answers = None;
+        match &envelope.payload {
+            Some(Payload::TakedownNotice(notice))
+                if !envelope.recipients.contains(&notice.platform) =>
+            {
+                v.add(
+                    format!("{path}.takedown_notice.platform"),
+                    format!("{:?} must be one of the recipients", notice.platform),
+                );
+            }
+            Some(Payload::TakedownOutcome(_)) => {
+                answers =
+                    self.check_answers(caller, envelope, Kind::TakedownNotice, path, &mut v)?
+            }
+            Some(Payload::DataResponse(_)) => {
+                answers = self.check_answers(caller, envelope, Kind::DataRequest, path, &mut v)?
+            }
+            _ => {}
+        }
+        if v.is_empty() {
+            Ok(answers)
+        } else {
+            Err(v.into())
+        }
+    }
+
+    fn check_answers(
+        &self,
+        caller: &Caller,
+        envelope: &pb::Envelope,
+        answers: Kind,
+        path: &str,
+        v: &mut Violations,
+    ) -> Result<Option<(String, u64)>, Error> {
+        let Some(first) = envelope.refs.first() else {
+            v.add(
+                format!("{path}.refs"),
+                format!("must ref the {} this answers", kind_name(answers)),
+            );
+            return Ok(None);
+        };
+        let field = format!("{path}.refs[0]");
+        match self.store.get_by_ref(&first.sender, &first.id)? {
+            None => v.add(
+                field,
+                format!("no message {:?} from {} is stored", first.id, first.sender),
+            ),
+            Some(stored) if stored.envelope.kind != answers as i32 => v.add(
+                field,
+                format!(
+                    "message {:?} from {} is not a {}",
+                    first.id,
+                    first.sender,
+                    kind_name(answers)
+                ),
+            ),
+            Some(stored) if !addressed_to(&stored.envelope, &stored.receipt, caller.id()) => v.add(
+                field,
+                format!(
+                    "message {:?} from {} is not addressed to {}",
+                    first.id,
+                    first.sender,
+                    caller.id()
+                ),
+            ),
+            Some(stored) => return Ok(Some((stored.envelope.sender, stored.receipt.seq))),
+        }
+        Ok(None)
+    }
+}
+
+/// One error for a refused batch: the first failure decides the status, and every failing
+/// item is listed under its `envelopes[i]` path.
+fn batch_error(mut failures: Vec<(usize, Error)>) -> Error {
+    failures.sort_by_key(|(i, _)| *i);
+    let mut violations = Violations::default();
+    for (i, error) in &failures {
+        match error {
+            Error::Invalid(v) => violations.append(v.clone()),
+            other => violations.add(format!("envelopes[{i}]"), other.to_string()),
+        }
+    }
+    let first = Box::new(failures.swap_remove(0).1);
+    Error::Batch { first, violations }
+}

@@ -1,0 +1,278 @@
+//! Live subscriptions. Every message made durable is published once on a bounded broadcast
+//! ring ([`crate::storage::Store::live`]); each subscriber's task takes what it may read and
+//! wants from the ring, in sequence order. A subscriber that falls behind the ring — a slow
+//! link, a client that does not read — is switched to reading from the store until it has
+//! caught up, then back to the ring. Memory stays bounded whatever the number of slow
+//! subscribers (the ring is shared; each stream buffers a few deliveries), and within one
+//! stream nothing is skipped or repeated: the task's next sequence number only moves forward,
+//! one message at a time.
+
+use super::error::Error;
+use super::{events, view, Gateway};
+use crate::auth::identity::Caller;
+use crate::domain::facets::{Facets, MessageFilter};
+use crate::domain::Violations;
+use crate::pb;
+use crate::pb::limits::MAX_SUBSCRIPTION_NAME;
+use crate::storage::{Live, Stored};
+use std::sync::Arc;
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Subscriptions.
+impl Gateway {
+    /// Ends every subscription stream (with UNAVAILABLE, so clients reconnect elsewhere).
+    pub fn begin_shutdown(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Starts a subscription: what is stored from the chosen start, then live messages.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        caller: Caller,
+        request: pb::SubscribeRequest,
+    ) -> Result<DeliveryStream, Error> {
+        let mut v = Violations::default();
+        let filter = MessageFilter::parse(request.filter.as_ref(), "filter").unwrap_or_else(|e| {
+            v.append(e);
+            Default::default()
+        });
+        let durable = (!request.durable_name.is_empty()).then_some(request.durable_name.as_str());
+        if let Some(name) = durable {
+            check_subscription_name(name, "durable_name", &mut v);
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        // Subscribe to the live ring before choosing the start, so nothing falls between.
+        let live = self.store.live();
+        let requested = match request.start {
+            Some(pb::subscribe_request::Start::FromSeq(seq)) => seq.max(1),
+            Some(pb::subscribe_request::Start::Latest(_)) | None => self.store.last_seq() + 1,
+        };
+        let next = match durable {
+            Some(name) => {
+                let (acked, _) = self
+                    .store
+                    .set_cursor(caller.id(), name, requested - 1, true, None)
+                    .await?;
+                acked + 1
+            }
+            None => requested,
+        };
+        tracing::info!(
+            participant = caller.id(),
+            durable = durable.unwrap_or(""),
+            from_seq = next,
+            "subscribed"
+        );
+        Ok(spawn(
+            self.clone(),
+            caller,
+            filter,
+            next,
+            live,
+            self.closing.subscribe(),
+        ))
+    }
+
+    /// Acknowledges a durable subscription's deliveries up to a sequence number, durably and
+    /// with one audit leaf.
+    pub async fn ack(
+        &self,
+        caller: &Caller,
+        request: pb::AckRequest,
+    ) -> Result<pb::AckResponse, Error> {
+        let mut v = Violations::default();
+        check_subscription_name(&request.name, "name", &mut v);
+        let last = self.store.last_seq();
+        if request.up_to_seq > last {
+            v.add(
+                "up_to_seq",
+                format!("{} is beyond the last message ({last})", request.up_to_seq),
+            );
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        if self.store.cursor(caller.id(), &request.name)?.is_none() {
+            return Err(Error::NotFound(format!(
+                "no durable subscription {:?} of {}",
+                request.name,
+                caller.id()
+            )));
+        }
+        let leaf = events::acked(caller, &request.name, request.up_to_seq);
+        let (acked_seq, leaf_index) = self
+            .store
+            .set_cursor(
+                caller.id(),
+                &request.name,
+                request.up_to_seq,
+                false,
+                Some(leaf),
+            )
+            .await?;
+        Ok(pb::AckResponse {
+            acked_seq,
+            leaf_index: leaf_index.unwrap_or_default(),
+        })
+    }
+}
+
+fn check_subscription_name(name: &str, field: &str, v: &mut Violations) {
+    if name.is_empty()
+        || name.len() > MAX_SUBSCRIPTION_NAME
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    {
+        v.add(
+            field,
+            format!("{name:?} must be 1 to {MAX_SUBSCRIPTION_NAME} characters of [A-Za-z0-9._-]"),
+        );
+    }
+}
+
+/// Deliveries a stream buffers before its task waits for the client.
+const STREAM_BUFFER: usize = 32;
+
+/// The stream of one subscriber: deliveries in sequence order, ended by an error when the
+/// gateway shuts down or the store cannot be read.
+pub type DeliveryStream = ReceiverStream<Result<pb::Delivery, Error>>;
+
+/// Starts delivering to `caller` every message from sequence number `next` on that matches
+/// `filter` and that it may read. `live` must have been subscribed before `next` was chosen,
+/// so that nothing falls between the store and the ring. The stream ends with UNAVAILABLE
+/// when the gateway shuts down.
+pub fn spawn(
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    filter: MessageFilter,
+    next: u64,
+    live: broadcast::Receiver<Arc<Live>>,
+    closing: watch::Receiver<bool>,
+) -> DeliveryStream {
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    let open = gateway.metrics.open_stream(next);
+    tokio::spawn(
+        Pump {
+            gateway,
+            caller,
+            filter,
+            next,
+            tx,
+            open,
+        }
+        .run(live, closing),
+    );
+    ReceiverStream::new(rx)
+}
+
+struct Pump {
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    filter: MessageFilter,
+    /// The next sequence number to consider.
+    next: u64,
+    tx: mpsc::Sender<Result<pb::Delivery, Error>>,
+    /// Counts the stream as open, and publishes `next`, for the metrics; dropped with the pump.
+    open: crate::ops::metrics::OpenStream,
+}
+
+/// Why a pump stops.
+enum Stop {
+    /// The client went away.
+    Gone,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut live: broadcast::Receiver<Arc<Live>>,
+        mut closing: watch::Receiver<bool>,
+    ) {
+        // Behind: the start lies before the durable end, or the ring overtook us. Then read
+        // from the store until caught up; otherwise take each message from the ring.
+        let mut behind = self.next <= self.gateway.store.last_seq();
+        loop {
+            self.open.at(self.next);
+            if *closing.borrow() {
+                let _ = self.tx.send(Err(Error::ShuttingDown)).await;
+                return;
+            }
+            if behind {
+                if let Err(Stop::Gone) = self.catch_up().await {
+                    return;
+                }
+                behind = self.next <= self.gateway.store.last_seq();
+                continue;
+            }
+            tokio::select! {
+                _ = closing.changed() => continue,
+                _ = self.tx.closed() => return,
+                received = live.recv() => match received {
+                    Ok(message) if message.receipt.seq == self.next => {
+                        if self.offer(&message.envelope, &message.receipt).await.is_err() {
+                            return;
+                        }
+                    }
+                    // A gap (cannot happen without a lag, but cheap to be sure of): fill it
+                    // from the store, this message included.
+                    Ok(message) if message.receipt.seq > self.next => behind = true,
+                    // Already delivered from the store.
+                    Ok(_) => {}
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::debug!(
+                            participant = self.caller.id(),
+                            missed,
+                            "subscriber fell behind the live ring; catching up from the store"
+                        );
+                        behind = true;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// Delivers from the store up to the durable end, a bounded stretch at a time.
+    async fn catch_up(&mut self) -> Result<(), Stop> {
+        let end = self.gateway.store.last_seq();
+        let stretch_end = end.min(self.next.saturating_add(256));
+        while self.next <= stretch_end {
+            match self.gateway.store.get(self.next) {
+                Ok(Some(stored)) => self.offer(&stored.envelope, &stored.receipt).await?,
+                Ok(None) => self.next += 1,
+                Err(error) => {
+                    let _ = self.tx.send(Err(Error::from(error))).await;
+                    return Err(Stop::Gone);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the message `self.next` if the subscriber wants it and may read it; moves on.
+    /// The envelope is copied only when it is delivered.
+    async fn offer(&mut self, envelope: &pb::Envelope, receipt: &pb::Receipt) -> Result<(), Stop> {
+        self.next = receipt.seq + 1;
+        self.open.at(self.next);
+        let facets = Facets::of(envelope);
+        if !self.filter.matches(envelope, &facets)
+            || !self.gateway.may_read_parts(&self.caller, envelope, receipt)
+        {
+            return Ok(());
+        }
+        let stored = Stored {
+            envelope: envelope.clone(),
+            receipt: receipt.clone(),
+        };
+        let delivery = pb::Delivery {
+            message: Some(view(stored, self.caller.id())),
+            seq: receipt.seq,
+            leaf_index: receipt.leaf_index,
+        };
+        self.tx.send(Ok(delivery)).await.map_err(|_| Stop::Gone)
+    }
+}

@@ -1,0 +1,339 @@
+//! The command line of `ipex`: every flag and subcommand, as clap parses them.
+
+use super::client::ClientTls;
+use super::CliError;
+use crate::dev::DEV_CERTS_DIR;
+use crate::domain::policy::kind_from_name;
+use crate::pb;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// The ipex command-line client. Output is JSON.
+#[derive(Parser, Debug)]
+#[command(name = "ipex", version, about)]
+pub struct Cli {
+    /// Gateway address [default: https://127.0.0.1:50051; `bench` without it starts its own].
+    #[arg(long, env = "IPEX_GATEWAY", global = true)]
+    pub gateway: Option<String>,
+    #[command(flatten)]
+    pub identity: IdentityArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The gateway address when `--gateway` is not given.
+pub const DEFAULT_GATEWAY: &str = "https://127.0.0.1:50051";
+
+impl Cli {
+    /// The gateway address: `--gateway`, else [`DEFAULT_GATEWAY`].
+    pub fn gateway(&self) -> &str {
+        self.gateway.as_deref().unwrap_or(DEFAULT_GATEWAY)
+    }
+}
+
+/// Who the client is.
+#[derive(Args, Debug, Clone)]
+pub struct IdentityArgs {
+    /// Act as this development participant (its certificate under --certs-dir).
+    #[arg(long = "as", env = "IPEX_AS", global = true)]
+    pub as_participant: Option<String>,
+    /// Client certificate (PEM), instead of --as.
+    #[arg(long, env = "IPEX_CERT", global = true)]
+    pub cert: Option<PathBuf>,
+    /// Client private key (PEM), with --cert.
+    #[arg(long, env = "IPEX_KEY", global = true)]
+    pub key: Option<PathBuf>,
+    /// CA certificate the gateway's certificate must chain to (PEM). Default: the dev CA.
+    #[arg(long, env = "IPEX_CA", global = true)]
+    pub ca: Option<PathBuf>,
+    /// Directory of the development PKI.
+    #[arg(long, env = "IPEX_DEV_CERTS_DIR", default_value = DEV_CERTS_DIR, global = true)]
+    pub certs_dir: PathBuf,
+    /// Name the gateway's certificate must carry.
+    #[arg(
+        long,
+        env = "IPEX_SERVER_NAME",
+        default_value = "localhost",
+        global = true
+    )]
+    pub server_name: String,
+    /// Officer token sent as `authorization: Bearer <token>` with every call.
+    #[arg(long, env = "IPEX_TOKEN", global = true, hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+/// Commands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Who the gateway takes you to be.
+    Whoami,
+    /// Every registered participant.
+    Participants,
+    /// Submits envelopes from JSON files (proto3 JSON of ipex.v1.Envelope), one call each.
+    Submit {
+        /// Envelope files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Submits the envelopes of the files as one all-or-nothing batch.
+    SubmitBatch {
+        /// Envelope files; a file may also hold a JSON array of envelopes.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Fetches one message, by sequence number or by sender and id.
+    Get {
+        /// Global sequence number.
+        #[arg(long, conflicts_with_all = ["sender", "id"])]
+        seq: Option<u64>,
+        /// Sender of the message.
+        #[arg(long, requires = "id")]
+        sender: Option<String>,
+        /// Sender's id of the message.
+        #[arg(long, requires = "sender")]
+        id: Option<String>,
+    },
+    /// Lists your inbox.
+    Inbox {
+        /// List after this inbox number.
+        #[arg(long, default_value_t = 0)]
+        after: u64,
+        /// Page size, 1 to 1000.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Only these kinds (e.g. seizure-notification); repeatable.
+        #[arg(long = "kind")]
+        kinds: Vec<String>,
+    },
+    /// Receives matching messages as they arrive, as JSON lines; acknowledges them when
+    /// the subscription is durable.
+    Subscribe {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// A durable subscription: resumes after its last acknowledged message.
+        #[arg(long)]
+        durable: Option<String>,
+        /// Start at this sequence number instead of with the next new message.
+        #[arg(long)]
+        from_seq: Option<u64>,
+        /// Stop after this many deliveries.
+        #[arg(long)]
+        max: Option<u64>,
+        /// Do not acknowledge deliveries.
+        #[arg(long)]
+        no_ack: bool,
+    },
+    /// Searches every message you may read; prints matches as JSON lines.
+    Search {
+        #[command(flatten)]
+        filter: FilterArgs,
+        /// A seller: platform seller id or pseudonym.
+        #[arg(long)]
+        seller: Option<String>,
+        /// A listing id.
+        #[arg(long)]
+        listing: Option<String>,
+        /// A tracking number or UPU item id.
+        #[arg(long)]
+        tracking: Option<String>,
+        /// Oldest first instead of newest first.
+        #[arg(long)]
+        oldest_first: bool,
+        /// Page size, 1 to 1000.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Follow the pages up to this many messages.
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// The exchange log: checkpoints, verification, export.
+    Audit {
+        /// What to do.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Officer tokens.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Asks the gateway's grpc.health.v1 service whether it serves; exit status 0 when it
+    /// does, 1 otherwise (for probes). Any certificate the CA issued may ask.
+    Health {
+        /// The service to ask about, e.g. ipex.v1.Exchange; empty for the whole gateway.
+        #[arg(long, default_value = "")]
+        service: String,
+    },
+    /// Measures a gateway: the grpc.health.v1 Check baseline against durable Submit of
+    /// seizure notifications, at several numbers of calls in flight. Without --gateway it
+    /// starts its own on a temporary store with a generated PKI.
+    Bench(super::bench::BenchArgs),
+    /// Certificates for development.
+    Certs {
+        /// What to do.
+        #[command(subcommand)]
+        command: CertsCommand,
+    },
+}
+
+/// Filters shared by `subscribe` and `search`; each flag may be repeated.
+#[derive(Args, Debug, Clone, Default)]
+pub struct FilterArgs {
+    /// Message kinds: seizure, notice, outcome, flag, alert, request, response (or full names).
+    #[arg(long = "kind")]
+    pub kinds: Vec<String>,
+    /// HS code prefixes: chapter (64), heading (6403), ...
+    #[arg(long = "hs")]
+    pub hs: Vec<String>,
+    /// Countries of origin.
+    #[arg(long = "origin")]
+    pub origin: Vec<String>,
+    /// Countries of destination.
+    #[arg(long = "destination")]
+    pub destination: Vec<String>,
+    /// Countries where seizures took place.
+    #[arg(long = "location")]
+    pub location: Vec<String>,
+    /// Brands.
+    #[arg(long = "brand")]
+    pub brands: Vec<String>,
+    /// Carrier participant ids.
+    #[arg(long = "carrier")]
+    pub carriers: Vec<String>,
+    /// Platform participant ids.
+    #[arg(long = "platform")]
+    pub platforms: Vec<String>,
+    /// Least TLP: clear, green, amber, amber-strict, red.
+    #[arg(long)]
+    pub min_tlp: Option<String>,
+}
+
+impl FilterArgs {
+    /// The proto filter.
+    pub fn to_pb(&self) -> Result<pb::Filter, CliError> {
+        let kinds = self
+            .kinds
+            .iter()
+            .map(|k| {
+                kind_from_name(k)
+                    .map(|k| k as i32)
+                    .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let min_tlp = match &self.min_tlp {
+            None => 0,
+            Some(t) => {
+                let name = format!("TLP_{}", t.trim().to_ascii_uppercase().replace('-', "_"));
+                pb::Tlp::from_str_name(&name)
+                    .ok_or_else(|| CliError::Input(format!("unknown TLP {t:?}")))?
+                    as i32
+            }
+        };
+        Ok(pb::Filter {
+            kinds,
+            hs_prefixes: self.hs.clone(),
+            origin_countries: self.origin.clone(),
+            destination_countries: self.destination.clone(),
+            location_countries: self.location.clone(),
+            brands: self.brands.clone(),
+            carriers: self.carriers.clone(),
+            platforms: self.platforms.clone(),
+            min_tlp,
+        })
+    }
+}
+
+/// Audit log commands.
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// Prints the latest signed checkpoint and the gateway's verifier key.
+    Checkpoint {
+        /// Ask the gateway to sign a checkpoint covering every leaf so far.
+        #[arg(long)]
+        refresh: bool,
+    },
+    /// Verifies the log: the checkpoint signature, every leaf against the root, your own
+    /// leaves' data and inclusion proofs, and consistency with the checkpoint verified last
+    /// time. Online against the gateway, or offline with --file.
+    Verify {
+        /// Verify an export file instead of the live gateway.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Where the last verified checkpoint is kept between runs.
+        #[arg(long, default_value = "ipex-audit-state.json")]
+        state: PathBuf,
+        /// The gateway's verifier key (`<name>+<id>+<key>`); default: the one in the state
+        /// file, else the one the gateway (or the export) presents, trusted on first use.
+        /// (Not `--key`: that is the client's private key.)
+        #[arg(long = "verifier-key", value_name = "VKEY")]
+        verifier_key: Option<String>,
+        /// How many of your own most recent leaves to check with inclusion proofs (online).
+        #[arg(long, default_value_t = 20)]
+        proofs: usize,
+    },
+    /// Writes the log to a file: a checkpoint, every leaf hash, and the data you may see.
+    Export {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Token commands.
+#[derive(Subcommand, Debug)]
+pub enum TokenCommand {
+    /// Prints an officer token signed with the development token key of the --as participant
+    /// and bound to its development certificate.
+    Issue {
+        /// The officer or system acting (`sub`).
+        #[arg(long)]
+        sub: String,
+        /// Scopes, comma separated: exchange:submit, exchange:read, subscribe, audit:read.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "exchange:submit,exchange:read,subscribe,audit:read"
+        )]
+        scope: Vec<String>,
+        /// Lifetime: seconds, or with a unit, e.g. 900s, 15m, 1h.
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        /// The gateway's id (`aud`).
+        #[arg(long, default_value = "ipex-dev")]
+        audience: String,
+    },
+}
+
+/// Certificate commands.
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// Creates the development PKI and registry under --certs-dir if missing.
+    Init,
+}
+
+impl IdentityArgs {
+    /// The TLS identity these flags select.
+    pub fn tls(&self) -> Result<ClientTls, CliError> {
+        let dev = crate::dev::pki::DevPaths {
+            dir: self.certs_dir.clone(),
+        };
+        let ca = self.ca.clone().unwrap_or_else(|| dev.ca());
+        let (cert, key) = match (&self.as_participant, &self.cert, &self.key) {
+            (Some(id), None, None) => (dev.cert(id), dev.key(id)),
+            (None, Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            (Some(_), _, _) => {
+                return Err(CliError::Input(
+                    "give either --as or --cert with --key, not both".into(),
+                ))
+            }
+            _ => {
+                return Err(CliError::Input(
+                    "say who you are: --as <participant> (development) or --cert and --key".into(),
+                ))
+            }
+        };
+        Ok(ClientTls::from_files(&cert, &key, &ca, &self.server_name)?)
+    }
+}

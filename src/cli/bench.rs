@@ -1,0 +1,715 @@
+//! `ipex bench`: how fast is a gateway, and what does durability cost? In one run, over the
+//! same mutual-TLS connections, it measures the cheapest call there is — the
+//! `grpc.health.v1.Health/Check` baseline, which touches neither store nor identity — and the
+//! real work — `Submit` of a realistic seizure notification, identified, authorized,
+//! validated, written with its audit leaves and flushed to disk before the answer — at several
+//! numbers of calls in flight, and reports Submit as a ratio of the baseline.
+//!
+//! Without `--gateway` it starts a gateway in this process, on a temporary store with a
+//! generated development PKI, bound on 127.0.0.1:0: the load generator and the gateway then
+//! share the machine's cores, as the figures in the README say.
+
+use super::args::IdentityArgs;
+use super::client::{self, Bearer, ClientTls, Transport};
+use super::CliError;
+use crate::pb;
+use clap::Args;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tonic::transport::Channel;
+use tonic_health::pb::health_client::HealthClient;
+
+/// The envelope every Submit sends, with a fresh id each time.
+const SEIZURE_NOTIFICATION: &str =
+    include_str!("../../examples/messages/seizure-notification.json");
+
+/// The participant a local gateway's Submit calls come from: customs notify seizures.
+const LOCAL_SENDER: &str = "customs-nl";
+
+/// The target: at this many calls in flight, Submit reaches at least
+/// [`TARGET_RATE_RATIO`] of the baseline's calls per second and at most [`TARGET_P99_RATIO`]
+/// times its p99 latency.
+pub const TARGET_CONCURRENCY: usize = 64;
+/// See [`TARGET_CONCURRENCY`].
+pub const TARGET_RATE_RATIO: f64 = 0.6;
+/// See [`TARGET_CONCURRENCY`].
+pub const TARGET_P99_RATIO: f64 = 2.0;
+
+/// Flags of `ipex bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Calls in flight at each step, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    pub concurrency: Vec<usize>,
+    /// How long each step (one call, one concurrency) runs: e.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s")]
+    pub duration: String,
+    /// Run each step for this many calls instead of --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Connections the calls are spread over (a connection carries at most 200 calls at once).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Unmeasured calls of both kinds before the first step: e.g. 1s, 0s to skip.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The two calls measured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Call {
+    /// `grpc.health.v1.Health/Check` of the whole gateway.
+    Health,
+    /// `ipex.v1.Exchange/Submit` of a seizure notification.
+    Submit,
+}
+
+impl Call {
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Health => "health",
+            Call::Submit => "submit",
+        }
+    }
+}
+
+/// When a step ends.
+#[derive(Clone, Copy, Debug)]
+enum Length {
+    /// After this long.
+    Time(Duration),
+    /// After this many calls.
+    Calls(u64),
+}
+
+/// What one step measured.
+#[derive(Clone, Debug)]
+pub struct Step {
+    /// Which call.
+    pub call: Call,
+    /// Calls in flight.
+    pub concurrency: usize,
+    /// Calls answered with success.
+    pub calls: u64,
+    /// Calls that failed.
+    pub errors: u64,
+    /// The first failure, as the CLI prints it.
+    pub first_error: Option<String>,
+    /// From the first call to the last answer.
+    pub elapsed: Duration,
+    /// Successful calls per second.
+    pub calls_per_sec: f64,
+    /// Latency percentiles of successful calls, in milliseconds.
+    pub p50_ms: f64,
+    /// See `p50_ms`.
+    pub p99_ms: f64,
+    /// See `p50_ms`.
+    pub p999_ms: f64,
+    /// The slowest successful call, in milliseconds.
+    pub max_ms: f64,
+}
+
+/// The clients of one connection.
+#[derive(Clone)]
+struct Conn {
+    /// For the baseline.
+    health: HealthClient<Transport>,
+    /// For Submit.
+    exchange: pb::exchange_client::ExchangeClient<Transport>,
+}
+
+/// What every worker shares.
+struct Load {
+    /// One per connection.
+    conns: Vec<Conn>,
+    /// The envelope sent, its id replaced per call.
+    template: pb::Envelope,
+    /// Distinguishes this run's ids from earlier runs' against the same gateway.
+    run_id: String,
+    /// Ids used so far.
+    next_id: AtomicU64,
+}
+
+impl Load {
+    /// Makes one call; the error as the CLI prints it.
+    async fn call(&self, call: Call, conn: &mut Conn) -> Result<(), String> {
+        let result = match call {
+            Call::Health => conn
+                .health
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await
+                .map(|_| ()),
+            Call::Submit => {
+                let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let mut envelope = self.template.clone();
+                envelope.id = format!("bench-{}-{n}", self.run_id);
+                conn.exchange
+                    .submit(pb::SubmitRequest {
+                        envelope: Some(envelope),
+                    })
+                    .await
+                    .map(|_| ())
+            }
+        };
+        result.map_err(|status| super::describe_status(&status))
+    }
+}
+
+/// Runs `ipex bench`: against `gateway` with the identity flags, or against a gateway of its
+/// own. Progress on stderr, the report on `out`.
+pub async fn run(
+    gateway: Option<&str>,
+    identity: &IdentityArgs,
+    args: &BenchArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let length = match args.requests {
+        Some(0) => return Err(CliError::Input("--requests: must be at least 1".into())),
+        Some(n) => Length::Calls(n),
+        None => Length::Time(parse_duration("--duration", &args.duration)?),
+    };
+    let warmup = parse_duration("--warmup", &args.warmup)?;
+    if args.concurrency.is_empty() || args.concurrency.contains(&0) {
+        return Err(CliError::Input(
+            "--concurrency: give numbers of calls in flight, each at least 1".into(),
+        ));
+    }
+    if args.connections == 0 {
+        return Err(CliError::Input("--connections: must be at least 1".into()));
+    }
+
+    let (local, target, tls, bearer) = match gateway {
+        Some(url) => (
+            None,
+            url.to_string(),
+            identity.tls()?,
+            Bearer::new(identity.token.as_deref())?,
+        ),
+        None => {
+            progress_line("starting a gateway on a temporary store", true);
+            let local = LocalGateway::start().await?;
+            let target = local.endpoint();
+            let tls = local.tls.clone();
+            (Some(local), target, tls, Bearer::default())
+        }
+    };
+    let result = measure(&target, &tls, bearer, args, length, warmup).await;
+    if let Some(local) = local {
+        local.stop().await?;
+    }
+    let steps = result?;
+    let report = Report {
+        gateway: gateway.map_or_else(|| "local".to_string(), str::to_string),
+        connections: args.connections,
+        length,
+        steps,
+    };
+    if args.json {
+        let text = serde_json::to_string_pretty(&report.to_json())
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        writeln!(out, "{text}")
+    } else {
+        write!(out, "{}", report.table())
+    }
+    .map_err(|e| CliError::Input(format!("cannot write output: {e}")))
+}
+
+/// Connects, checks both calls once, warms up, then runs every step.
+async fn measure(
+    target: &str,
+    tls: &ClientTls,
+    bearer: Bearer,
+    args: &BenchArgs,
+    length: Length,
+    warmup: Duration,
+) -> Result<Vec<Step>, CliError> {
+    let mut conns = Vec::with_capacity(args.connections);
+    for _ in 0..args.connections {
+        let channel: Channel = client::connect(target, tls).await?;
+        let transport =
+            tonic::service::interceptor::InterceptedService::new(channel, bearer.clone());
+        conns.push(Conn {
+            health: HealthClient::new(transport.clone()),
+            exchange: pb::exchange_client::ExchangeClient::new(transport),
+        });
+    }
+    let template = crate::pb::json::envelope_from_json(SEIZURE_NOTIFICATION)
+        .map_err(|e| CliError::Input(format!("the built-in seizure notification: {e}")))?;
+    let run_id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| format!("{:x}", d.as_millis()))
+        .unwrap_or_default();
+    let load = Arc::new(Load {
+        conns,
+        template,
+        run_id,
+        next_id: AtomicU64::new(0),
+    });
+
+    // One call of each first, so that a wrong identity or a refusing gateway is reported
+    // plainly instead of as a table of errors.
+    for call in [Call::Health, Call::Submit] {
+        let mut conn = load.conns[0].clone();
+        load.call(call, &mut conn).await.map_err(|error| {
+            CliError::Input(format!("the first {} call failed: {error}", call.name()))
+        })?;
+    }
+    if !warmup.is_zero() {
+        let in_flight = args.concurrency.iter().copied().max().unwrap_or(1);
+        for call in [Call::Health, Call::Submit] {
+            progress_line(&format!("warming up: {}", call.name()), true);
+            step(&load, call, in_flight, Length::Time(warmup / 2), false).await;
+        }
+    }
+    let mut steps = Vec::new();
+    for &in_flight in &args.concurrency {
+        for call in [Call::Health, Call::Submit] {
+            steps.push(step(&load, call, in_flight, length, true).await);
+        }
+    }
+    progress_line("", false);
+    Ok(steps)
+}
+
+/// Runs `call` with `in_flight` calls at all times until `length` is reached.
+async fn step(
+    load: &Arc<Load>,
+    call: Call,
+    in_flight: usize,
+    length: Length,
+    report_progress: bool,
+) -> Step {
+    let stop = Arc::new(AtomicBool::new(false));
+    let budget = Arc::new(AtomicI64::new(match length {
+        Length::Calls(n) => i64::try_from(n).unwrap_or(i64::MAX),
+        Length::Time(_) => i64::MAX,
+    }));
+    let answered = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let workers: Vec<_> = (0..in_flight)
+        .map(|worker| {
+            let load = load.clone();
+            let stop = stop.clone();
+            let budget = budget.clone();
+            let answered = answered.clone();
+            tokio::spawn(async move {
+                let mut conn = load.conns[worker % load.conns.len()].clone();
+                let mut latencies = Vec::new();
+                let mut errors = 0u64;
+                let mut first_error = None;
+                while !stop.load(Ordering::Relaxed) && budget.fetch_sub(1, Ordering::Relaxed) > 0 {
+                    let sent = Instant::now();
+                    match load.call(call, &mut conn).await {
+                        Ok(()) => latencies.push(sent.elapsed().as_nanos() as u64),
+                        Err(error) => {
+                            errors += 1;
+                            first_error.get_or_insert(error);
+                        }
+                    }
+                    answered.fetch_add(1, Ordering::Relaxed);
+                }
+                (latencies, errors, first_error)
+            })
+        })
+        .collect();
+
+    let mut reported = Instant::now();
+    loop {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let elapsed = started.elapsed();
+        if let Length::Time(limit) = length {
+            if elapsed >= limit {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        if workers.iter().all(|w| w.is_finished()) {
+            break;
+        }
+        if report_progress && reported.elapsed() >= Duration::from_millis(200) {
+            reported = Instant::now();
+            let done = answered.load(Ordering::Relaxed);
+            let of = match length {
+                Length::Time(limit) => format!("{:.1} s of {:.1} s", secs(elapsed), secs(limit)),
+                Length::Calls(n) => format!("{done} of {n} calls"),
+            };
+            progress_line(
+                &format!(
+                    "{:<6} {in_flight:>4} in flight  {of}  {:>8.0} calls/s",
+                    call.name(),
+                    done as f64 / secs(elapsed).max(1e-9)
+                ),
+                true,
+            );
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    let mut first_error = None;
+    for worker in workers {
+        // A worker only ends by returning; a panic would be a bug in this module.
+        let (mut samples, worker_errors, worker_first) =
+            worker.await.expect("a bench worker panicked");
+        latencies.append(&mut samples);
+        errors += worker_errors;
+        if first_error.is_none() {
+            first_error = worker_first;
+        }
+    }
+    latencies.sort_unstable();
+    let calls = latencies.len() as u64;
+    let percentile = |p: f64| -> f64 {
+        if latencies.is_empty() {
+            return 0.0;
+        }
+        // Nearest rank: the smallest sample with at least p of the samples at or below it.
+        let rank = ((p * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len());
+        latencies[rank - 1] as f64 / 1e6
+    };
+    let result = Step {
+        call,
+        concurrency: in_flight,
+        calls,
+        errors,
+        first_error,
+        elapsed,
+        calls_per_sec: calls as f64 / secs(elapsed).max(1e-9),
+        p50_ms: percentile(0.50),
+        p99_ms: percentile(0.99),
+        p999_ms: percentile(0.999),
+        max_ms: latencies.last().map_or(0.0, |&n| n as f64 / 1e6),
+    };
+    if report_progress {
+        progress_line(
+            &format!(
+                "{:<6} {in_flight:>4} in flight  {calls} calls in {:.1} s  {:>8.0} calls/s  p99 {:.2} ms  {errors} errors",
+                call.name(),
+                secs(elapsed),
+                result.calls_per_sec,
+                result.p99_ms
+            ),
+            false,
+        );
+    }
+    result
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Writes a progress line on stderr. On a terminal a `transient` line is overwritten by the
+/// next; elsewhere transient lines are left out and only the others written, one per line.
+fn progress_line(text: &str, transient: bool) {
+    let mut err = std::io::stderr().lock();
+    if err.is_terminal() {
+        let end = if transient || text.is_empty() {
+            ""
+        } else {
+            "\n"
+        };
+        let _ = write!(err, "\r\x1b[K{text}{end}");
+    } else if !transient && !text.is_empty() {
+        let _ = writeln!(err, "{text}");
+    }
+    let _ = err.flush();
+}
+
+/// Parses `5s`, `500ms`, `2m`, or a number of seconds.
+pub fn parse_duration(flag: &str, text: &str) -> Result<Duration, CliError> {
+    let text = text.trim();
+    let at = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(at);
+    let value: f64 = number
+        .parse()
+        .map_err(|_| CliError::Input(format!("{flag} {text:?}: expected e.g. 5s, 500ms or 1m")))?;
+    let seconds = match unit.trim() {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        _ => {
+            return Err(CliError::Input(format!(
+                "{flag} {text:?}: the unit is ms, s or m"
+            )))
+        }
+    };
+    Duration::try_from_secs_f64(seconds)
+        .map_err(|_| CliError::Input(format!("{flag} {text:?}: out of range")))
+}
+
+/// What a run measured, for the table and the JSON.
+struct Report {
+    /// `local`, or the address given.
+    gateway: String,
+    /// Connections used.
+    connections: usize,
+    /// How long each step ran.
+    length: Length,
+    /// Health then Submit at each concurrency, in order.
+    steps: Vec<Step>,
+}
+
+/// Submit against the baseline at one concurrency.
+struct Ratio {
+    /// Calls in flight.
+    concurrency: usize,
+    /// Submit calls/s over health calls/s.
+    rate: f64,
+    /// Submit p99 over health p99.
+    p99: f64,
+}
+
+impl Report {
+    fn ratios(&self) -> Vec<Ratio> {
+        let find = |call, concurrency| {
+            self.steps
+                .iter()
+                .find(|s| s.call == call && s.concurrency == concurrency)
+        };
+        let mut out: Vec<Ratio> = Vec::new();
+        for step in &self.steps {
+            if out.iter().any(|r| r.concurrency == step.concurrency) {
+                continue;
+            }
+            if let (Some(health), Some(submit)) = (
+                find(Call::Health, step.concurrency),
+                find(Call::Submit, step.concurrency),
+            ) {
+                out.push(Ratio {
+                    concurrency: step.concurrency,
+                    rate: submit.calls_per_sec / health.calls_per_sec.max(1e-9),
+                    p99: submit.p99_ms / health.p99_ms.max(1e-9),
+                });
+            }
+        }
+        out
+    }
+
+    /// The target's verdict, when its concurrency was measured.
+    fn target(&self) -> Option<(f64, f64, bool)> {
+        let errors = self.steps.iter().any(|s| s.errors > 0);
+        self.ratios()
+            .into_iter()
+            .find(|r| r.concurrency == TARGET_CONCURRENCY)
+            .map(|r| {
+                let met = !errors && r.rate >= TARGET_RATE_RATIO && r.p99 <= TARGET_P99_RATIO;
+                (r.rate, r.p99, met)
+            })
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        let round = |x: f64, digits: i32| {
+            let scale = 10f64.powi(digits);
+            (x * scale).round() / scale
+        };
+        let steps: Vec<_> = self
+            .steps
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "call": s.call.name(),
+                    "concurrency": s.concurrency,
+                    "calls": s.calls,
+                    "errors": s.errors,
+                    "first_error": s.first_error,
+                    "seconds": round(secs(s.elapsed), 3),
+                    "calls_per_sec": round(s.calls_per_sec, 1),
+                    "p50_ms": round(s.p50_ms, 3),
+                    "p99_ms": round(s.p99_ms, 3),
+                    "p999_ms": round(s.p999_ms, 3),
+                    "max_ms": round(s.max_ms, 3),
+                })
+            })
+            .collect();
+        let ratios: Vec<_> = self
+            .ratios()
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "concurrency": r.concurrency,
+                    "calls_per_sec_ratio": round(r.rate, 3),
+                    "p99_ratio": round(r.p99, 3),
+                })
+            })
+            .collect();
+        let target = self.target().map(|(rate, p99, met)| {
+            serde_json::json!({
+                "concurrency": TARGET_CONCURRENCY,
+                "min_calls_per_sec_ratio": TARGET_RATE_RATIO,
+                "max_p99_ratio": TARGET_P99_RATIO,
+                "calls_per_sec_ratio": round(rate, 3),
+                "p99_ratio": round(p99, 3),
+                "met": met,
+            })
+        });
+        let (duration_ms, requests) = match self.length {
+            Length::Time(d) => (Some(d.as_millis() as u64), None),
+            Length::Calls(n) => (None, Some(n)),
+        };
+        serde_json::json!({
+            "gateway": self.gateway,
+            "connections": self.connections,
+            "duration_ms": duration_ms,
+            "requests": requests,
+            "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+            "steps": steps,
+            "ratios": ratios,
+            "target": target,
+        })
+    }
+
+    fn table(&self) -> String {
+        let mut t = String::new();
+        let length = match self.length {
+            Length::Time(d) => format!("{:.1} s per step", secs(d)),
+            Length::Calls(n) => format!("{n} calls per step"),
+        };
+        let gateway = if self.gateway == "local" {
+            "a local gateway (temporary store, generated PKI)".to_string()
+        } else {
+            self.gateway.clone()
+        };
+        t.push_str(&format!(
+            "ipex bench: {gateway}, {} connections, {length}, {} CPUs\n\n",
+            self.connections,
+            std::thread::available_parallelism().map_or(0, |n| n.get())
+        ));
+        t.push_str("in flight  call      calls/s    p50 ms    p99 ms   p999 ms  errors\n");
+        for s in &self.steps {
+            t.push_str(&format!(
+                "{:>9}  {:<6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}\n",
+                s.concurrency,
+                s.call.name(),
+                s.calls_per_sec,
+                s.p50_ms,
+                s.p99_ms,
+                s.p999_ms,
+                s.errors
+            ));
+        }
+        t.push_str("\nSubmit against the health baseline:\nin flight  calls/s    p99\n");
+        for r in self.ratios() {
+            t.push_str(&format!(
+                "{:>9}  {:>6.1} %  {:>5.2}×\n",
+                r.concurrency,
+                r.rate * 100.0,
+                r.p99
+            ));
+        }
+        if let Some((rate, p99, met)) = self.target() {
+            t.push_str(&format!(
+                "\ntarget at {TARGET_CONCURRENCY} in flight: Submit ≥ {:.0} % of the baseline's calls/s and p99 ≤ {TARGET_P99_RATIO}× the baseline's: {} ({:.1} %, {:.2}×)\n",
+                TARGET_RATE_RATIO * 100.0,
+                if met { "met" } else { "NOT met" },
+                rate * 100.0,
+                p99
+            ));
+        }
+        for s in self.steps.iter().filter(|s| s.errors > 0) {
+            t.push_str(&format!(
+                "{} at {} in flight: {} errors, first: {}\n",
+                s.call.name(),
+                s.concurrency,
+                s.errors,
+                s.first_error.as_deref().unwrap_or("?")
+            ));
+        }
+        t
+    }
+}
+
+/// A gateway of the bench's own: development PKI and store in a temporary directory, removed
+/// when it stops.
+struct LocalGateway {
+    /// Holds the PKI and the store.
+    _dir: tempfile::TempDir,
+    /// Where it listens.
+    addr: std::net::SocketAddr,
+    /// Ends it.
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    /// The server task.
+    server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
+    /// The sender's client certificate.
+    tls: ClientTls,
+}
+
+impl LocalGateway {
+    async fn start() -> Result<LocalGateway, CliError> {
+        let dir = tempfile::Builder::new()
+            .prefix("ipex-bench-")
+            .tempdir()
+            .map_err(|e| CliError::Input(format!("cannot create a temporary directory: {e}")))?;
+        let certs = dir.path().join("certs");
+        crate::dev::pki::ensure_dev_pki(&certs).map_err(|e| CliError::Input(e.to_string()))?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .map_err(|e| CliError::Input(format!("cannot listen on 127.0.0.1: {e}")))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        let mut config = crate::dev::config(&certs);
+        config.listen = addr;
+        // Not on the development port: a development ipexd may be running beside it.
+        config.metrics_listen = None;
+        config.data_dir = dir.path().join("data");
+        let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::server::run(listener, config, async {
+            let _ = stopped.await;
+        }));
+        let tls = ClientTls::dev(&certs, LOCAL_SENDER)?;
+        Ok(LocalGateway {
+            _dir: dir,
+            addr,
+            shutdown,
+            server,
+            tls,
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        format!("https://{}", self.addr)
+    }
+
+    async fn stop(self) -> Result<(), CliError> {
+        let _ = self.shutdown.send(());
+        match self.server.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(CliError::Input(format!(
+                "the local gateway failed: {error}"
+            ))),
+            Err(error) => Err(CliError::Input(format!(
+                "the local gateway failed: {error}"
+            ))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        let d = |t| parse_duration("--duration", t).unwrap();
+        assert_eq!(d("5s"), Duration::from_secs(5));
+        assert_eq!(d("5"), Duration::from_secs(5));
+        assert_eq!(d("250ms"), Duration::from_millis(250));
+        assert_eq!(d("1m"), Duration::from_secs(60));
+        assert_eq!(d("0.5s"), Duration::from_millis(500));
+        assert!(parse_duration("--duration", "5h").is_err());
+        assert!(parse_duration("--duration", "fast").is_err());
+    }
+
+    #[test]
+    fn the_seizure_notification_parses() {
+        crate::pb::json::envelope_from_json(SEIZURE_NOTIFICATION).unwrap();
+    }
+}

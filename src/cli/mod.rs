@@ -1,0 +1,413 @@
+//! The `ipex` command-line client and admin tool. It lives in the library so that tests drive
+//! the same code as users; `src/bin/ipex.rs` only calls [`main`].
+
+//!
+//! - [`args`] — the command line;
+//! - [`client`] — connecting to a gateway over mutual TLS (also for tests and benchmarks);
+//! - [`audit`] — verifying and exporting the exchange log;
+//! - [`bench`] — `ipex bench`;
+//! - [`token`] — development officer tokens.
+//!
+//! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names),
+//! [`crate::dev`] (the development PKI) and, for `bench` without `--gateway`, [`crate::server`]
+//! to start a gateway of its own: never the gateway's internals.
+
+pub mod args;
+pub mod audit;
+pub mod bench;
+pub mod client;
+pub mod token;
+
+use crate::domain::policy::kind_from_name;
+use crate::pb;
+use args::{AuditCommand, CertsCommand, Cli, Command, TokenCommand};
+use clap::Parser;
+use client::Clients;
+use std::path::PathBuf;
+
+/// A CLI failure: printed on stderr, exit code 1 (2 for usage errors, from clap).
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Reading input or certificates.
+    #[error("{0}")]
+    Input(String),
+    /// Connecting.
+    #[error(transparent)]
+    Connect(#[from] client::ClientError),
+    /// The gateway refused the call.
+    #[error("{}", describe_status(.0))]
+    Status(#[from] tonic::Status),
+    /// The audit log did not verify.
+    #[error("audit log verification failed: {0}")]
+    Verify(#[from] crate::log::verify::VerifyError),
+    /// The gateway answered that it does not serve.
+    #[error("the gateway does not serve: {0}")]
+    Unhealthy(String),
+}
+
+/// A refused call as the user reads it: code, message and each field violation.
+pub fn describe_status(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    match status.get_details_bad_request() {
+        Some(bad) if !bad.field_violations.is_empty() => {
+            let mut out = format!("{:?}:", status.code());
+            for v in bad.field_violations {
+                out.push_str(&format!("\n  {}: {}", v.field, v.description));
+            }
+            out
+        }
+        _ => format!("{:?}: {}", status.code(), status.message()),
+    }
+}
+
+/// Parses the CLI, runs it, prints the result; returns the process exit code.
+pub async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let mut out = std::io::stdout().lock();
+    match run(cli, &mut out).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn print(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?;
+    writeln!(out, "{text}").map_err(|e| CliError::Input(format!("cannot write output: {e}")))
+}
+
+fn print_line(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), CliError> {
+    writeln!(out, "{value}")
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::Input(format!("cannot write output: {e}")))
+}
+
+/// Prints deliveries as JSON lines; acknowledges a durable subscription's deliveries every
+/// 100 messages, when the stream is quiet for half a second, and before stopping.
+async fn subscribe(
+    clients: &mut Clients,
+    filter: pb::Filter,
+    durable: Option<String>,
+    from_seq: Option<u64>,
+    max: Option<u64>,
+    no_ack: bool,
+    out: &mut dyn std::io::Write,
+) -> Result<(), CliError> {
+    use tokio_stream::StreamExt;
+    let request = pb::SubscribeRequest {
+        filter: Some(filter),
+        durable_name: durable.clone().unwrap_or_default(),
+        start: from_seq.map(pb::subscribe_request::Start::FromSeq),
+    };
+    let mut stream = clients.exchange.subscribe(request).await?.into_inner();
+    let mut delivered = 0u64;
+    let mut unacked: Option<u64> = None;
+    let exchange = clients.exchange.clone();
+    let ack = |up_to: Option<u64>| {
+        let name = durable.clone().filter(|_| !no_ack);
+        let mut exchange = exchange.clone();
+        async move {
+            if let (Some(name), Some(up_to_seq)) = (name, up_to) {
+                exchange.ack(pb::AckRequest { name, up_to_seq }).await?;
+            }
+            Ok::<(), CliError>(())
+        }
+    };
+    loop {
+        let next = tokio::time::timeout(std::time::Duration::from_millis(500), stream.next()).await;
+        match next {
+            Err(_) => {
+                ack(unacked.take()).await?;
+            }
+            Ok(None) => {
+                ack(unacked.take()).await?;
+                return Ok(());
+            }
+            Ok(Some(Err(status))) => {
+                ack(unacked.take()).await?;
+                return Err(status.into());
+            }
+            Ok(Some(Ok(delivery))) => {
+                print_line(
+                    out,
+                    &crate::pb::json::to_json_value("ipex.v1.Delivery", &delivery),
+                )?;
+                delivered += 1;
+                unacked = Some(delivery.seq);
+                if max.is_some_and(|m| delivered >= m) {
+                    ack(unacked.take()).await?;
+                    return Ok(());
+                }
+                if delivered % 100 == 0 {
+                    ack(unacked.take()).await?;
+                }
+            }
+        }
+    }
+}
+
+fn read_envelopes(path: &PathBuf, allow_array: bool) -> Result<Vec<pb::Envelope>, CliError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
+    let parse = |json: &str| {
+        crate::pb::json::envelope_from_json(json)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    };
+    if allow_array && text.trim_start().starts_with('[') {
+        let items: Vec<serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))?;
+        items.iter().map(|item| parse(&item.to_string())).collect()
+    } else {
+        Ok(vec![parse(&text)?])
+    }
+}
+
+/// Runs one command, writing JSON to `out`.
+pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    if let Command::Certs {
+        command: CertsCommand::Init,
+    } = &cli.command
+    {
+        let created = crate::dev::pki::ensure_dev_pki(&cli.identity.certs_dir)
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        return print(
+            out,
+            &serde_json::json!({
+                "certs_dir": cli.identity.certs_dir.display().to_string(),
+                "created": created,
+            }),
+        );
+    }
+    if let Command::Audit {
+        command:
+            AuditCommand::Verify {
+                file: Some(file),
+                state,
+                verifier_key,
+                ..
+            },
+    } = &cli.command
+    {
+        let report = audit::verify_file(file, state, verifier_key.as_deref())?;
+        return print(out, &report);
+    }
+    if let Command::Token {
+        command:
+            TokenCommand::Issue {
+                sub,
+                scope,
+                ttl,
+                audience,
+            },
+    } = &cli.command
+    {
+        let token = token::issue_dev_token(&cli.identity, sub, scope, ttl, audience)?;
+        return writeln!(out, "{token}").map_err(|e| CliError::Input(e.to_string()));
+    }
+    if let Command::Bench(args) = &cli.command {
+        return bench::run(cli.gateway.as_deref(), &cli.identity, args, out).await;
+    }
+    let tls = cli.identity.tls()?;
+    let channel = client::connect(cli.gateway(), &tls).await?;
+    let bearer = client::Bearer::new(cli.identity.token.as_deref())?;
+    let mut clients = Clients::with_bearer(channel, bearer);
+    match cli.command {
+        Command::Whoami => {
+            let r = clients.participants.who_am_i(pb::WhoAmIRequest {}).await?;
+            print(
+                out,
+                &crate::pb::json::to_json_value("ipex.v1.WhoAmIResponse", r.get_ref()),
+            )
+        }
+        Command::Participants => {
+            let r = clients
+                .participants
+                .list(pb::ListParticipantsRequest {})
+                .await?;
+            print(
+                out,
+                &crate::pb::json::to_json_value("ipex.v1.ListParticipantsResponse", r.get_ref()),
+            )
+        }
+        Command::Submit { files } => {
+            for file in &files {
+                for envelope in read_envelopes(file, false)? {
+                    let r = clients
+                        .exchange
+                        .submit(pb::SubmitRequest {
+                            envelope: Some(envelope),
+                        })
+                        .await?;
+                    print(
+                        out,
+                        &crate::pb::json::to_json_value("ipex.v1.SubmitResponse", r.get_ref()),
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Command::SubmitBatch { files } => {
+            let mut envelopes = Vec::new();
+            for file in &files {
+                envelopes.extend(read_envelopes(file, true)?);
+            }
+            let r = clients
+                .exchange
+                .submit_batch(pb::SubmitBatchRequest { envelopes })
+                .await?;
+            print(
+                out,
+                &crate::pb::json::to_json_value("ipex.v1.SubmitBatchResponse", r.get_ref()),
+            )
+        }
+        Command::Get { seq, sender, id } => {
+            let key = match (seq, sender, id) {
+                (Some(seq), _, _) => pb::get_request::Key::Seq(seq),
+                (None, Some(sender), Some(id)) => {
+                    pb::get_request::Key::Ref(pb::MessageRef { sender, id })
+                }
+                _ => return Err(CliError::Input("give --seq, or --sender with --id".into())),
+            };
+            let r = clients
+                .exchange
+                .get(pb::GetRequest { key: Some(key) })
+                .await?;
+            print(
+                out,
+                &crate::pb::json::to_json_value("ipex.v1.GetResponse", r.get_ref()),
+            )
+        }
+        Command::Inbox {
+            after,
+            limit,
+            kinds,
+        } => {
+            let kinds = kinds
+                .iter()
+                .map(|k| {
+                    kind_from_name(k)
+                        .map(|k| k as i32)
+                        .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let r = clients
+                .exchange
+                .list_inbox(pb::ListInboxRequest {
+                    after,
+                    limit,
+                    kinds,
+                })
+                .await?;
+            print(
+                out,
+                &crate::pb::json::to_json_value("ipex.v1.ListInboxResponse", r.get_ref()),
+            )
+        }
+        Command::Subscribe {
+            filter,
+            durable,
+            from_seq,
+            max,
+            no_ack,
+        } => {
+            subscribe(
+                &mut clients,
+                filter.to_pb()?,
+                durable,
+                from_seq,
+                max,
+                no_ack,
+                out,
+            )
+            .await
+        }
+        Command::Search {
+            filter,
+            seller,
+            listing,
+            tracking,
+            oldest_first,
+            limit,
+            max,
+        } => {
+            let mut request = pb::SearchRequest {
+                filter: Some(filter.to_pb()?),
+                seller: seller.unwrap_or_default(),
+                listing_id: listing.unwrap_or_default(),
+                tracking_number: tracking.unwrap_or_default(),
+                stored_from: None,
+                stored_to: None,
+                oldest_first,
+                limit,
+                cursor: String::new(),
+            };
+            let mut printed = 0;
+            loop {
+                let page = clients.exchange.search(request.clone()).await?.into_inner();
+                for message in &page.messages {
+                    if printed == max {
+                        return Ok(());
+                    }
+                    print_line(
+                        out,
+                        &crate::pb::json::to_json_value("ipex.v1.StoredMessage", message),
+                    )?;
+                    printed += 1;
+                }
+                if page.next_cursor.is_empty() || printed == max {
+                    return Ok(());
+                }
+                request.cursor = page.next_cursor;
+            }
+        }
+        Command::Audit { command } => {
+            let audit_client = &mut clients.audit;
+            let report = match command {
+                AuditCommand::Checkpoint { refresh } => {
+                    let r = audit_client
+                        .get_checkpoint(pb::GetCheckpointRequest { refresh })
+                        .await?;
+                    crate::pb::json::to_json_value("ipex.v1.GetCheckpointResponse", r.get_ref())
+                }
+                AuditCommand::Verify {
+                    state,
+                    verifier_key,
+                    proofs,
+                    ..
+                } => {
+                    audit::verify_online(audit_client, &state, verifier_key.as_deref(), proofs)
+                        .await?
+                }
+                AuditCommand::Export { out: file } => audit::export(audit_client, &file).await?,
+            };
+            print(out, &report)
+        }
+        Command::Health { service } => {
+            use tonic_health::pb::health_check_response::ServingStatus;
+            let mut health =
+                tonic_health::pb::health_client::HealthClient::new(clients.channel.clone());
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: service.clone(),
+                })
+                .await?;
+            let status = ServingStatus::try_from(r.get_ref().status)
+                .unwrap_or(ServingStatus::Unknown)
+                .as_str_name();
+            print(
+                out,
+                &serde_json::json!({ "service": service, "status": status }),
+            )?;
+            if status == ServingStatus::Serving.as_str_name() {
+                Ok(())
+            } else {
+                Err(CliError::Unhealthy(format!("{service:?} is {status}")))
+            }
+        }
+        Command::Certs { .. } | Command::Token { .. } | Command::Bench(_) => {
+            unreachable!("handled before connecting")
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! Certificates for development and tests: a local CA, a server certificate and one client
+//! certificate per participant, carrying the participant id in the URI SAN
+//! `urn:ipex:participant:<id>`. Production certificates come from the operators' own PKI
+//! (`certs/README.md`); this module only makes the one-command development gateway possible
+//! and lets tests generate everything they use, so no private key is ever committed.
+
+use crate::auth::identity::URI_SAN_PREFIX;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
+    DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
+    RevocationReason, RevokedCertParams, SanType, SerialNumber,
+};
+use std::path::{Path, PathBuf};
+
+/// Errors making or writing certificates.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// rcgen refused the parameters.
+    #[error("cannot generate a certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A token-signing key could not be generated.
+    #[error("cannot generate a token-signing key: {0}")]
+    Token(String),
+    /// The checkpoint signing key could not be generated.
+    #[error("cannot generate the checkpoint signing key: {0}")]
+    Checkpoint(String),
+    /// A file could not be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A certificate with its private key, both PEM.
+#[derive(Clone, Debug)]
+pub struct Issued {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The PKCS#8 private key, PEM.
+    pub key_pem: String,
+    /// The certificate's serial number, for revocation.
+    pub serial: Vec<u8>,
+}
+
+/// A certificate authority held in memory.
+pub struct Ca {
+    /// Signs what this CA issues.
+    issuer: Issuer<'static, KeyPair>,
+    /// The CA certificate and key, PEM.
+    pub issued: Issued,
+}
+
+impl Ca {
+    /// Generates a new self-signed CA named `common_name` (ECDSA P-256).
+    pub fn generate(common_name: &str) -> Result<Ca, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key)?;
+        let issued = Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial: Vec::new(),
+        };
+        Ok(Ca {
+            issuer: Issuer::new(params, key),
+            issued,
+        })
+    }
+
+    /// Issues a server certificate for the given DNS names and IP addresses.
+    pub fn issue_server(&self, names: &[&str]) -> Result<Issued, PkiError> {
+        let mut params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<String>>())?;
+        params.distinguished_name = name(names.first().copied().unwrap_or("ipex gateway"));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params)
+    }
+
+    /// Issues a client certificate for participant `id` (URI SAN `urn:ipex:participant:<id>`).
+    pub fn issue_participant(&self, id: &str) -> Result<Issued, PkiError> {
+        self.issue_client(id, Some(&format!("{URI_SAN_PREFIX}{id}")))
+    }
+
+    /// Issues a client certificate with an arbitrary URI SAN, or none: tests use it for
+    /// certificates that name no participant.
+    pub fn issue_client(
+        &self,
+        common_name: &str,
+        uri_san: Option<&str>,
+    ) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(common_name);
+        if let Some(uri) = uri_san {
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.to_string().try_into()?));
+        }
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
+    fn sign(&self, mut params: CertificateParams) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut serial = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut serial);
+        serial[0] &= 0x7f; // a positive INTEGER
+        serial[0] |= 0x01; // without a leading zero byte to strip
+        params.serial_number = Some(SerialNumber::from_slice(&serial));
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            serial: serial.to_vec(),
+        })
+    }
+
+    /// A certificate revocation list, PEM, revoking the certificates with these serials.
+    pub fn revoke(&self, serials: &[&[u8]]) -> Result<String, PkiError> {
+        let now = time::OffsetDateTime::now_utc();
+        let params = CertificateRevocationListParams {
+            this_update: now - time::Duration::minutes(1),
+            next_update: now + time::Duration::days(7),
+            crl_number: SerialNumber::from_slice(&now.unix_timestamp().to_be_bytes()),
+            issuing_distribution_point: None,
+            revoked_certs: serials
+                .iter()
+                .map(|serial| RevokedCertParams {
+                    serial_number: SerialNumber::from_slice(serial),
+                    revocation_time: now - time::Duration::minutes(1),
+                    reason_code: Some(RevocationReason::KeyCompromise),
+                    invalidity_date: None,
+                })
+                .collect(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        };
+        Ok(params.signed_by(&self.issuer)?.pem()?)
+    }
+}
+
+fn name(common_name: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    dn.push(DnType::OrganizationName, "ipex development");
+    dn
+}
+
+/// A development participant: fixed ids so examples and scripts can rely on them.
+pub struct DevParticipant {
+    /// Participant id.
+    pub id: &'static str,
+    /// Role name as in the registry file.
+    pub role: &'static str,
+    /// ISO country, empty for international organisations.
+    pub country: &'static str,
+    /// Display name.
+    pub display_name: &'static str,
+}
+
+/// The development participants, one of each role (two customs administrations).
+pub const DEV_PARTICIPANTS: &[DevParticipant] = &[
+    DevParticipant {
+        id: "customs-nl",
+        role: "CUSTOMS",
+        country: "NL",
+        display_name: "Customs Netherlands (development)",
+    },
+    DevParticipant {
+        id: "customs-fr",
+        role: "CUSTOMS",
+        country: "FR",
+        display_name: "Customs France (development)",
+    },
+    DevParticipant {
+        id: "market-a",
+        role: "PLATFORM",
+        country: "IE",
+        display_name: "Marketplace A (development)",
+    },
+    DevParticipant {
+        id: "express-b",
+        role: "CARRIER",
+        country: "BE",
+        display_name: "Express carrier B (development)",
+    },
+    DevParticipant {
+        id: "brand-c",
+        role: "RIGHT_HOLDER",
+        country: "FR",
+        display_name: "Brand owner C (development)",
+    },
+    DevParticipant {
+        id: "rilo-we",
+        role: "PARTNER",
+        country: "",
+        display_name: "RILO Western Europe (development)",
+    },
+];
+
+/// Renders a participant registry file for `participants`.
+pub fn registry_toml(participants: &[DevParticipant]) -> String {
+    let mut out = String::from(
+        "# Participant registry: who may connect, with which role.\n\
+         # The id is read from the client certificate's URI SAN urn:ipex:participant:<id>.\n",
+    );
+    for p in participants {
+        out.push_str(&format!(
+            "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\ntoken_keys = [\"{}.token.pub.pem\"]\n",
+            p.id, p.role, p.country, p.display_name, p.id
+        ));
+    }
+    out
+}
+
+/// Paths of the development PKI inside its directory.
+#[derive(Clone, Debug)]
+pub struct DevPaths {
+    /// The directory, `certs/dev` by default.
+    pub dir: PathBuf,
+}
+
+impl DevPaths {
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    /// The gateway's certificate.
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    /// The gateway's key.
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    /// A participant's certificate.
+    pub fn cert(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.pem"))
+    }
+    /// A participant's key.
+    pub fn key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.key"))
+    }
+    /// The development checkpoint signing key.
+    pub fn audit_key(&self) -> PathBuf {
+        self.dir.join("audit.key")
+    }
+    /// A participant's development token-signing key (Ed25519, PKCS#8).
+    pub fn token_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.key"))
+    }
+    /// The public half of a participant's token-signing key, as the registry names it.
+    pub fn token_public_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.pub.pem"))
+    }
+    /// The development participant registry.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.toml")
+    }
+}
+
+/// Creates the development PKI under `dir` unless its CA already exists: a CA, a server
+/// certificate for `localhost` and `127.0.0.1`, a certificate and key per development
+/// participant with a token-signing key pair, and the registry. Returns true when it created
+/// them.
+pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
+    let paths = DevPaths {
+        dir: dir.to_path_buf(),
+    };
+    if paths.ca().exists() && paths.registry().exists() {
+        return Ok(false);
+    }
+    let write = |path: PathBuf, contents: &str, private: bool| -> Result<(), PkiError> {
+        write_file(&path, contents, private).map_err(|source| PkiError::Write { path, source })
+    };
+    std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })?;
+    let ca = Ca::generate("ipex development CA")?;
+    let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"])?;
+    for p in DEV_PARTICIPANTS {
+        let issued = ca.issue_participant(p.id)?;
+        write(paths.cert(p.id), &issued.cert_pem, false)?;
+        write(paths.key(p.id), &issued.key_pem, true)?;
+        let signer = crate::auth::token::DevSigner::generate()
+            .map_err(|e| PkiError::Token(e.to_string()))?;
+        let private = signer
+            .to_pkcs8_pem()
+            .map_err(|e| PkiError::Token(e.to_string()))?;
+        let public = signer
+            .public_key_pem()
+            .map_err(|e| PkiError::Token(e.to_string()))?;
+        write(paths.token_key(p.id), &private, true)?;
+        write(paths.token_public_key(p.id), &public, false)?;
+    }
+    write(paths.server_cert(), &server.cert_pem, false)?;
+    write(paths.server_key(), &server.key_pem, true)?;
+    write(paths.dir.join("ca.key"), &ca.issued.key_pem, true)?;
+    write(paths.registry(), &registry_toml(DEV_PARTICIPANTS), false)?;
+    // The CA certificate last: its presence marks a complete PKI.
+    write(paths.ca(), &ca.issued.cert_pem, false)?;
+    Ok(true)
+}
+
+/// Writes a private key file readable by its owner only.
+pub fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    write_file(path, contents, true)
+}
+
+fn write_file(path: &Path, contents: &str, private: bool) -> std::io::Result<()> {
+    std::fs::write(path, contents)?;
+    #[cfg(unix)]
+    if private {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    #[cfg(not(unix))]
+    let _ = private;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! The vocabulary of the exchange, pure: what a valid envelope and payload are
+//! ([`envelope`], [`payload`], [`vocab`], [`violations`]), the searchable facets of a message
+//! and the filters over them ([`facets`]), who may send what to whom and who may read what
+//! ([`policy`]), and who the participants are ([`participant`]).
+//!
+//! Uses only [`crate::pb`]. No tokio, no tonic, no sled, no clock: the caller passes `now`.
+
+pub mod envelope;
+pub mod facets;
+pub mod participant;
+pub mod payload;
+pub mod policy;
+pub mod violations;
+pub mod vocab;
+
+pub use envelope::ValidEnvelope;
+pub use violations::Violations;

@@ -1,0 +1,356 @@
+//! The tonic handlers: each reads as a sentence — identify, act, reply — and logs the outcome
+//! with fields. All decisions live in [`crate::app`].
+
+use super::status::{code_name, status};
+use crate::app::error::Error;
+use crate::app::events::Refusal;
+use crate::app::Gateway;
+use crate::auth::identity::{Caller, PeerInfo};
+use crate::auth::token::Scope;
+use crate::pb;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+use tonic::{Request, Response, Status};
+
+/// A subscription's deliveries as tonic streams them: the application's errors become
+/// statuses.
+pub type DeliveryStream = futures::stream::Map<
+    crate::app::subscribe::DeliveryStream,
+    fn(Result<pb::Delivery, Error>) -> Result<pb::Delivery, Status>,
+>;
+
+/// `ipex.v1.Exchange`.
+#[derive(Clone)]
+pub struct ExchangeService {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// `ipex.v1.Participants`.
+#[derive(Clone)]
+pub struct ParticipantsService {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// `ipex.v1.Audit`.
+#[derive(Clone)]
+pub struct AuditService {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// Logs a refused call, records it in the audit log, and turns the error into its status.
+fn refuse(
+    gateway: &Gateway,
+    method: &'static str,
+    peer: Option<&PeerInfo>,
+    error: Error,
+) -> Status {
+    let participant = peer
+        .and_then(|p| p.cert.participant.as_ref().ok())
+        .map_or("", |id| id.as_str());
+    let remote = peer
+        .and_then(|p| p.remote_addr)
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let status = status(error);
+    gateway.metrics.refusal(method, code_name(status.code()));
+    tracing::info!(
+        method,
+        participant,
+        remote,
+        code = ?status.code(),
+        reason = status.message(),
+        "refused"
+    );
+    gateway.record_refusal(Refusal {
+        participant: participant.to_string(),
+        certificate_sha256: peer.map(|p| p.cert.fingerprint_hex()).unwrap_or_default(),
+        peer: remote,
+        method: method.to_string(),
+        code: code_name(status.code()).to_string(),
+        reason: status.message().to_string(),
+    });
+    status
+}
+
+/// Every handler: identify the caller (certificate, token, scope), act, reply; a refusal at
+/// any step is logged, audited and mapped to its status in one place, and every answer is
+/// counted and timed for the metrics.
+async fn handle<Req, Res, Fut>(
+    gateway: &Gateway,
+    method: &'static str,
+    scope: Option<Scope>,
+    request: Request<Req>,
+    act: impl FnOnce(Caller, Req) -> Fut,
+) -> Result<Response<Res>, Status>
+where
+    Fut: Future<Output = Result<Res, Error>>,
+{
+    let started = Instant::now();
+    let peer = request.extensions().get::<PeerInfo>().cloned();
+    // A value that is not visible ASCII cannot be a bearer token: it is refused as one.
+    let authorization = request
+        .metadata()
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
+    let result = match gateway.identify(peer.as_ref(), authorization, scope) {
+        Ok(caller) => act(caller, request.into_inner()).await,
+        Err(e) => Err(e),
+    };
+    let answer = result
+        .map(Response::new)
+        .map_err(|e| refuse(gateway, method, peer.as_ref(), e));
+    let code = answer
+        .as_ref()
+        .map_or_else(|status| code_name(status.code()), |_| "OK");
+    gateway.metrics.call(method, code, started.elapsed());
+    answer
+}
+
+#[tonic::async_trait]
+impl pb::exchange_server::Exchange for ExchangeService {
+    type SubscribeStream = DeliveryStream;
+
+    async fn submit(
+        &self,
+        request: Request<pb::SubmitRequest>,
+    ) -> Result<Response<pb::SubmitResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Submit",
+            Some(Scope::ExchangeSubmit),
+            request,
+            |caller, r| async move {
+                let envelope = r
+                    .envelope
+                    .ok_or_else(|| Error::invalid("envelope", "is required"))?;
+                let receipt = gw.submit(&caller, vec![envelope], false).await?.remove(0);
+                tracing::info!(
+                    method = "Submit",
+                    participant = caller.id(),
+                    id = %receipt.id,
+                    seq = receipt.seq,
+                    recipients = receipt.placements.len(),
+                    duplicate = receipt.duplicate,
+                    "accepted"
+                );
+                Ok(pb::SubmitResponse {
+                    receipt: Some(receipt),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn submit_batch(
+        &self,
+        request: Request<pb::SubmitBatchRequest>,
+    ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "SubmitBatch",
+            Some(Scope::ExchangeSubmit),
+            request,
+            |caller, r| async move {
+                let receipts = gw.submit(&caller, r.envelopes, true).await?;
+                tracing::info!(
+                    method = "SubmitBatch",
+                    participant = caller.id(),
+                    messages = receipts.len(),
+                    first_seq = receipts.first().map_or(0, |r| r.seq),
+                    "accepted"
+                );
+                Ok(pb::SubmitBatchResponse { receipts })
+            },
+        )
+        .await
+    }
+
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Get",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move {
+                let message = gw.get(&caller, r.key).await?;
+                Ok(pb::GetResponse {
+                    message: Some(message),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_inbox(
+        &self,
+        request: Request<pb::ListInboxRequest>,
+    ) -> Result<Response<pb::ListInboxResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "ListInbox",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move { gw.list_inbox(&caller, r).await },
+        )
+        .await
+    }
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Subscribe",
+            Some(Scope::Subscribe),
+            request,
+            |caller, r| async move {
+                let deliveries = gw.subscribe(caller, r).await?;
+                let to_status: fn(Result<pb::Delivery, Error>) -> Result<pb::Delivery, Status> =
+                    |delivery| delivery.map_err(status);
+                Ok(futures::StreamExt::map(deliveries, to_status))
+            },
+        )
+        .await
+    }
+
+    async fn ack(
+        &self,
+        request: Request<pb::AckRequest>,
+    ) -> Result<Response<pb::AckResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Ack",
+            Some(Scope::Subscribe),
+            request,
+            |caller, r| async move { gw.ack(&caller, r).await },
+        )
+        .await
+    }
+
+    async fn search(
+        &self,
+        request: Request<pb::SearchRequest>,
+    ) -> Result<Response<pb::SearchResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "Search",
+            Some(Scope::ExchangeRead),
+            request,
+            |caller, r| async move { gw.search(&caller, r).await },
+        )
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::participants_server::Participants for ParticipantsService {
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        handle(
+            &self.gateway,
+            "WhoAmI",
+            None,
+            request,
+            |caller, _| async move {
+                Ok(pb::WhoAmIResponse {
+                    participant: Some(caller.participant.to_pb()),
+                    certificate_sha256: hex::encode(caller.fingerprint),
+                    officer: caller.officer.clone().unwrap_or_default(),
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list(
+        &self,
+        request: Request<pb::ListParticipantsRequest>,
+    ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
+        let gw = &self.gateway;
+        handle(gw, "List", None, request, |_, _| async move {
+            let participants = gw.registry().iter().map(|p| p.to_pb()).collect();
+            Ok(pb::ListParticipantsResponse { participants })
+        })
+        .await
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_server::Audit for AuditService {
+    async fn get_checkpoint(
+        &self,
+        request: Request<pb::GetCheckpointRequest>,
+    ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetCheckpoint",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.checkpoint(r.refresh).await },
+        )
+        .await
+    }
+
+    async fn get_inclusion_proof(
+        &self,
+        request: Request<pb::GetInclusionProofRequest>,
+    ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetInclusionProof",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.inclusion_proof(r) },
+        )
+        .await
+    }
+
+    async fn get_consistency_proof(
+        &self,
+        request: Request<pb::GetConsistencyProofRequest>,
+    ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetConsistencyProof",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.consistency_proof(r) },
+        )
+        .await
+    }
+
+    async fn get_leaves(
+        &self,
+        request: Request<pb::GetLeavesRequest>,
+    ) -> Result<Response<pb::GetLeavesResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetLeaves",
+            Some(Scope::AuditRead),
+            request,
+            |caller, r| async move { gw.leaves(&caller, r) },
+        )
+        .await
+    }
+}

@@ -1,0 +1,82 @@
+//! The one place where the gateway's errors become gRPC statuses, and the canonical names
+//! of the codes as the audit log and the metrics write them.
+//!
+//! `UNAUTHENTICATED`: we do not know who you are. `PERMISSION_DENIED`: we know, and you may
+//! not. `INVALID_ARGUMENT`: the request is wrong, and `google.rpc.BadRequest` details name each
+//! field. `ALREADY_EXISTS`: the id is taken by other content. `NOT_FOUND`: no such message.
+//! `RESOURCE_EXHAUSTED`: the request exceeds `max_message_bytes`. `UNAVAILABLE`: the store
+//! cannot take writes now, or the gateway is shutting down. `DATA_LOSS`: a stored record is
+//! damaged.
+
+use crate::app::error::Error;
+use crate::storage::{CommitError, StoreError};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, FieldViolation, StatusExt};
+
+/// The code a refused TLS handshake counts as: the caller is not known.
+pub const HANDSHAKE_CODE: Code = Code::Unauthenticated;
+
+/// The method name a refused TLS handshake is recorded under.
+pub const HANDSHAKE_METHOD: &str = "handshake";
+
+/// The gRPC code of an error.
+pub fn code(error: &Error) -> Code {
+    match error {
+        Error::Unauthenticated(_) | Error::Token(_) | Error::TokenRequired(_) => {
+            Code::Unauthenticated
+        }
+        Error::Denied(_) | Error::ReadDenied(_) | Error::MissingScope { .. } => {
+            Code::PermissionDenied
+        }
+        Error::Invalid(_) => Code::InvalidArgument,
+        Error::NotFound(_) => Code::NotFound,
+        Error::TooLarge { .. } => Code::ResourceExhausted,
+        Error::ShuttingDown => Code::Unavailable,
+        Error::Commit(CommitError::Conflict { .. }) => Code::AlreadyExists,
+        Error::Commit(CommitError::Store(StoreError::Corrupt { .. })) => Code::DataLoss,
+        Error::Commit(CommitError::Store(_)) => Code::Unavailable,
+        Error::Batch { first, .. } => code(first),
+    }
+}
+
+/// The status an error is answered with: its code, its sentence, and for invalid requests
+/// the violated fields as `google.rpc.BadRequest` details.
+pub fn status(error: Error) -> Status {
+    let code = code(&error);
+    let message = error.to_string();
+    match error.violations() {
+        Some(v) => {
+            let violations: Vec<FieldViolation> = v
+                .items()
+                .iter()
+                .map(|(field, description)| FieldViolation::new(field, description))
+                .collect();
+            Status::with_error_details(code, message, ErrorDetails::with_bad_request(violations))
+        }
+        None => Status::new(code, message),
+    }
+}
+
+/// The canonical name of a gRPC code, as in `google.rpc.Code`.
+pub fn code_name(code: Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}

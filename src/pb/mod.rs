@@ -1,0 +1,17 @@
+//! The wire protocol, `ipex.v1`: the types, clients and servers generated from `proto/` by
+//! build.rs, their canonical proto3 JSON mapping ([`json`]), and the limits of the protocol
+//! that both the gateway and its clients must agree on ([`limits`]). The lowest layer: it
+//! imports nothing of the crate, and every other layer may use it.
+
+pub mod json;
+pub mod limits;
+
+/// The code prost and tonic generate, kept apart so that lints apply to ours only.
+#[allow(missing_docs, clippy::all)]
+mod generated {
+    tonic::include_proto!("ipex.v1");
+}
+pub use generated::*;
+
+/// The compiled descriptors of `ipex.v1`, for reflection and JSON.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("ipex_descriptor");

@@ -1,0 +1,587 @@
+//! The single writer of the store: one thread takes every job waiting in its queue, checks
+//! idempotency keys, assigns sequence and inbox numbers, appends the audit leaves, writes all
+//! of it as one atomic batch and flushes once, then publishes what is durable and answers the
+//! callers.
+
+use super::keys;
+use super::{
+    CommitError, Engine, Live, MessageEvents, NewMessage, Published, Record, StoreError, WriteBatch,
+};
+use crate::log::leaf::SignedCheckpoint;
+use crate::log::merkle::{self, Frontier};
+use crate::log::note::{Checkpoint, NoteSigner};
+use crate::pb;
+use prost::Message;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::sync::{mpsc, oneshot};
+
+/// Work for the committer.
+pub(super) enum Job {
+    /// Messages stored all together or not at all, with their audit leaves.
+    Messages {
+        messages: Vec<NewMessage>,
+        reply: oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+    },
+    /// Audit events (reads, refusals); the reply, if any, gets their leaf indices.
+    Events {
+        leaves: Vec<pb::AuditLeaf>,
+        reply: Option<oneshot::Sender<Result<Vec<u64>, StoreError>>>,
+    },
+    /// Sign a checkpoint if leaves arrived since the last one (a tick), or now (a request).
+    Checkpoint {
+        reply: Option<oneshot::Sender<Result<SignedCheckpoint, StoreError>>>,
+    },
+    /// Set a durable subscription's cursor (never backwards), with an audit leaf if given.
+    Cursor {
+        participant: String,
+        name: String,
+        seq: u64,
+        /// Only create the cursor; leave an existing one as it is.
+        create_only: bool,
+        leaf: Option<pb::AuditLeaf>,
+        reply: oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
+    },
+}
+
+/// The single writer.
+pub(super) struct Committer {
+    engine: Arc<dyn Engine>,
+    /// Next global sequence number.
+    next_seq: u64,
+    /// Highest inbox number per recipient, loaded on first use.
+    inbox_heads: HashMap<String, u64>,
+    /// Published after each flush.
+    published: Arc<Published>,
+    /// Set when a flush failed: nothing more is written.
+    failed: AtomicBool,
+    /// Most messages per flush.
+    max_batch: usize,
+    /// The right edge of the audit tree, including leaves of the batch being built.
+    frontier: Frontier,
+    /// Signs checkpoints.
+    signer: NoteSigner,
+    /// Size of the last signed checkpoint.
+    checkpoint_size: Option<u64>,
+    /// A checkpoint at least this often while leaves arrive.
+    checkpoint_interval: Duration,
+    /// Live subscribers.
+    live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    /// Builds the audit leaves of the messages stored.
+    events: Arc<dyn MessageEvents>,
+}
+
+/// The outcome of the check phase for one message of a job.
+enum Check {
+    /// Not stored yet.
+    Fresh,
+    /// Stored already, same content: answer the original receipt.
+    Duplicate(pb::Receipt),
+}
+
+/// Replies owed once the batch is durable.
+enum Answer {
+    Messages(
+        oneshot::Sender<Result<Vec<pb::Receipt>, CommitError>>,
+        Result<Vec<pb::Receipt>, CommitError>,
+    ),
+    Events(oneshot::Sender<Result<Vec<u64>, StoreError>>, Vec<u64>),
+    Checkpoint(oneshot::Sender<Result<SignedCheckpoint, StoreError>>),
+    Cursor(
+        oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
+        Result<(u64, Option<u64>), StoreError>,
+    ),
+}
+
+/// The batch being built.
+struct Batch {
+    writes: WriteBatch,
+    now: prost_types::Timestamp,
+    /// (sender, id) → (digest, receipt) of messages placed in this batch.
+    pending: HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+    messages: usize,
+    leaves: usize,
+    /// Messages placed, for live subscribers once durable.
+    live: Vec<Arc<Live>>,
+    /// Cursors written in this batch.
+    cursors: HashMap<Vec<u8>, u64>,
+}
+
+impl Committer {
+    /// A committer that appends after sequence number `next_seq - 1` and the tree `frontier`.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        engine: Arc<dyn Engine>,
+        next_seq: u64,
+        published: Arc<Published>,
+        max_batch: usize,
+        frontier: Frontier,
+        signer: NoteSigner,
+        checkpoint_size: Option<u64>,
+        checkpoint_interval: Duration,
+        live: tokio::sync::broadcast::Sender<Arc<Live>>,
+        events: Arc<dyn MessageEvents>,
+    ) -> Committer {
+        Committer {
+            engine,
+            next_seq,
+            inbox_heads: HashMap::new(),
+            published,
+            failed: AtomicBool::new(false),
+            max_batch,
+            frontier,
+            signer,
+            checkpoint_size,
+            checkpoint_interval,
+            live,
+            events,
+        }
+    }
+
+    /// Commits jobs until the queue closes, then signs a last checkpoint.
+    pub(super) fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        let mut last_checkpoint = Instant::now();
+        while let Some(first) = queue.blocking_recv() {
+            let mut jobs = vec![first];
+            let mut messages = jobs[0].weight();
+            while messages < self.max_batch {
+                match queue.try_recv() {
+                    Ok(job) => {
+                        messages += job.weight();
+                        jobs.push(job);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let due = last_checkpoint.elapsed() >= self.checkpoint_interval;
+            if self.commit_jobs(jobs, due) {
+                last_checkpoint = Instant::now();
+            }
+        }
+        // Closing: sign what is not signed yet.
+        self.commit_jobs(vec![], true);
+    }
+
+    /// Writes one batch; returns true when it signed a checkpoint.
+    fn commit_jobs(&mut self, jobs: Vec<Job>, checkpoint_due: bool) -> bool {
+        if self.failed.load(Ordering::Relaxed) {
+            for job in jobs {
+                job.fail(StoreError::Failed);
+            }
+            return false;
+        }
+        let started = Instant::now();
+        let tree_before = self.frontier.clone();
+        let seq_before = self.next_seq;
+        let mut batch = Batch {
+            writes: WriteBatch::default(),
+            now: prost_types::Timestamp::from(SystemTime::now()),
+            pending: HashMap::new(),
+            messages: 0,
+            leaves: 0,
+            live: Vec::new(),
+            cursors: HashMap::new(),
+        };
+        let mut answers = Vec::with_capacity(jobs.len());
+        let mut checkpoint_requested = false;
+        for job in jobs {
+            match job {
+                Job::Messages { messages, reply } => {
+                    let result = self
+                        .check(&messages, &batch.pending)
+                        .and_then(|checks| self.place(&messages, checks, &mut batch));
+                    answers.push(Answer::Messages(reply, result));
+                }
+                Job::Events { leaves, reply } => {
+                    let indices: Vec<u64> = leaves
+                        .into_iter()
+                        .map(|leaf| self.append_leaf(leaf, &mut batch))
+                        .collect();
+                    if let Some(reply) = reply {
+                        answers.push(Answer::Events(reply, indices));
+                    }
+                }
+                Job::Checkpoint { reply } => {
+                    checkpoint_requested = true;
+                    if let Some(reply) = reply {
+                        answers.push(Answer::Checkpoint(reply));
+                    }
+                }
+                Job::Cursor {
+                    participant,
+                    name,
+                    seq,
+                    create_only,
+                    leaf,
+                    reply,
+                } => {
+                    let result =
+                        self.set_cursor(&participant, &name, seq, create_only, leaf, &mut batch);
+                    answers.push(Answer::Cursor(reply, result));
+                }
+            }
+        }
+        let unsigned = self.checkpoint_size != Some(self.frontier.size());
+        let sign = unsigned && (checkpoint_requested || checkpoint_due);
+        let signed = if sign {
+            match self.sign_checkpoint(&mut batch) {
+                Ok(cp) => Some(cp),
+                Err(error) => {
+                    tracing::error!(%error, "cannot sign a checkpoint");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let written = if batch.writes.is_empty() {
+            Ok(())
+        } else {
+            let flushing = Instant::now();
+            let written = self
+                .engine
+                .apply(batch.writes)
+                .and_then(|()| self.engine.flush());
+            let commits = &self.published.commits;
+            commits.flush_seconds.observe_duration(flushing.elapsed());
+            written
+        };
+        match written {
+            Ok(()) => {
+                if batch.messages > 0 {
+                    let commits = &self.published.commits;
+                    commits.batch_messages.observe(batch.messages as u64);
+                }
+                self.published
+                    .seq
+                    .store(self.next_seq - 1, Ordering::Release);
+                self.published
+                    .tree_size
+                    .store(self.frontier.size(), Ordering::Release);
+                if let Some(cp) = &signed {
+                    self.checkpoint_size = Some(cp.size);
+                    self.published.checkpoint.store(Some(Arc::new(cp.clone())));
+                }
+                if batch.leaves > 0 {
+                    tracing::debug!(
+                        messages = batch.messages,
+                        leaves = batch.leaves,
+                        micros = started.elapsed().as_micros() as u64,
+                        "group commit"
+                    );
+                }
+                for message in batch.live.drain(..) {
+                    // No receiver is not an error: nobody subscribes.
+                    let _ = self.live.send(message);
+                }
+                let latest = self.published.checkpoint.load_full();
+                for answer in answers {
+                    match answer {
+                        Answer::Messages(reply, result) => {
+                            let _ = reply.send(result);
+                        }
+                        Answer::Events(reply, indices) => {
+                            let _ = reply.send(Ok(indices));
+                        }
+                        Answer::Cursor(reply, result) => {
+                            let _ = reply.send(result);
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(
+                                latest
+                                    .as_deref()
+                                    .cloned()
+                                    .ok_or(StoreError::Engine("no checkpoint yet".into())),
+                            );
+                        }
+                    }
+                }
+                signed.is_some()
+            }
+            Err(error) => {
+                // After a failed fsync the state of the file is unknown (and retrying the
+                // fsync can report success for lost data), so refuse all further writes.
+                tracing::error!(%error, "group commit failed; refusing writes until restart");
+                self.failed.store(true, Ordering::Relaxed);
+                self.frontier = tree_before;
+                self.next_seq = seq_before;
+                for answer in answers {
+                    match answer {
+                        Answer::Messages(reply, _) => {
+                            let _ = reply.send(Err(error.clone().into()));
+                        }
+                        Answer::Events(reply, _) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                        Answer::Checkpoint(reply) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                        Answer::Cursor(reply, _) => {
+                            let _ = reply.send(Err(error.clone()));
+                        }
+                    }
+                }
+                false
+            }
+        }
+    }
+
+    /// Adds a cursor write (and its leaf) to the batch.
+    fn set_cursor(
+        &mut self,
+        participant: &str,
+        name: &str,
+        seq: u64,
+        create_only: bool,
+        leaf: Option<pb::AuditLeaf>,
+        batch: &mut Batch,
+    ) -> Result<(u64, Option<u64>), StoreError> {
+        let key = keys::cursor(participant, name);
+        let current = match batch.cursors.get(&key) {
+            Some(seq) => Some(*seq),
+            None => self.engine.get(&key)?.and_then(|v| keys::trailing_u64(&v)),
+        };
+        let now = match current {
+            Some(current) if create_only => current,
+            Some(current) => current.max(seq),
+            None => seq,
+        };
+        if current != Some(now) {
+            batch.writes.insert(&key, &now.to_be_bytes());
+            batch.cursors.insert(key, now);
+        }
+        let leaf_index = leaf.map(|leaf| self.append_leaf(leaf, batch));
+        Ok((now, leaf_index))
+    }
+
+    /// Adds a leaf and its new tree nodes to the batch; returns its index.
+    fn append_leaf(&mut self, mut leaf: pb::AuditLeaf, batch: &mut Batch) -> u64 {
+        leaf.time = Some(batch.now);
+        let data = leaf.encode_to_vec();
+        let index = self.frontier.size();
+        for (level, node_index, hash) in self.frontier.push(merkle::leaf_hash(&data)) {
+            batch.writes.insert(&keys::node(level, node_index), &hash);
+        }
+        batch.writes.insert(&keys::leaf(index), &data);
+        batch.leaves += 1;
+        index
+    }
+
+    fn sign_checkpoint(&mut self, batch: &mut Batch) -> Result<SignedCheckpoint, String> {
+        let size = self.frontier.size();
+        let root = self.frontier.root();
+        let checkpoint = Checkpoint::new(self.signer.name(), size, root);
+        let note = self
+            .signer
+            .sign_checkpoint(&checkpoint)
+            .map_err(|e| e.to_string())?;
+        batch
+            .writes
+            .insert(&keys::checkpoint(size), note.as_bytes());
+        Ok(SignedCheckpoint { note, size, root })
+    }
+
+    /// Checks every message of a job against stored and pending idempotency keys.
+    fn check(
+        &self,
+        messages: &[NewMessage],
+        pending: &HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+    ) -> Result<Vec<Check>, CommitError> {
+        let mut checks = Vec::with_capacity(messages.len());
+        for (index, m) in messages.iter().enumerate() {
+            let existing = match pending.get(&(m.sender.clone(), m.id.clone())) {
+                Some((digest, receipt)) => Some((*digest, receipt.clone())),
+                None => self.stored_receipt(&m.sender, &m.id)?,
+            };
+            // Two messages with one id inside a job: the second is checked against the first.
+            let earlier = messages[..index]
+                .iter()
+                .find(|e| e.sender == m.sender && e.id == m.id);
+            match (existing, earlier) {
+                (Some((digest, receipt)), _) if digest == m.digest => {
+                    checks.push(Check::Duplicate(pb::Receipt {
+                        duplicate: true,
+                        ..receipt
+                    }))
+                }
+                (Some((_, receipt)), _) => {
+                    return Err(CommitError::Conflict {
+                        index,
+                        sender: m.sender.clone(),
+                        id: m.id.clone(),
+                        seq: receipt.seq,
+                    })
+                }
+                (None, Some(_)) => {
+                    return Err(CommitError::Conflict {
+                        index,
+                        sender: m.sender.clone(),
+                        id: m.id.clone(),
+                        seq: 0,
+                    })
+                }
+                (None, None) => checks.push(Check::Fresh),
+            }
+        }
+        Ok(checks)
+    }
+
+    fn stored_receipt(
+        &self,
+        sender: &str,
+        id: &str,
+    ) -> Result<Option<([u8; 32], pb::Receipt)>, StoreError> {
+        let key = keys::idempotency(sender, id);
+        let Some(value) = self.engine.get(&key)? else {
+            return Ok(None);
+        };
+        let seq = keys::trailing_u64(&value).unwrap_or(0);
+        let record_key = keys::envelope(seq);
+        let bytes = self
+            .engine
+            .get(&record_key)?
+            .ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&key).into_owned(),
+                reason: format!("idempotency key points at missing seq {seq}"),
+            })?;
+        let stored = super::decode_record(&record_key, &bytes)?;
+        let mut digest = [0u8; 32];
+        hex::decode_to_slice(&stored.receipt.envelope_sha256, &mut digest).map_err(|e| {
+            StoreError::Corrupt {
+                key: hex::encode(&record_key),
+                reason: format!("receipt digest: {e}"),
+            }
+        })?;
+        Ok(Some((digest, stored.receipt)))
+    }
+
+    /// Assigns numbers and leaves to the fresh messages of a job and adds their writes.
+    fn place(
+        &mut self,
+        messages: &[NewMessage],
+        checks: Vec<Check>,
+        batch: &mut Batch,
+    ) -> Result<Vec<pb::Receipt>, CommitError> {
+        // Load every inbox head first so that a read error leaves nothing half placed.
+        for m in messages {
+            for recipient in &m.deliver_to {
+                self.inbox_head(recipient)?;
+            }
+        }
+        let mut receipts = Vec::with_capacity(messages.len());
+        for (m, check) in messages.iter().zip(checks) {
+            if let Check::Duplicate(receipt) = check {
+                receipts.push(receipt);
+                continue;
+            }
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let envelope_sha256 = hex::encode(m.digest);
+            let officer = m.officer.clone().unwrap_or_default();
+            let accepted_leaf = self.append_leaf(self.events.accepted(m, seq), batch);
+            let mut placements = Vec::with_capacity(m.deliver_to.len());
+            for recipient in &m.deliver_to {
+                let head = self.inbox_heads.get_mut(recipient).expect("loaded above");
+                *head += 1;
+                let inbox_no = *head;
+                batch
+                    .writes
+                    .insert(&keys::inbox(recipient, inbox_no), &seq.to_be_bytes());
+                let leaf = self.events.delivered(m, seq, recipient, inbox_no);
+                let leaf_index = self.append_leaf(leaf, batch);
+                placements.push(pb::InboxPlacement {
+                    recipient: recipient.clone(),
+                    inbox_no,
+                    leaf_index,
+                });
+            }
+            if let Some(leaf) = self.events.answered(m, seq) {
+                self.append_leaf(leaf, batch);
+            }
+            let receipt = pb::Receipt {
+                sender: m.sender.clone(),
+                id: m.id.clone(),
+                seq,
+                placements,
+                stored_at: Some(batch.now),
+                envelope_sha256,
+                officer,
+                duplicate: false,
+                leaf_index: accepted_leaf,
+            };
+            let record = Record {
+                envelope: m.encoded.clone(),
+                receipt: Some(receipt.clone()),
+            };
+            batch
+                .writes
+                .insert(&keys::envelope(seq), &record.encode_to_vec());
+            batch
+                .writes
+                .insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
+            for prefix in &m.index_prefixes {
+                batch
+                    .writes
+                    .insert(&[prefix.as_slice(), &seq.to_be_bytes()].concat(), &[]);
+            }
+            batch.pending.insert(
+                (m.sender.clone(), m.id.clone()),
+                (m.digest, receipt.clone()),
+            );
+            batch.live.push(Arc::new(Live {
+                envelope: m.envelope.clone(),
+                receipt: receipt.clone(),
+            }));
+            batch.messages += 1;
+            receipts.push(receipt);
+        }
+        Ok(receipts)
+    }
+
+    fn inbox_head(&mut self, recipient: &str) -> Result<u64, StoreError> {
+        if let Some(head) = self.inbox_heads.get(recipient) {
+            return Ok(*head);
+        }
+        let head = match self.engine.last_in(&keys::inbox_prefix(recipient))? {
+            Some((key, _)) => keys::trailing_u64(&key).unwrap_or(0),
+            None => 0,
+        };
+        self.inbox_heads.insert(recipient.to_string(), head);
+        Ok(head)
+    }
+}
+
+impl Job {
+    /// How much of a batch this job takes.
+    fn weight(&self) -> usize {
+        match self {
+            Job::Messages { messages, .. } => messages.len(),
+            Job::Events { leaves, .. } => leaves.len(),
+            Job::Checkpoint { .. } => 0,
+            Job::Cursor { .. } => 1,
+        }
+    }
+
+    /// Answers the job with an error without doing it.
+    fn fail(self, error: StoreError) {
+        match self {
+            Job::Messages { reply, .. } => {
+                let _ = reply.send(Err(error.into()));
+            }
+            Job::Events {
+                reply: Some(reply), ..
+            } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Checkpoint { reply: Some(reply) } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Cursor { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Events { reply: None, .. } | Job::Checkpoint { reply: None } => {}
+        }
+    }
+}
