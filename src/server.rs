@@ -98,7 +98,10 @@ pub async fn run(
             .map(|a| a.to_string())
             .unwrap_or_default();
         tracing::info!(%addr, "metrics listening (plain HTTP, GET /metrics)");
-        metrics.spawn(crate::ops::metrics::serve(listener, gateway.clone()));
+        metrics.spawn(crate::ops::metrics::serve(
+            listener,
+            gateway.metrics.clone(),
+        ));
     }
     let recorder = gateway.clone();
     let incoming = crate::auth::tls::incoming(

@@ -78,6 +78,22 @@ impl Loaded {
     }
 }
 
+/// What a metrics scrape reads from `store`.
+fn scraped_from(store: &Arc<Store>) -> crate::ops::metrics::Readings {
+    let (size, seq, tree) = (store.clone(), store.clone(), store.clone());
+    crate::ops::metrics::Readings {
+        store_size_bytes: Box::new(move || match size.size_on_disk() {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                tracing::warn!(%error, "metrics: cannot read the store's size");
+                None
+            }
+        }),
+        messages_stored: Box::new(move || seq.last_seq()),
+        audit_tree_size: Box::new(move || tree.tree_size()),
+    }
+}
+
 /// Loads the checkpoint signing key (a note `PRIVATE+KEY+…` line) from `path`; it must be
 /// named `origin`.
 fn load_signing_key(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> {
@@ -129,8 +145,8 @@ pub struct Gateway {
     registry: ArcSwap<Registry>,
     /// The policy in force.
     policy: ArcSwap<Policy>,
-    /// The message store.
-    pub store: Store,
+    /// The message store; shared with the metrics, which read it when scraped.
+    pub store: Arc<Store>,
     /// The TLS configuration new connections get; a reload swaps it.
     pub tls: Arc<ArcSwap<rustls::ServerConfig>>,
     /// Officer tokens already verified.
@@ -187,6 +203,8 @@ impl Gateway {
             Arc::new(events::Events),
         )
         .map_err(store_error)?;
+        let store = Arc::new(store);
+        let metrics = crate::ops::metrics::Metrics::new(store.commit_stats(), scraped_from(&store));
         Ok(Gateway {
             config,
             registry: ArcSwap::from_pointee(loaded.registry),
@@ -195,7 +213,7 @@ impl Gateway {
             tls: Arc::new(ArcSwap::from_pointee(loaded.tls)),
             tokens: TokenCache::default(),
             closing: tokio::sync::watch::Sender::new(false),
-            metrics: Arc::default(),
+            metrics: Arc::new(metrics),
         })
     }
 

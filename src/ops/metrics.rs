@@ -1,179 +1,138 @@
-//! Prometheus metrics: counters, gauges and fixed-bucket histograms made of atomics, and the
-//! plain HTTP/1.1 listener (`metrics_listen`) that serves them as `GET /metrics` in the text
-//! exposition format 0.0.4. A separate listener, because a Prometheus server is not a
+//! Prometheus metrics of one gateway, and the plain HTTP/1.1 listener (`metrics_listen`) that
+//! serves them as `GET /metrics`. A separate listener, because a Prometheus server is not a
 //! participant and has no client certificate; it reveals counts and sizes, never a message.
 //!
-//! Each gateway has its own [`Metrics`] (several run in one test process). What the store
-//! measures of its group commits lives in the store ([`CommitStats`]); store size, messages
-//! stored and audit tree size are read from the store when scraped, so they cost nothing
-//! between scrapes.
+//! The metrics are `prometheus-client` metrics in a registry of their own per gateway (several
+//! gateways run in one test process and must keep their own counts). Store size, messages
+//! stored, audit tree size, open streams and subscriber lag are read when scraped, so they cost
+//! nothing between scrapes.
+//!
+//! This module knows none of the gateway's types: whoever wires a gateway together hands
+//! [`Metrics::new`] the store's [`CommitStats`] and [`Readings`], closures over whatever they
+//! read, so that the store and the gateway may depend on this module and not the reverse.
 
-use crate::app::Gateway;
-use crate::storage::Store;
-use std::collections::{BTreeMap, HashMap};
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
+use prometheus_client::metrics::MetricType;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// The `Content-Type` of the text exposition format.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of the exposition: the Prometheus text format 0.0.4. Kept rather than
+/// OpenMetrics text because it is what existing scrapers, dashboards and `grep`s were written
+/// against: OpenMetrics would rename the counters' `# TYPE` lines (no `_total`), make
+/// `ipex_build_info` an `info` metric and end the body with `# EOF`.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
-/// Upper bounds of the latency histograms, in nanoseconds: 0.5 ms to 10 s.
-const SECONDS_BOUNDS: &[u64] = &[
-    500_000,
-    1_000_000,
-    2_500_000,
-    5_000_000,
-    10_000_000,
-    25_000_000,
-    50_000_000,
-    100_000_000,
-    250_000_000,
-    500_000_000,
-    1_000_000_000,
-    2_500_000_000,
-    5_000_000_000,
-    10_000_000_000,
+/// Upper bounds of the latency histograms, in seconds: 0.5 ms to 10 s.
+const SECONDS_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 /// Upper bounds of the batch-size histogram, in messages (`commit.max_batch` defaults to 512).
-const MESSAGES_BOUNDS: &[u64] = &[1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024];
+const MESSAGES_BUCKETS: [f64; 11] = [
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A histogram with fixed buckets. Values are counted in a whole base unit (nanoseconds,
-/// messages) so that the sum stays exact; they are exposed divided by `per_unit`.
-pub struct Histogram {
-    /// Inclusive upper bounds of the buckets, ascending, in the base unit.
-    bounds: &'static [u64],
-    /// Base units per exposed unit (1e9 for seconds counted in nanoseconds).
-    per_unit: f64,
-    /// Observations per bucket (not cumulative); the last one is above every bound.
-    counts: Box<[AtomicU64]>,
-    /// Sum of the observations, in the base unit.
-    sum: AtomicU64,
+fn seconds_histogram() -> Histogram {
+    Histogram::new(SECONDS_BUCKETS)
 }
 
-impl Histogram {
-    fn new(bounds: &'static [u64], per_unit: f64) -> Histogram {
-        Histogram {
-            bounds,
-            per_unit,
-            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
-            sum: AtomicU64::new(0),
-        }
-    }
-
-    /// Durations, 0.5 ms to 10 s, exposed in seconds.
-    pub fn seconds() -> Histogram {
-        Histogram::new(SECONDS_BOUNDS, 1e9)
-    }
-
-    /// Message counts, 1 to 1024.
-    pub fn messages() -> Histogram {
-        Histogram::new(MESSAGES_BOUNDS, 1.0)
-    }
-
-    /// Counts one observation, in the base unit.
-    pub fn observe(&self, value: u64) {
-        let bucket = self.bounds.partition_point(|&bound| bound < value);
-        self.counts[bucket].fetch_add(1, Ordering::Relaxed);
-        self.sum.fetch_add(value, Ordering::Relaxed);
-    }
-
-    /// Counts one duration (of a [`Histogram::seconds`]).
-    pub fn observe_duration(&self, duration: Duration) {
-        self.observe(u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX));
-    }
-
-    /// Observations so far.
-    pub fn count(&self) -> u64 {
-        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Writes the `_bucket`, `_sum` and `_count` samples. `_count` is the `+Inf` bucket as
-    /// read, so the two agree even while observations arrive.
-    fn write(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
-        let mut cumulative = 0;
-        for (i, count) in self.counts.iter().enumerate() {
-            cumulative += count.load(Ordering::Relaxed);
-            let le = match self.bounds.get(i) {
-                Some(&bound) => (bound as f64 / self.per_unit).to_string(),
-                None => "+Inf".to_string(),
-            };
-            let mut with_le = labels.to_vec();
-            with_le.push(("le", &le));
-            sample(out, &format!("{name}_bucket"), &with_le, cumulative);
-        }
-        let sum = self.sum.load(Ordering::Relaxed) as f64 / self.per_unit;
-        sample(out, &format!("{name}_sum"), labels, sum);
-        sample(out, &format!("{name}_count"), labels, cumulative);
-    }
-}
-
-/// What the store's committer measures of each group commit.
+/// What the store's committer measures of each group commit. Plain metric handles (clones
+/// share their counts), so that the store observes them without knowing the registry that
+/// [`Metrics::new`] exposes them from.
+#[derive(Clone, Debug)]
 pub struct CommitStats {
-    /// Messages stored per group commit that stored any.
+    /// Messages stored per group commit that stored any (buckets 1 to 1024).
     pub batch_messages: Histogram,
-    /// Time to apply and flush (fdatasync) a group commit's writes.
+    /// Seconds to apply and flush (fdatasync) a group commit's writes (buckets 0.5 ms to 10 s).
     pub flush_seconds: Histogram,
 }
 
 impl Default for CommitStats {
     fn default() -> Self {
         CommitStats {
-            batch_messages: Histogram::messages(),
-            flush_seconds: Histogram::seconds(),
+            batch_messages: Histogram::new(MESSAGES_BUCKETS),
+            flush_seconds: seconds_histogram(),
         }
     }
 }
 
-/// Metrics of one label set each, created on first use.
-struct Family<K, V> {
-    members: RwLock<BTreeMap<K, V>>,
-    make: fn() -> V,
+/// A number read from the rest of the gateway at each scrape.
+pub type Reading = Box<dyn Fn() -> u64 + Send + Sync>;
+
+/// What a scrape reads from the rest of the gateway. Scrapes run on a blocking thread, so a
+/// reading may touch the file system.
+pub struct Readings {
+    /// Bytes the store occupies on disk; `None` when they cannot be read, which leaves the
+    /// sample out of that scrape.
+    pub store_size_bytes: Box<dyn Fn() -> Option<u64> + Send + Sync>,
+    /// Messages durably stored: the highest sequence number. The subscriber lag is measured
+    /// from it too.
+    pub messages_stored: Reading,
+    /// Leaves in the durable exchange log.
+    pub audit_tree_size: Reading,
 }
 
-impl<K: Ord, V> Family<K, V> {
-    fn new(make: fn() -> V) -> Self {
-        Family {
-            members: RwLock::new(BTreeMap::new()),
-            make,
+/// The labels of `ipex_calls_total` and `ipex_refusals_total`, in this order.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodCode {
+    method: &'static str,
+    /// Canonical gRPC code name.
+    code: &'static str,
+}
+
+/// The label of `ipex_call_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct MethodLabel {
+    method: &'static str,
+}
+
+/// A gauge whose value is read when scraped; `None` leaves the sample out.
+struct Scraped<F>(F);
+
+impl<F> std::fmt::Debug for Scraped<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The registry wants its metrics `Debug`; a closure has nothing to show.
+        f.write_str("Scraped")
+    }
+}
+
+impl<F: Fn() -> Option<u64> + Send + Sync + 'static> EncodeMetric for Scraped<F> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        match (self.0)() {
+            Some(value) => encoder.encode_gauge(&value),
+            None => Ok(()),
         }
     }
 
-    /// Runs `f` on the member for `key`; only its first use takes the write lock.
-    fn with(&self, key: K, f: impl FnOnce(&V)) {
-        if let Some(member) = self
-            .members
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&key)
-        {
-            return f(member);
-        }
-        let mut members = self.members.write().unwrap_or_else(PoisonError::into_inner);
-        f(members.entry(key).or_insert_with(self.make));
+    fn metric_type(&self) -> MetricType {
+        MetricType::Gauge
     }
 }
 
-/// (method, canonical gRPC code name).
-type MethodCode = (&'static str, &'static str);
-
-/// The metrics one gateway records as it works.
+/// The metrics one gateway records as it works, and the registry they are exposed from.
 pub struct Metrics {
+    registry: Registry,
     /// Calls answered, by method and code.
-    calls: Family<MethodCode, AtomicU64>,
+    calls: Family<MethodCode, Counter>,
     /// Time to answer, by method.
-    call_seconds: Family<&'static str, Histogram>,
+    call_seconds: Family<MethodLabel, Histogram>,
     /// Refused calls and handshakes, by method and code.
-    refusals: Family<MethodCode, AtomicU64>,
-    /// Subscription streams open.
-    streams: Mutex<Streams>,
+    refusals: Family<MethodCode, Counter>,
+    /// Subscription streams open; shared with the gauges that read them and with each
+    /// stream's [`OpenStream`].
+    streams: Arc<Mutex<Streams>>,
 }
 
 /// The subscription streams open, each with the next sequence number it will consider.
@@ -183,189 +142,157 @@ struct Streams {
     open: HashMap<u64, Arc<AtomicU64>>,
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        Metrics {
-            calls: Family::new(|| AtomicU64::new(0)),
-            call_seconds: Family::new(Histogram::seconds),
-            refusals: Family::new(|| AtomicU64::new(0)),
-            streams: Mutex::new(Streams::default()),
-        }
+impl Streams {
+    /// The most stored messages any open stream has yet to consider, `head` being stored.
+    fn lag(&self, head: u64) -> u64 {
+        self.open
+            .values()
+            .map(|next| (head + 1).saturating_sub(next.load(Ordering::Relaxed)))
+            .max()
+            .unwrap_or(0)
     }
 }
 
+fn lock(streams: &Mutex<Streams>) -> MutexGuard<'_, Streams> {
+    // The map stays consistent whatever panicked while holding it.
+    streams.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl Metrics {
+    /// A fresh registry of every metric: the commit histograms are `commits` (the store keeps
+    /// observing its handles), the gauges read at scrape time come from `readings`.
+    pub fn new(commits: &CommitStats, readings: Readings) -> Metrics {
+        let Readings {
+            store_size_bytes,
+            messages_stored,
+            audit_tree_size,
+        } = readings;
+        // Read by two gauges: messages stored, and the head the lag is measured from.
+        let messages_stored: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::from(messages_stored);
+        let calls = Family::<MethodCode, Counter>::default();
+        let call_seconds =
+            Family::<MethodLabel, Histogram>::new_with_constructor(seconds_histogram);
+        let refusals = Family::<MethodCode, Counter>::default();
+        let streams = Arc::new(Mutex::new(Streams::default()));
+
+        // Registration order is exposition order. The library appends `_total` to counter
+        // names and a period to help texts.
+        let mut registry = Registry::default();
+        registry.register(
+            "ipex_calls",
+            "Calls answered, by method and canonical gRPC status code (OK on success)",
+            calls.clone(),
+        );
+        registry.register(
+            "ipex_call_duration_seconds",
+            "Time from a call's arrival to its answer, by method; for Subscribe, until the stream starts",
+            call_seconds.clone(),
+        );
+        registry.register(
+            "ipex_refusals",
+            "Calls refused, by method and code; failed TLS handshakes as method \"handshake\"",
+            refusals.clone(),
+        );
+        registry.register(
+            "ipex_commit_batch_messages",
+            "Messages stored per group commit (commits that stored at least one)",
+            commits.batch_messages.clone(),
+        );
+        registry.register(
+            "ipex_commit_flush_seconds",
+            "Time to apply and flush (fdatasync) the writes of a group commit",
+            commits.flush_seconds.clone(),
+        );
+        registry.register(
+            "ipex_store_size_bytes",
+            "Bytes the store occupies on disk",
+            Scraped(store_size_bytes),
+        );
+        let stored = messages_stored.clone();
+        registry.register(
+            "ipex_messages_stored",
+            "Messages durably stored (the highest sequence number)",
+            Scraped(move || Some(stored())),
+        );
+        registry.register(
+            "ipex_audit_tree_size",
+            "Leaves in the durable exchange log",
+            Scraped(move || Some(audit_tree_size())),
+        );
+        let open = streams.clone();
+        registry.register(
+            "ipex_open_streams",
+            "Subscription streams open",
+            Scraped(move || Some(lock(&open).open.len() as u64)),
+        );
+        let behind = streams.clone();
+        registry.register(
+            "ipex_subscriber_lag_messages",
+            "Largest number of stored messages an open subscription stream has yet to consider",
+            Scraped(move || {
+                // The head first: it may take the store's time, the lock should not wait on it.
+                let head = messages_stored();
+                Some(lock(&behind).lag(head))
+            }),
+        );
+        // An info metric: exposed as `ipex_build_info`, a gauge of 1, in the text format 0.0.4.
+        registry.register(
+            "ipex_build",
+            "Always 1; the version of ipexd in a label",
+            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+        );
+        Metrics {
+            registry,
+            calls,
+            call_seconds,
+            refusals,
+            streams,
+        }
+    }
+
     /// Counts one answered call of `method` with `code` (`OK` on success), which took `took`.
     pub fn call(&self, method: &'static str, code: &'static str, took: Duration) {
-        self.calls.with((method, code), |c| {
-            c.fetch_add(1, Ordering::Relaxed);
-        });
-        self.call_seconds.with(method, |h| h.observe_duration(took));
+        self.calls.get_or_create(&MethodCode { method, code }).inc();
+        self.call_seconds
+            .get_or_create(&MethodLabel { method })
+            .observe(took.as_secs_f64());
     }
 
     /// Counts one refusal: a call refused with `code`, or a failed TLS handshake (`method`
     /// `handshake`).
     pub fn refusal(&self, method: &'static str, code: &'static str) {
-        self.refusals.with((method, code), |c| {
-            c.fetch_add(1, Ordering::Relaxed);
-        });
+        self.refusals
+            .get_or_create(&MethodCode { method, code })
+            .inc();
     }
 
     /// Counts a subscription stream as open until the returned guard is dropped; `next` is the
     /// first sequence number it will consider.
-    pub fn open_stream(self: &Arc<Self>, next: u64) -> OpenStream {
+    pub fn open_stream(&self, next: u64) -> OpenStream {
         let position = Arc::new(AtomicU64::new(next));
-        let mut streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut streams = lock(&self.streams);
         let id = streams.next_id;
         streams.next_id += 1;
         streams.open.insert(id, position.clone());
         OpenStream {
-            metrics: self.clone(),
+            streams: self.streams.clone(),
             id,
             position,
         }
     }
 
-    /// The exposition of every metric, with the gauges read from `store` now.
-    pub fn render(&self, store: &Store) -> String {
+    /// The exposition of every metric, in the text format 0.0.4, with the gauges read now.
+    /// Blocks while the readings do (the store's size is read from the file system).
+    pub fn render(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::with_capacity(8 * 1024);
-        let last_seq = store.last_seq();
-
-        header(
-            &mut out,
-            "ipex_calls_total",
-            "counter",
-            "Calls answered, by method and canonical gRPC status code (OK on success).",
-        );
-        for ((method, code), count) in read(&self.calls.members).iter() {
-            let count = count.load(Ordering::Relaxed);
-            sample(
-                &mut out,
-                "ipex_calls_total",
-                &[("method", method), ("code", code)],
-                count,
-            );
-        }
-
-        header(
-            &mut out,
-            "ipex_call_duration_seconds",
-            "histogram",
-            "Time from a call's arrival to its answer, by method; for Subscribe, until the stream starts.",
-        );
-        for (method, histogram) in read(&self.call_seconds.members).iter() {
-            histogram.write(
-                &mut out,
-                "ipex_call_duration_seconds",
-                &[("method", method)],
-            );
-        }
-
-        header(
-            &mut out,
-            "ipex_refusals_total",
-            "counter",
-            "Calls refused, by method and code; failed TLS handshakes as method \"handshake\".",
-        );
-        for ((method, code), count) in read(&self.refusals.members).iter() {
-            let count = count.load(Ordering::Relaxed);
-            sample(
-                &mut out,
-                "ipex_refusals_total",
-                &[("method", method), ("code", code)],
-                count,
-            );
-        }
-
-        let commits = store.commit_stats();
-        header(
-            &mut out,
-            "ipex_commit_batch_messages",
-            "histogram",
-            "Messages stored per group commit (commits that stored at least one).",
-        );
-        commits
-            .batch_messages
-            .write(&mut out, "ipex_commit_batch_messages", &[]);
-        header(
-            &mut out,
-            "ipex_commit_flush_seconds",
-            "histogram",
-            "Time to apply and flush (fdatasync) the writes of a group commit.",
-        );
-        commits
-            .flush_seconds
-            .write(&mut out, "ipex_commit_flush_seconds", &[]);
-
-        header(
-            &mut out,
-            "ipex_store_size_bytes",
-            "gauge",
-            "Bytes the store occupies on disk.",
-        );
-        match store.size_on_disk() {
-            Ok(bytes) => sample(&mut out, "ipex_store_size_bytes", &[], bytes),
-            Err(error) => tracing::warn!(%error, "metrics: cannot read the store's size"),
-        }
-        header(
-            &mut out,
-            "ipex_messages_stored",
-            "gauge",
-            "Messages durably stored (the highest sequence number).",
-        );
-        sample(&mut out, "ipex_messages_stored", &[], last_seq);
-        header(
-            &mut out,
-            "ipex_audit_tree_size",
-            "gauge",
-            "Leaves in the durable exchange log.",
-        );
-        sample(&mut out, "ipex_audit_tree_size", &[], store.tree_size());
-
-        let (open, lag) = {
-            let streams = self.streams.lock().unwrap_or_else(PoisonError::into_inner);
-            let lag = streams
-                .open
-                .values()
-                .map(|next| (last_seq + 1).saturating_sub(next.load(Ordering::Relaxed)))
-                .max()
-                .unwrap_or(0);
-            (streams.open.len(), lag)
-        };
-        header(
-            &mut out,
-            "ipex_open_streams",
-            "gauge",
-            "Subscription streams open.",
-        );
-        sample(&mut out, "ipex_open_streams", &[], open);
-        header(
-            &mut out,
-            "ipex_subscriber_lag_messages",
-            "gauge",
-            "Largest number of stored messages an open subscription stream has yet to consider.",
-        );
-        sample(&mut out, "ipex_subscriber_lag_messages", &[], lag);
-
-        header(
-            &mut out,
-            "ipex_build_info",
-            "gauge",
-            "Always 1; the version of ipexd in a label.",
-        );
-        sample(
-            &mut out,
-            "ipex_build_info",
-            &[("version", env!("CARGO_PKG_VERSION"))],
-            1,
-        );
-        out
+        prometheus_text::encode(&mut out, &self.registry)?;
+        Ok(out)
     }
 }
 
 /// One subscription stream, counted as open while this lives.
 pub struct OpenStream {
-    metrics: Arc<Metrics>,
+    streams: Arc<Mutex<Streams>>,
     id: u64,
     /// The next sequence number the stream will consider.
     position: Arc<AtomicU64>,
@@ -380,56 +307,22 @@ impl OpenStream {
 
 impl Drop for OpenStream {
     fn drop(&mut self) {
-        self.metrics
-            .streams
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .open
-            .remove(&self.id);
+        lock(&self.streams).open.remove(&self.id);
     }
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
-    // HELP text escapes only backslash and newline.
-    let help = help.replace('\\', r"\\").replace('\n', r"\n");
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn sample(out: &mut String, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-    out.push_str(name);
-    if !labels.is_empty() {
-        out.push('{');
-        for (i, (label, value)) in labels.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let value = value
-                .replace('\\', r"\\")
-                .replace('"', "\\\"")
-                .replace('\n', r"\n");
-            let _ = write!(out, "{label}=\"{value}\"");
-        }
-        out.push('}');
-    }
-    let _ = writeln!(out, " {value}");
 }
 
 /// Serves `GET /metrics` on `listener` until the returned future is dropped; dropping it also
 /// ends every connection it accepted.
-pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
+pub async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let gateway = gateway.clone();
+                    let metrics = metrics.clone();
                     connections.spawn(async move {
                         let service = hyper::service::service_fn(move |request| {
-                            answer(gateway.clone(), request)
+                            answer(metrics.clone(), request)
                         });
                         let _ = hyper::server::conn::http1::Builder::new()
                             .timer(hyper_util::rt::TokioTimer::new())
@@ -452,7 +345,7 @@ pub async fn serve(listener: TcpListener, gateway: Arc<Gateway>) {
 
 /// `GET /metrics` (or `HEAD`): the exposition; anything else: 404 or 405.
 async fn answer(
-    gateway: Arc<Gateway>,
+    metrics: Arc<Metrics>,
     request: hyper::Request<hyper::body::Incoming>,
 ) -> Result<hyper::Response<String>, Infallible> {
     use hyper::{header, Method, Response, StatusCode};
@@ -475,7 +368,10 @@ async fn answer(
         return Ok(response);
     }
     // The store's size is read from the file system: keep that off the runtime's workers.
-    let body = tokio::task::spawn_blocking(move || gateway.metrics.render(&gateway.store)).await;
+    let body = match tokio::task::spawn_blocking(move || metrics.render()).await {
+        Ok(rendered) => rendered.map_err(|error| error.to_string()),
+        Err(joined) => Err(joined.to_string()),
+    };
     Ok(match body {
         Ok(body) => {
             let mut response = reply(StatusCode::OK, body);
@@ -490,4 +386,171 @@ async fn answer(
             format!("cannot render the metrics: {error}\n"),
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Metrics over fixed readings: 7 messages stored, 12 leaves, `size` bytes.
+    fn metrics(size: Option<u64>) -> Metrics {
+        Metrics::new(
+            &CommitStats::default(),
+            Readings {
+                store_size_bytes: Box::new(move || size),
+                messages_stored: Box::new(|| 7),
+                audit_tree_size: Box::new(|| 12),
+            },
+        )
+    }
+
+    fn lines_starting(text: &str, prefix: &str) -> Vec<String> {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .map(String::from)
+            .collect()
+    }
+
+    /// The names, types and order of the families dashboards were built on.
+    #[test]
+    fn families_keep_their_names_types_and_order() {
+        let metrics = metrics(Some(4096));
+        metrics.call("Submit", "OK", Duration::from_millis(3));
+        metrics.refusal("handshake", "UNAUTHENTICATED");
+        let text = metrics.render().unwrap();
+        assert_eq!(
+            lines_starting(&text, "# TYPE "),
+            [
+                "# TYPE ipex_calls_total counter",
+                "# TYPE ipex_call_duration_seconds histogram",
+                "# TYPE ipex_refusals_total counter",
+                "# TYPE ipex_commit_batch_messages histogram",
+                "# TYPE ipex_commit_flush_seconds histogram",
+                "# TYPE ipex_store_size_bytes gauge",
+                "# TYPE ipex_messages_stored gauge",
+                "# TYPE ipex_audit_tree_size gauge",
+                "# TYPE ipex_open_streams gauge",
+                "# TYPE ipex_subscriber_lag_messages gauge",
+                "# TYPE ipex_build_info gauge",
+            ]
+        );
+        // One period at the end of a help text, not two.
+        assert!(text.contains("# HELP ipex_store_size_bytes Bytes the store occupies on disk.\n"));
+        for sample in [
+            r#"ipex_calls_total{method="Submit",code="OK"} 1"#,
+            r#"ipex_call_duration_seconds_bucket{method="Submit",le="0.0025"} 0"#,
+            r#"ipex_call_duration_seconds_bucket{method="Submit",le="0.005"} 1"#,
+            r#"ipex_call_duration_seconds_bucket{method="Submit",le="+Inf"} 1"#,
+            r#"ipex_call_duration_seconds_count{method="Submit"} 1"#,
+            r#"ipex_refusals_total{method="handshake",code="UNAUTHENTICATED"} 1"#,
+            "ipex_store_size_bytes 4096",
+            "ipex_messages_stored 7",
+            "ipex_audit_tree_size 12",
+            "ipex_open_streams 0",
+            "ipex_subscriber_lag_messages 0",
+        ] {
+            assert!(text.lines().any(|l| l == sample), "{sample}\n{text}");
+        }
+        assert!(text.ends_with(&format!(
+            "ipex_build_info{{version=\"{}\"}} 1\n",
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+
+    /// The bucket bounds are today's: 0.5 ms to 10 s, and 1 to 1024 messages.
+    #[test]
+    fn histograms_keep_their_buckets() {
+        let text = metrics(None).render().unwrap();
+        let bounds = |name: &str| -> Vec<String> {
+            lines_starting(&text, &format!("{name}_bucket{{le=\""))
+                .iter()
+                .map(|l| l.split('"').nth(1).unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(
+            bounds("ipex_commit_flush_seconds"),
+            [
+                "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
+                "0.5", "1", "2.5", "5", "10", "+Inf"
+            ]
+        );
+        assert_eq!(
+            bounds("ipex_commit_batch_messages"),
+            ["1", "2", "4", "8", "16", "32", "64", "128", "256", "512", "1024", "+Inf"]
+        );
+    }
+
+    /// The store observes its own handles; the registry exposes what they saw.
+    #[test]
+    fn commit_stats_observed_by_the_store_are_exposed() {
+        let commits = CommitStats::default();
+        let metrics = Metrics::new(
+            &commits,
+            Readings {
+                store_size_bytes: Box::new(|| None),
+                messages_stored: Box::new(|| 0),
+                audit_tree_size: Box::new(|| 0),
+            },
+        );
+        commits.batch_messages.observe(3.0);
+        commits.flush_seconds.observe(0.002);
+        let text = metrics.render().unwrap();
+        assert!(text.contains("\nipex_commit_batch_messages_bucket{le=\"2\"} 0\n"));
+        assert!(text.contains("\nipex_commit_batch_messages_bucket{le=\"4\"} 1\n"));
+        assert!(text.contains("\nipex_commit_batch_messages_count 1\n"));
+        assert!(text.contains("\nipex_commit_flush_seconds_count 1\n"));
+        // A store size that cannot be read leaves its sample out, not the family.
+        assert!(text.contains("# TYPE ipex_store_size_bytes gauge\n"));
+        assert!(!text.contains("\nipex_store_size_bytes "));
+    }
+
+    /// Two gateways in one process keep their own counts.
+    #[test]
+    fn each_gateway_counts_alone() {
+        let (one, two) = (metrics(None), metrics(None));
+        one.call("Submit", "OK", Duration::ZERO);
+        one.call("Submit", "OK", Duration::ZERO);
+        two.call("Submit", "OK", Duration::ZERO);
+        let count = |m: &Metrics| {
+            lines_starting(&m.render().unwrap(), "ipex_calls_total{")
+                .first()
+                .cloned()
+        };
+        assert_eq!(
+            count(&one).as_deref(),
+            Some(r#"ipex_calls_total{method="Submit",code="OK"} 2"#)
+        );
+        assert_eq!(
+            count(&two).as_deref(),
+            Some(r#"ipex_calls_total{method="Submit",code="OK"} 1"#)
+        );
+    }
+
+    /// Open streams and their lag behind the 7 stored messages are read at each scrape.
+    #[test]
+    fn streams_are_read_when_scraped() {
+        let metrics = metrics(None);
+        let behind = metrics.open_stream(3);
+        let caught_up = metrics.open_stream(8);
+        let text = metrics.render().unwrap();
+        assert!(text.contains("\nipex_open_streams 2\n"), "{text}");
+        assert!(
+            text.contains("\nipex_subscriber_lag_messages 5\n"),
+            "{text}"
+        );
+        behind.at(6);
+        let text = metrics.render().unwrap();
+        assert!(
+            text.contains("\nipex_subscriber_lag_messages 2\n"),
+            "{text}"
+        );
+        drop(behind);
+        drop(caught_up);
+        let text = metrics.render().unwrap();
+        assert!(text.contains("\nipex_open_streams 0\n"), "{text}");
+        assert!(
+            text.contains("\nipex_subscriber_lag_messages 0\n"),
+            "{text}"
+        );
+    }
 }

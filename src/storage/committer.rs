@@ -245,14 +245,16 @@ impl Committer {
                 .apply(batch.writes)
                 .and_then(|()| self.engine.flush());
             let commits = &self.published.commits;
-            commits.flush_seconds.observe_duration(flushing.elapsed());
+            commits
+                .flush_seconds
+                .observe(flushing.elapsed().as_secs_f64());
             written
         };
         match written {
             Ok(()) => {
                 if batch.messages > 0 {
                     let commits = &self.published.commits;
-                    commits.batch_messages.observe(batch.messages as u64);
+                    commits.batch_messages.observe(batch.messages as f64);
                 }
                 self.published
                     .seq
