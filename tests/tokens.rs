@@ -6,8 +6,9 @@ mod common;
 
 use base64::Engine;
 use common::{example, fingerprint, registry_toml, submit, Setup};
-use ipex::auth::token::{now_unix, DevSigner, Scope};
+use ipex::auth::token::{now_unix, Scope};
 use ipex::cli::client::{Bearer, Clients};
+use ipex::dev::token::DevSigner;
 use ipex::pb;
 use serde_json::json;
 use tonic::Code;

@@ -16,6 +16,18 @@
 //! ([`TokenKeys`], from PEM public keys or a JWKS document), and mints tokens
 //! for development and tests ([`DevSigner`]).
 //!
+//! Division of labour: `jsonwebtoken` parses the header and claims, and
+//! checks the signature (with the one algorithm the header names), the issuer,
+//! the audience and the presence of `exp`, `sub`, `iss` and `aud`. This module
+//! does what it does not: refusing `alg: none`, HMAC and `crit` before any key
+//! is looked at; checking the issuer before the signature, so that another
+//! participant's token is named as such; choosing keys by `kid` and key type;
+//! time checks against the caller's clock (`jsonwebtoken` reads the system
+//! clock, and has neither a lifetime cap nor an `iat` check); the certificate
+//! binding; scopes; and checking keys when they are loaded (type and curve
+//! with `x509-parser`, RSA size and exponent with `rsa`), so that a bad key
+//! fails the configuration rather than every token.
+//!
 //! Error mapping: every [`TokenError`] returned by [`verify`], [`bearer`] and
 //! [`TokenCache::verify`] means the caller is not authenticated as an officer
 //! and maps to gRPC `UNAUTHENTICATED`. Scopes are *not* checked here: the
@@ -25,10 +37,10 @@
 //! Crypto backend: `jsonwebtoken` 10 has no built-in cryptography; it needs
 //! exactly one backend feature (here `rust_crypto`) or a provider installed
 //! with `CryptoProvider::install_default`, and otherwise panics on first use.
-//! With only `rust_crypto` enabled it picks that provider by itself; [`init`]
-//! pins it explicitly anyway (so that another crate enabling `aws_lc_rs` too
-//! cannot turn the first verification into a panic). [`verify`] and
-//! [`DevSigner`] call [`init`] themselves; calling it at start-up is harmless.
+//! [`init`] pins the RustCrypto provider explicitly, so that another crate
+//! enabling `aws_lc_rs` too cannot turn the first verification into a panic.
+//! [`verify`] and [`DevSigner`] call [`init`] themselves; calling it at
+//! start-up is harmless.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -37,14 +49,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
-use ed25519_dalek::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
-use jsonwebtoken::{Algorithm, DecodingKey, DecodingKeyKind, EncodingKey, Header};
-use rand_core::{OsRng, RngCore};
-use serde::{Deserialize, Serialize};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, Validation};
+use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use x509_parser::oid_registry as oid;
 
 /// Longest token accepted, in bytes; longer ones are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
@@ -74,11 +85,6 @@ pub fn now_unix() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// SHA-256 of a DER certificate: the thumbprint tokens are bound to (RFC 8705 `x5t#S256`).
-pub fn cert_thumbprint(cert_der: &[u8]) -> [u8; 32] {
-    Sha256::digest(cert_der).into()
 }
 
 /// Why a token (or the `authorization` metadata, or a verification key) was refused.
@@ -306,8 +312,6 @@ pub struct Officer {
     pub scopes: BTreeSet<Scope>,
     /// The token's `exp`, seconds since the Unix epoch.
     pub expires_at: u64,
-    /// The token's `jti`, if it has one.
-    pub token_id: Option<String>,
 }
 
 impl Officer {
@@ -369,19 +373,25 @@ impl KeyKind {
         )
     }
 
-    fn name(self) -> &'static str {
-        match self {
-            KeyKind::Ed25519 => "Ed25519",
-            KeyKind::P256 => "P-256",
-            KeyKind::P384 => "P-384",
-            KeyKind::Rsa => "RSA",
-        }
+    /// "an Ed25519 key", "a P-256 key"…, for messages.
+    fn described(self) -> String {
+        let article = if matches!(self, KeyKind::P256 | KeyKind::P384) {
+            "a"
+        } else {
+            "an"
+        };
+        format!("{article} {self} key")
     }
 }
 
 impl fmt::Display for KeyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.write_str(match self {
+            KeyKind::Ed25519 => "Ed25519",
+            KeyKind::P256 => "P-256",
+            KeyKind::P384 => "P-384",
+            KeyKind::Rsa => "RSA",
+        })
     }
 }
 
@@ -397,17 +407,6 @@ struct KeyEntry {
 impl KeyEntry {
     fn usable_for(&self, alg: Algorithm) -> bool {
         self.kind.accepts(alg) && self.alg.is_none_or(|a| a == alg)
-    }
-
-    fn describe(&self) -> String {
-        let article = match self.kind {
-            KeyKind::Ed25519 | KeyKind::Rsa => "an",
-            KeyKind::P256 | KeyKind::P384 => "a",
-        };
-        match self.alg {
-            Some(a) => format!("{article} {} key restricted to {a:?}", self.kind),
-            None => format!("{article} {} key", self.kind),
-        }
     }
 }
 
@@ -429,21 +428,21 @@ impl TokenKeys {
     /// Private keys, certificates, RSA keys outside 2048–4096 bits and other
     /// curves are refused.
     pub fn from_pem<S: AsRef<str>>(pems: &[S]) -> Result<Self, TokenError> {
-        let mut keys = Vec::with_capacity(pems.len());
-        for (i, pem) in pems.iter().enumerate() {
-            let (kind, key) =
-                parse_public_pem(pem.as_ref()).map_err(|reason| TokenError::InvalidKey {
-                    key: format!("PEM key #{}", i + 1),
-                    reason,
-                })?;
-            keys.push(KeyEntry {
+        let keys = pems.iter().enumerate().map(|(i, pem)| {
+            let (kind, key) = pem_key(pem.as_ref()).map_err(|reason| TokenError::InvalidKey {
+                key: format!("PEM key #{}", i + 1),
+                reason,
+            })?;
+            Ok(KeyEntry {
                 kid: None,
                 alg: None,
                 kind,
                 key,
-            });
-        }
-        Ok(TokenKeys { keys })
+            })
+        });
+        Ok(TokenKeys {
+            keys: keys.collect::<Result<_, TokenError>>()?,
+        })
     }
 
     /// Keys from a JWKS document (`{"keys": [...]}`) with `OKP` (Ed25519),
@@ -451,6 +450,9 @@ impl TokenKeys {
     /// an encryption `alg` are skipped; symmetric (`oct`) keys, keys carrying
     /// private material and unsupported curves are refused.
     pub fn from_jwks(json: &str) -> Result<Self, TokenError> {
+        // Key by key rather than as a `jwk::JwkSet`, which fails the whole
+        // document on one key it cannot represent without saying which, and
+        // silently drops private members that should never have been published.
         #[derive(Deserialize)]
         struct RawJwks {
             keys: Vec<Value>,
@@ -460,17 +462,12 @@ impl TokenKeys {
         })?;
         let mut keys = Vec::with_capacity(raw.keys.len());
         for (i, value) in raw.keys.into_iter().enumerate() {
-            let name = match value.get("kid").and_then(Value::as_str) {
+            let key = match value.get("kid").and_then(Value::as_str) {
                 Some(kid) => format!("JWKS key #{} (kid {kid:?})", i + 1),
                 None => format!("JWKS key #{}", i + 1),
             };
-            let invalid = |reason: String| TokenError::InvalidKey {
-                key: name.clone(),
-                reason,
-            };
-            if let Some(entry) = parse_jwk(value).map_err(invalid)? {
-                keys.push(entry);
-            }
+            let entry = jwk_key(&value).map_err(|reason| TokenError::InvalidKey { key, reason })?;
+            keys.extend(entry);
         }
         Ok(TokenKeys { keys })
     }
@@ -495,13 +492,219 @@ impl TokenKeys {
         self.keys.iter().map(|k| (k.kid.as_deref(), k.kind))
     }
 
-    fn registered(&self) -> String {
-        if self.keys.is_empty() {
-            return "none".to_owned();
+    /// The keys to try for a token signed with `alg` whose header names `kid`.
+    fn candidates(
+        &self,
+        alg: Algorithm,
+        kid: Option<&str>,
+        participant_id: &str,
+    ) -> Result<Vec<&KeyEntry>, TokenError> {
+        let named: Vec<&KeyEntry> = self
+            .keys
+            .iter()
+            .filter(|k| kid.is_some() && k.kid.as_deref() == kid)
+            .collect();
+        if let (Some(kid), Some(first)) = (kid, named.first()) {
+            let usable: Vec<&KeyEntry> = named
+                .iter()
+                .copied()
+                .filter(|k| k.usable_for(alg))
+                .collect();
+            if usable.is_empty() {
+                let restricted = first.alg.map(|a| format!(" restricted to {a:?}"));
+                return Err(TokenError::KeyTypeMismatch {
+                    kid: kid.to_owned(),
+                    key: first.kind.described() + &restricted.unwrap_or_default(),
+                    alg: format!("{alg:?}"),
+                });
+            }
+            return Ok(usable);
         }
-        let kinds: Vec<&str> = self.keys.iter().map(|k| k.kind.name()).collect();
-        kinds.join(", ")
+        // No key has the token's kid: the keys without one (from PEM) may still match.
+        let pool: Vec<&KeyEntry> = self
+            .keys
+            .iter()
+            .filter(|k| kid.is_none() || k.kid.is_none())
+            .collect();
+        if let (Some(kid), true) = (kid, pool.is_empty()) {
+            return Err(TokenError::UnknownKeyId {
+                kid: kid.to_owned(),
+                participant: participant_id.to_owned(),
+            });
+        }
+        let usable: Vec<&KeyEntry> = pool.into_iter().filter(|k| k.usable_for(alg)).collect();
+        if usable.is_empty() {
+            let mut registered: Vec<String> =
+                self.keys.iter().map(|k| k.kind.to_string()).collect();
+            if registered.is_empty() {
+                registered.push("none".to_owned());
+            }
+            return Err(TokenError::NoKeyForAlgorithm {
+                alg: format!("{alg:?}"),
+                participant: participant_id.to_owned(),
+                registered: registered.join(", "),
+            });
+        }
+        Ok(usable)
     }
+}
+
+/// A PEM public key, its type told by its label and SPKI algorithm.
+fn pem_key(pem: &str) -> Result<(KeyKind, DecodingKey), String> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+        .map_err(|e| format!("is not PEM ({e})"))?;
+    let (kind, key) = match pem.label.as_str() {
+        "PUBLIC KEY" => spki_key(&pem.contents)?,
+        "RSA PUBLIC KEY" => (KeyKind::Rsa, DecodingKey::from_rsa_der(&pem.contents)),
+        label if label.contains("PRIVATE KEY") => {
+            return Err("is a private key; register only the public key".to_owned())
+        }
+        "CERTIFICATE" => {
+            return Err(
+                "is a certificate; register the issuer's public key (PUBLIC KEY) instead"
+                    .to_owned(),
+            )
+        }
+        label => {
+            return Err(format!(
+                "has PEM label {label:?}; expected PUBLIC KEY or RSA PUBLIC KEY"
+            ))
+        }
+    };
+    check_key(kind, &key)?;
+    Ok((kind, key))
+}
+
+/// The key of a DER `SubjectPublicKeyInfo`. jsonwebtoken's own PEM loaders
+/// need the type up front and do not report an EC key's curve.
+fn spki_key(der: &[u8]) -> Result<(KeyKind, DecodingKey), String> {
+    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
+    let unsupported = || "is not an Ed25519, EC P-256/P-384 or RSA public key".to_owned();
+    let spki = match SubjectPublicKeyInfo::from_der(der) {
+        Ok(([], spki)) => spki,
+        _ => return Err(unsupported()),
+    };
+    let (algorithm, public) = (&spki.algorithm.algorithm, &spki.subject_public_key.data);
+    if *algorithm == oid::OID_SIG_ED25519 {
+        Ok((KeyKind::Ed25519, DecodingKey::from_ed_der(public)))
+    } else if *algorithm == oid::OID_PKCS1_RSAENCRYPTION {
+        Ok((KeyKind::Rsa, DecodingKey::from_rsa_der(public)))
+    } else if *algorithm == oid::OID_KEY_TYPE_EC_PUBLIC_KEY {
+        let curve = spki
+            .algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok());
+        let kind = match curve {
+            Some(c) if c == oid::OID_EC_P256 => KeyKind::P256,
+            Some(c) if c == oid::OID_NIST_EC_P384 => KeyKind::P384,
+            _ => return Err("is an EC key on a curve other than P-256 or P-384".to_owned()),
+        };
+        Ok((kind, DecodingKey::from_ec_der(public)))
+    } else {
+        Err(unsupported())
+    }
+}
+
+/// One JWK; `Ok(None)` for a key that is not meant for signatures.
+fn jwk_key(value: &Value) -> Result<Option<KeyEntry>, String> {
+    if value.get("d").is_some() || value.get("p").is_some() {
+        return Err("contains private key material; publish only the public key".to_owned());
+    }
+    // Before parsing: an encryption key may well be of a type `Jwk` cannot represent (X25519).
+    if value.get("use").and_then(Value::as_str) == Some("enc") {
+        return Ok(None);
+    }
+    let jwk = Jwk::deserialize(value).map_err(|e| format!("is not a supported JWK ({e})"))?;
+    let alg = match jwk.common.key_algorithm {
+        None => None,
+        Some(KeyAlgorithm::RSA1_5 | KeyAlgorithm::RSA_OAEP | KeyAlgorithm::RSA_OAEP_256) => {
+            return Ok(None)
+        }
+        Some(declared) => match declared.to_string().parse::<Algorithm>() {
+            Ok(alg) if alg.family() == AlgorithmFamily::Hmac => {
+                return Err(format!(
+                    "declares the symmetric alg {declared}; only asymmetric keys are accepted"
+                ))
+            }
+            Ok(alg) => Some(alg),
+            Err(_) => return Err("declares an unsupported alg".to_owned()),
+        },
+    };
+    let kind = match &jwk.algorithm {
+        AlgorithmParameters::OctetKey(_) => {
+            return Err("is a symmetric (oct) key; only public keys are accepted".to_owned())
+        }
+        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+            KeyKind::Ed25519
+        }
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => KeyKind::P256,
+        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => KeyKind::P384,
+        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
+        _ => return Err("is on an unsupported curve (use Ed25519, P-256 or P-384)".to_owned()),
+    };
+    if let Some(alg) = alg.filter(|&a| !kind.accepts(a)) {
+        return Err(format!("declares alg {alg:?} but is {}", kind.described()));
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("has invalid key data ({e})"))?;
+    check_key(kind, &key)?;
+    Ok(Some(KeyEntry {
+        kid: jwk.common.key_id,
+        alg,
+        kind,
+        key,
+    }))
+}
+
+/// Checks at load time that `key` will work, so a bad key fails the
+/// configuration rather than every token.
+fn check_key(kind: KeyKind, key: &DecodingKey) -> Result<(), String> {
+    let probe = match kind {
+        KeyKind::Ed25519 => {
+            // jsonwebtoken's EdDSA verifier slices the first 32 bytes: shorter would panic.
+            if key.as_bytes().len() != 32 {
+                return Err("is not a 32-byte Ed25519 public key".to_owned());
+            }
+            Algorithm::EdDSA
+        }
+        KeyKind::P256 => Algorithm::ES256,
+        KeyKind::P384 => Algorithm::ES384,
+        KeyKind::Rsa => return check_rsa(key),
+    };
+    // Building the verifier parses the key (point on the curve) as verification will.
+    let factory = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory;
+    factory(&probe, key)
+        .map(drop)
+        .map_err(|e| format!("is not a valid {kind} public key ({e})"))
+}
+
+/// The modulus size limits, then the `rsa` crate's own checks (odd modulus,
+/// exponent range), which it would otherwise make at every verification.
+fn check_rsa(key: &DecodingKey) -> Result<(), String> {
+    use rsa::pkcs1::der::Decode as _;
+    use rsa::BigUint;
+    let (n, e) = match key.kind() {
+        DecodingKeyKind::SecretOrDer(der) => {
+            let parsed = rsa::pkcs1::RsaPublicKey::from_der(der)
+                .map_err(|_| "is not a PKCS#1 RSA public key".to_owned())?;
+            (
+                BigUint::from_bytes_be(parsed.modulus.as_bytes()),
+                BigUint::from_bytes_be(parsed.public_exponent.as_bytes()),
+            )
+        }
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            (BigUint::from_bytes_be(n), BigUint::from_bytes_be(e))
+        }
+    };
+    let bits = n.bits();
+    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+        return Err(format!(
+            "is a {bits}-bit RSA key; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted"
+        ));
+    }
+    rsa::RsaPublicKey::new(n, e)
+        .map(drop)
+        .map_err(|e| format!("is not a usable RSA public key ({e})"))
 }
 
 /// Reads the token out of `authorization` metadata: `Bearer <token>`, the
@@ -544,11 +747,11 @@ pub fn bearer(metadata_value: &str) -> Result<&str, TokenError> {
 /// asymmetric (`none` and `HS*` refused before any key is looked at); no
 /// `crit`; `iss` equal to `participant_id` (checked before the signature, so
 /// another participant's token fails clearly); key selection by `kid` and
-/// key type; signature; `exp` present, not passed and at most
-/// `max_lifetime` ahead; `nbf` and `iat` not in the future; `aud` contains
-/// `policy.audience`; `sub` present; `cnf.x5t#S256` equals `cert_sha256`
-/// (absent: refused if `policy.require_binding`). Time checks allow
-/// `policy.leeway`. Unknown scopes are ignored.
+/// key type; signature; `aud` contains `policy.audience`; `exp` and `sub`
+/// present; `exp` not passed and at most `max_lifetime` ahead; `nbf` and
+/// `iat` not in the future; `sub` not empty; `cnf.x5t#S256` equals
+/// `cert_sha256` (absent: refused if `policy.require_binding`). Time checks
+/// use `now_unix` and allow `policy.leeway`. Unknown scopes are ignored.
 pub fn verify(
     token: &str,
     participant_id: &str,
@@ -558,30 +761,23 @@ pub fn verify(
     now_unix: u64,
 ) -> Result<Officer, TokenError> {
     init();
-    let parts = split_token(token)?;
-    let header = parse_header(parts.header)?;
-    let alg = asymmetric_algorithm(&header.alg)?;
-    if header.crit.is_some() {
-        return Err(TokenError::CriticalHeader);
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(malformed(format!(
+            "it is longer than {MAX_TOKEN_LEN} bytes"
+        )));
     }
-    if parts.signature.is_empty() {
+    let header = asymmetric_header(token)?;
+    if token.ends_with('.') {
+        // jsonwebtoken would call an empty signature merely wrong.
         return Err(malformed("its signature is empty"));
     }
-    if URL_SAFE_NO_PAD.decode(parts.signature).is_err() {
-        return Err(malformed("its signature is not base64url without padding"));
-    }
-    let payload = URL_SAFE_NO_PAD
-        .decode(parts.payload)
-        .map_err(|_| malformed("its payload is not base64url without padding"))?;
-    if !is_json_object(&payload) {
-        return Err(malformed("its payload is not a JSON object"));
-    }
-    let claims: RawClaims = serde_json::from_slice(&payload)
-        .map_err(|e| malformed(format!("its payload is not a JSON claims object ({e})")))?;
-
-    // Issuer first: rejecting on an unverified claim is safe, and a token of
-    // another participant then fails with a message that says so.
-    let iss = string_claim("iss", claims.iss.as_ref())?;
+    // The claims are read once before any key is used, so that a garbled
+    // payload is Malformed rather than a bad signature, and a token of another
+    // participant says so (refusing on an unverified claim is safe).
+    let unverified: Claims = jsonwebtoken::dangerous::insecure_decode(token)
+        .map_err(|e| malformed(format!("its payload is not a JSON claims object ({e})")))?
+        .claims;
+    let iss = string_claim("iss", unverified.iss.as_ref())?;
     if iss != participant_id {
         return Err(TokenError::IssuerMismatch {
             iss: iss.to_owned(),
@@ -589,17 +785,35 @@ pub fn verify(
         });
     }
 
-    check_signature(&parts, alg, header.kid.as_deref(), participant_id, keys)?;
+    let candidates = keys.candidates(header.alg, header.kid.as_deref(), participant_id)?;
+    let mut validation = Validation::new(header.alg);
+    validation.set_issuer(&[participant_id]);
+    validation.set_audience(&[&policy.audience]);
+    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
+    // Times are checked below against `now_unix` (the caller's clock, which
+    // the cache and tests set); jsonwebtoken would read the system clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    let mut verified = None;
+    for entry in &candidates {
+        match jsonwebtoken::decode::<Claims>(token, &entry.key, &validation) {
+            Ok(data) => {
+                verified = Some(data.claims);
+                break;
+            }
+            // Keys are checked when loaded, so a key error is unexpected: the next key may do.
+            Err(e) if is_key_failure(e.kind()) => {}
+            Err(e) => return Err(claims_error(e.into_kind(), &unverified, policy)),
+        }
+    }
+    let claims = verified.ok_or_else(|| TokenError::BadSignature {
+        participant: participant_id.to_owned(),
+        tried: candidates.len(),
+    })?;
 
-    let now = now_unix;
-    let leeway = policy.leeway.as_secs();
-    let exp = numeric_date(
-        "exp",
-        claims
-            .exp
-            .as_ref()
-            .ok_or(TokenError::MissingClaim { claim: "exp" })?,
-    )?;
+    let (now, leeway) = (now_unix, policy.leeway.as_secs());
+    let exp = numeric_date("exp", claims.exp.as_ref())?
+        .ok_or(TokenError::MissingClaim { claim: "exp" })?;
     if now >= exp.saturating_add(leeway) {
         return Err(TokenError::Expired { exp, now });
     }
@@ -607,61 +821,190 @@ pub fn verify(
     if exp > now.saturating_add(max_secs).saturating_add(leeway) {
         return Err(TokenError::LifetimeTooLong { exp, now, max_secs });
     }
-    if let Some(nbf) = claims.nbf.as_ref() {
-        let nbf = numeric_date("nbf", nbf)?;
+    if let Some(nbf) = numeric_date("nbf", claims.nbf.as_ref())? {
         if nbf > now.saturating_add(leeway) {
             return Err(TokenError::NotYetValid { nbf, now });
         }
     }
-    if let Some(iat) = claims.iat.as_ref() {
-        let iat = numeric_date("iat", iat)?;
+    if let Some(iat) = numeric_date("iat", claims.iat.as_ref())? {
         if iat > now.saturating_add(leeway) {
             return Err(TokenError::IssuedInFuture { iat, now });
         }
     }
-
-    check_audience(claims.aud.as_ref(), &policy.audience)?;
-
     let subject = string_claim("sub", claims.sub.as_ref())?;
     if subject.is_empty() {
-        return Err(TokenError::InvalidClaim {
-            claim: "sub",
-            reason: "is empty".to_owned(),
-        });
+        return Err(invalid("sub", "is empty"));
     }
-
     check_binding(claims.cnf.as_ref(), cert_sha256, policy.require_binding)?;
-
-    let scopes = match claims.scope.as_ref() {
+    let scopes = match &claims.scope {
         None => BTreeSet::new(),
         Some(Value::String(s)) => s
             .split_ascii_whitespace()
             .filter_map(Scope::parse)
             .collect(),
-        Some(_) => {
-            return Err(TokenError::InvalidClaim {
-                claim: "scope",
-                reason: "is not a space-separated string".to_owned(),
-            })
-        }
+        Some(_) => return Err(invalid("scope", "is not a space-separated string")),
     };
-    let token_id = match claims.jti.as_ref() {
-        None => None,
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            return Err(TokenError::InvalidClaim {
-                claim: "jti",
-                reason: "is not a string".to_owned(),
-            })
-        }
-    };
-
     Ok(Officer {
         subject: subject.to_owned(),
         scopes,
         expires_at: exp,
-        token_id,
     })
+}
+
+/// The claims looked at; others are ignored. They stay JSON values so that
+/// one of the wrong type is named in the error rather than failing the
+/// payload; duplicate names are refused by serde.
+#[derive(Deserialize)]
+struct Claims {
+    iss: Option<Value>,
+    sub: Option<Value>,
+    aud: Option<Value>,
+    exp: Option<Value>,
+    nbf: Option<Value>,
+    iat: Option<Value>,
+    scope: Option<Value>,
+    cnf: Option<Value>,
+    /// Flattening makes serde accept only a JSON object: a plain struct
+    /// would also be read from an array, field by field.
+    #[serde(flatten)]
+    _others: HashMap<String, serde::de::IgnoredAny>,
+}
+
+fn malformed(reason: impl Into<String>) -> TokenError {
+    TokenError::Malformed {
+        reason: reason.into(),
+    }
+}
+
+fn invalid(claim: &'static str, reason: &str) -> TokenError {
+    let reason = reason.to_owned();
+    TokenError::InvalidClaim { claim, reason }
+}
+
+/// The header of `token` if its `alg` is one this gateway verifies.
+fn asymmetric_header(token: &str) -> Result<jsonwebtoken::Header, TokenError> {
+    let header = jsonwebtoken::decode_header(token).map_err(|e| {
+        // jsonwebtoken has no `alg` outside its enum (`none`, ES512…) and
+        // calls such a header bad JSON; a refused algorithm should say so.
+        let alg = token
+            .split('.')
+            .next()
+            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+            .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+            .and_then(|h| h.get("alg")?.as_str().map(str::to_owned));
+        match alg {
+            Some(alg) if alg.eq_ignore_ascii_case("none") => TokenError::AlgNone,
+            Some(alg) if alg.starts_with("HS") => TokenError::SymmetricAlgorithm { alg },
+            Some(alg) if alg.parse::<Algorithm>().is_err() => {
+                TokenError::UnsupportedAlgorithm { alg }
+            }
+            _ => malformed(format!("its header is not a JSON object with an alg ({e})")),
+        }
+    })?;
+    if header.alg.family() == AlgorithmFamily::Hmac {
+        return Err(TokenError::SymmetricAlgorithm {
+            alg: format!("{:?}", header.alg),
+        });
+    }
+    if header.crit.is_some() {
+        return Err(TokenError::CriticalHeader);
+    }
+    Ok(header)
+}
+
+/// Whether `decode` failed on the key or signature, not on the token.
+fn is_key_failure(kind: &ErrorKind) -> bool {
+    matches!(
+        kind,
+        ErrorKind::InvalidSignature
+            | ErrorKind::InvalidEcdsaKey
+            | ErrorKind::InvalidEddsaKey
+            | ErrorKind::InvalidRsaKey(_)
+            | ErrorKind::InvalidKeyFormat
+    )
+}
+
+/// A `decode` failure after the signature check, in this module's terms.
+fn claims_error(kind: ErrorKind, claims: &Claims, policy: &TokenPolicy) -> TokenError {
+    match kind {
+        ErrorKind::InvalidAudience => TokenError::AudienceMismatch {
+            audience: policy.audience.clone(),
+        },
+        // jsonwebtoken keeps the required claims in a HashSet, names whichever
+        // it meets first, and calls a claim of the wrong type missing too: name
+        // the first absent one in a fixed order, else the one it named.
+        ErrorKind::MissingRequiredClaim(name) => {
+            let required = [
+                ("exp", &claims.exp),
+                ("aud", &claims.aud),
+                ("sub", &claims.sub),
+                ("iss", &claims.iss),
+            ];
+            match required.iter().find(|(_, value)| value.is_none()) {
+                Some(&(claim, _)) => TokenError::MissingClaim { claim },
+                None => {
+                    let claim = required.iter().map(|r| r.0).find(|c| *c == name);
+                    invalid(claim.unwrap_or("iss"), "is of the wrong type")
+                }
+            }
+        }
+        // Unreachable after the check in `verify`, which names the issuer.
+        ErrorKind::InvalidIssuer => invalid("iss", "is not this participant"),
+        other => malformed(jsonwebtoken::errors::Error::from(other).to_string()),
+    }
+}
+
+fn string_claim<'a>(claim: &'static str, value: Option<&'a Value>) -> Result<&'a str, TokenError> {
+    match value {
+        None => Err(TokenError::MissingClaim { claim }),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid(claim, "is not a string")),
+    }
+}
+
+/// A NumericDate (RFC 7519 §2), if present: non-negative seconds, fractions truncated.
+fn numeric_date(claim: &'static str, value: Option<&Value>) -> Result<Option<u64>, TokenError> {
+    let Some(value) = value else { return Ok(None) };
+    match (value.as_u64(), value.as_f64()) {
+        (Some(n), _) => Ok(Some(n)),
+        // The cast saturates; the range check keeps it meaningful.
+        (None, Some(f)) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => Ok(Some(f as u64)),
+        _ => Err(invalid(claim, "is not a non-negative number of seconds")),
+    }
+}
+
+/// RFC 8705 certificate binding: `cnf.x5t#S256` must be the caller's certificate.
+fn check_binding(
+    cnf: Option<&Value>,
+    cert_sha256: &[u8; 32],
+    require_binding: bool,
+) -> Result<(), TokenError> {
+    let invalid = |reason| invalid("cnf", reason);
+    let thumbprint = match cnf {
+        None if require_binding => return Err(TokenError::MissingBinding),
+        None => return Ok(()),
+        Some(Value::Object(map)) => match map.get("x5t#S256") {
+            Some(Value::String(s)) => s,
+            Some(_) => return Err(invalid("has an x5t#S256 member that is not a string")),
+            // A confirmation method we cannot check (e.g. DPoP "jkt") must not pass.
+            None => return Err(invalid(
+                "has no x5t#S256 member; only certificate-bound (RFC 8705) tokens are supported",
+            )),
+        },
+        Some(_) => return Err(invalid("is not a JSON object")),
+    };
+    let bound = URL_SAFE_NO_PAD
+        .decode(thumbprint)
+        .ok()
+        .filter(|b| b.len() == 32)
+        .ok_or_else(|| invalid("has an x5t#S256 that is not a base64url SHA-256 digest"))?;
+    if bound.as_slice() != cert_sha256.as_slice() {
+        return Err(TokenError::BindingMismatch {
+            bound: hex::encode(&bound),
+            presented: hex::encode(cert_sha256),
+        });
+    }
+    Ok(())
 }
 
 /// A bounded cache of verified tokens, so that a token presented again skips
@@ -691,6 +1034,7 @@ struct CacheEntry {
     participant: String,
     cert_sha256: [u8; 32],
     officer: Officer,
+    /// Insertion order, for evicting the older half.
     seq: u64,
 }
 
@@ -725,18 +1069,43 @@ impl TokenCache {
     ) -> Result<Officer, TokenError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let leeway = policy.leeway.as_secs();
-        if let Some(officer) = self.lookup(&digest, participant_id, cert_sha256, leeway, now_unix) {
-            return Ok(officer);
+        let live = |e: &CacheEntry| now_unix < e.officer.expires_at.saturating_add(leeway);
+        {
+            let mut inner = self.lock();
+            match inner.entries.get(&digest) {
+                Some(e) if e.participant == participant_id && e.cert_sha256 == *cert_sha256 => {
+                    if live(e) {
+                        return Ok(e.officer.clone());
+                    }
+                    inner.entries.remove(&digest);
+                }
+                _ => {}
+            }
         }
         let officer = verify(token, participant_id, keys, cert_sha256, policy, now_unix)?;
-        self.insert(
-            digest,
-            participant_id,
-            cert_sha256,
-            &officer,
-            leeway,
-            now_unix,
-        );
+        if self.capacity == 0 {
+            return Ok(officer);
+        }
+        let mut inner = self.lock();
+        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&digest) {
+            inner.entries.retain(|_, e| live(e));
+            if inner.entries.len() >= self.capacity {
+                // Sequence numbers are unique and below next_seq, so at most
+                // capacity/2 entries survive this.
+                let keep = u64::try_from(self.capacity / 2).unwrap_or(u64::MAX);
+                let cutoff = inner.next_seq.saturating_sub(keep);
+                inner.entries.retain(|_, e| e.seq >= cutoff);
+            }
+        }
+        let seq = inner.next_seq;
+        inner.next_seq += 1;
+        let entry = CacheEntry {
+            participant: participant_id.to_owned(),
+            cert_sha256: *cert_sha256,
+            officer: officer.clone(),
+            seq,
+        };
+        inner.entries.insert(digest, entry);
         Ok(officer)
     }
 
@@ -760,727 +1129,14 @@ impl TokenCache {
         // (each operation is a single map call), so a poisoned lock is usable.
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
-
-    fn lookup(
-        &self,
-        digest: &[u8; 32],
-        participant_id: &str,
-        cert_sha256: &[u8; 32],
-        leeway: u64,
-        now: u64,
-    ) -> Option<Officer> {
-        let mut inner = self.lock();
-        let entry = inner.entries.get(digest)?;
-        if entry.participant != participant_id || entry.cert_sha256 != *cert_sha256 {
-            return None;
-        }
-        if now >= entry.officer.expires_at.saturating_add(leeway) {
-            inner.entries.remove(digest);
-            return None;
-        }
-        Some(entry.officer.clone())
-    }
-
-    fn insert(
-        &self,
-        digest: [u8; 32],
-        participant_id: &str,
-        cert_sha256: &[u8; 32],
-        officer: &Officer,
-        leeway: u64,
-        now: u64,
-    ) {
-        if self.capacity == 0 {
-            return;
-        }
-        let mut inner = self.lock();
-        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&digest) {
-            inner
-                .entries
-                .retain(|_, e| now < e.officer.expires_at.saturating_add(leeway));
-            if inner.entries.len() >= self.capacity {
-                // Sequence numbers are unique and below next_seq, so at most
-                // capacity/2 entries survive this.
-                let keep = u64::try_from(self.capacity / 2).unwrap_or(u64::MAX);
-                let cutoff = inner.next_seq.saturating_sub(keep);
-                inner.entries.retain(|_, e| e.seq >= cutoff);
-            }
-        }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.entries.insert(
-            digest,
-            CacheEntry {
-                participant: participant_id.to_owned(),
-                cert_sha256: *cert_sha256,
-                officer: officer.clone(),
-                seq,
-            },
-        );
-    }
-}
-
-/// An Ed25519 token signer for development and tests: it plays a
-/// participant's identity system. Never use it as a production issuer.
-pub struct DevSigner {
-    signing: ed25519_dalek::SigningKey,
-    encoding: EncodingKey,
-    kid: Option<String>,
-}
-
-impl fmt::Debug for DevSigner {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DevSigner")
-            .field("kid", &self.kid)
-            .field(
-                "public_key",
-                &hex::encode(self.signing.verifying_key().as_bytes()),
-            )
-            .finish_non_exhaustive()
-    }
-}
-
-#[derive(Serialize)]
-struct MintedClaims<'a> {
-    iss: &'a str,
-    sub: &'a str,
-    aud: &'a str,
-    iat: u64,
-    exp: u64,
-    jti: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    scope: String,
-    cnf: MintedCnf,
-}
-
-#[derive(Serialize)]
-struct MintedCnf {
-    #[serde(rename = "x5t#S256")]
-    x5t_s256: String,
-}
-
-impl DevSigner {
-    /// A signer with a fresh random key from the OS, without key id.
-    pub fn generate() -> Result<Self, TokenError> {
-        let mut secret = [0u8; 32];
-        OsRng.try_fill_bytes(&mut secret).map_err(signing_error)?;
-        Self::from_signing_key(ed25519_dalek::SigningKey::from_bytes(&secret))
-    }
-
-    /// A signer from a PKCS#8 PEM (`PRIVATE KEY`) Ed25519 key, without key id.
-    pub fn from_pkcs8_pem(pem: &str) -> Result<Self, TokenError> {
-        let signing = ed25519_dalek::SigningKey::from_pkcs8_pem(pem).map_err(signing_error)?;
-        Self::from_signing_key(signing)
-    }
-
-    fn from_signing_key(signing: ed25519_dalek::SigningKey) -> Result<Self, TokenError> {
-        init();
-        let der = signing.to_pkcs8_der().map_err(signing_error)?;
-        Ok(DevSigner {
-            encoding: EncodingKey::from_ed_der(der.as_bytes()),
-            signing,
-            kid: None,
-        })
-    }
-
-    /// The same signer, putting `kid` in the header of the tokens it mints.
-    pub fn with_kid(mut self, kid: impl Into<String>) -> Self {
-        self.kid = Some(kid.into());
-        self
-    }
-
-    /// The key id put in minted tokens, if any.
-    pub fn kid(&self) -> Option<&str> {
-        self.kid.as_deref()
-    }
-
-    /// The private key as PKCS#8 PEM (`PRIVATE KEY`): secret material.
-    pub fn to_pkcs8_pem(&self) -> Result<String, TokenError> {
-        let pem = self
-            .signing
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(signing_error)?;
-        Ok(pem.as_str().to_owned())
-    }
-
-    /// The public key as SPKI PEM (`PUBLIC KEY`), for [`TokenKeys::from_pem`].
-    pub fn public_key_pem(&self) -> Result<String, TokenError> {
-        self.signing
-            .verifying_key()
-            .to_public_key_pem(LineEnding::LF)
-            .map_err(signing_error)
-    }
-
-    /// The public key as a JWKS document (with the `kid`, if set), for [`TokenKeys::from_jwks`].
-    pub fn public_jwks(&self) -> String {
-        let mut jwk = serde_json::json!({
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(self.signing.verifying_key().as_bytes()),
-            "use": "sig",
-            "alg": "EdDSA",
-        });
-        if let (Some(kid), Some(obj)) = (&self.kid, jwk.as_object_mut()) {
-            obj.insert("kid".to_owned(), Value::String(kid.clone()));
-        }
-        serde_json::json!({ "keys": [jwk] }).to_string()
-    }
-
-    /// The verification key of this signer, as [`TokenKeys`].
-    pub fn token_keys(&self) -> TokenKeys {
-        TokenKeys {
-            keys: vec![KeyEntry {
-                kid: self.kid.clone(),
-                alg: None,
-                kind: KeyKind::Ed25519,
-                key: DecodingKey::from_ed_der(self.signing.verifying_key().as_bytes()),
-            }],
-        }
-    }
-
-    /// Mints a token for officer `sub` of participant `iss`, for gateway
-    /// `aud`, with `scopes`, valid from `now` for `ttl`, bound to the client
-    /// certificate whose SHA-256 is `cert_sha256`, with a random `jti`.
-    #[allow(clippy::too_many_arguments)] // mirrors the claims one to one
-    pub fn mint(
-        &self,
-        iss: &str,
-        sub: &str,
-        aud: &str,
-        scopes: &[Scope],
-        ttl: Duration,
-        cert_sha256: &[u8; 32],
-        now: u64,
-    ) -> Result<String, TokenError> {
-        let mut jti = [0u8; 16];
-        OsRng.try_fill_bytes(&mut jti).map_err(signing_error)?;
-        let scope: Vec<&str> = scopes.iter().map(|s| s.as_str()).collect();
-        self.sign_claims(&MintedClaims {
-            iss,
-            sub,
-            aud,
-            iat: now,
-            exp: now.saturating_add(ttl.as_secs()),
-            jti: hex::encode(jti),
-            scope: scope.join(" "),
-            cnf: MintedCnf {
-                x5t_s256: URL_SAFE_NO_PAD.encode(cert_sha256),
-            },
-        })
-    }
-
-    /// Signs arbitrary claims as an EdDSA JWT (with this signer's `kid`), e.g.
-    /// to craft unusual tokens in tests.
-    pub fn sign_claims<T: Serialize>(&self, claims: &T) -> Result<String, TokenError> {
-        init();
-        let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = self.kid.clone();
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(signing_error)
-    }
-}
-
-fn signing_error(e: impl fmt::Display) -> TokenError {
-    TokenError::Signing {
-        reason: e.to_string(),
-    }
-}
-
-fn malformed(reason: impl Into<String>) -> TokenError {
-    TokenError::Malformed {
-        reason: reason.into(),
-    }
-}
-
-struct TokenParts<'a> {
-    header: &'a str,
-    payload: &'a str,
-    signature: &'a str,
-    /// `header.payload`, the signed bytes.
-    message: &'a str,
-}
-
-fn split_token(token: &str) -> Result<TokenParts<'_>, TokenError> {
-    if token.len() > MAX_TOKEN_LEN {
-        return Err(malformed(format!(
-            "it is longer than {MAX_TOKEN_LEN} bytes"
-        )));
-    }
-    let (message, signature) = token
-        .rsplit_once('.')
-        .ok_or_else(|| malformed("it does not have three dot-separated parts"))?;
-    let (header, payload) = message
-        .split_once('.')
-        .ok_or_else(|| malformed("it does not have three dot-separated parts"))?;
-    if payload.contains('.') {
-        return Err(malformed("it has more than three dot-separated parts"));
-    }
-    if header.is_empty() || payload.is_empty() {
-        return Err(malformed("its header or payload is empty"));
-    }
-    Ok(TokenParts {
-        header,
-        payload,
-        signature,
-        message,
-    })
-}
-
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: String,
-    #[serde(default)]
-    kid: Option<String>,
-    #[serde(default)]
-    crit: Option<Value>,
-}
-
-fn parse_header(encoded: &str) -> Result<RawHeader, TokenError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(encoded)
-        .map_err(|_| malformed("its header is not base64url without padding"))?;
-    if !is_json_object(&bytes) {
-        return Err(malformed("its header is not a JSON object"));
-    }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        malformed(format!(
-            "its header is not a JSON object with a string alg ({e})"
-        ))
-    })
-}
-
-/// Whether `json` starts like an object; serde would also map an array onto a struct.
-fn is_json_object(json: &[u8]) -> bool {
-    json.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
-}
-
-fn asymmetric_algorithm(alg: &str) -> Result<Algorithm, TokenError> {
-    use Algorithm::*;
-    Ok(match alg {
-        "EdDSA" => EdDSA,
-        "ES256" => ES256,
-        "ES384" => ES384,
-        "RS256" => RS256,
-        "RS384" => RS384,
-        "RS512" => RS512,
-        "PS256" => PS256,
-        "PS384" => PS384,
-        "PS512" => PS512,
-        _ if alg.eq_ignore_ascii_case("none") => return Err(TokenError::AlgNone),
-        _ if alg.starts_with("HS") => {
-            return Err(TokenError::SymmetricAlgorithm {
-                alg: alg.to_owned(),
-            })
-        }
-        _ => {
-            return Err(TokenError::UnsupportedAlgorithm {
-                alg: alg.to_owned(),
-            })
-        }
-    })
-}
-
-fn check_signature(
-    parts: &TokenParts<'_>,
-    alg: Algorithm,
-    kid: Option<&str>,
-    participant_id: &str,
-    keys: &TokenKeys,
-) -> Result<(), TokenError> {
-    let no_key = || TokenError::NoKeyForAlgorithm {
-        alg: format!("{alg:?}"),
-        participant: participant_id.to_owned(),
-        registered: keys.registered(),
-    };
-    let candidates: Vec<&KeyEntry> = match kid {
-        Some(kid) => {
-            let named: Vec<&KeyEntry> = keys
-                .keys
-                .iter()
-                .filter(|k| k.kid.as_deref() == Some(kid))
-                .collect();
-            if let Some(first) = named.first() {
-                let usable: Vec<&KeyEntry> = named
-                    .iter()
-                    .copied()
-                    .filter(|k| k.usable_for(alg))
-                    .collect();
-                if usable.is_empty() {
-                    return Err(TokenError::KeyTypeMismatch {
-                        kid: kid.to_owned(),
-                        key: first.describe(),
-                        alg: format!("{alg:?}"),
-                    });
-                }
-                usable
-            } else {
-                let anonymous: Vec<&KeyEntry> =
-                    keys.keys.iter().filter(|k| k.kid.is_none()).collect();
-                if anonymous.is_empty() {
-                    return Err(TokenError::UnknownKeyId {
-                        kid: kid.to_owned(),
-                        participant: participant_id.to_owned(),
-                    });
-                }
-                let usable: Vec<&KeyEntry> = anonymous
-                    .into_iter()
-                    .filter(|k| k.usable_for(alg))
-                    .collect();
-                if usable.is_empty() {
-                    return Err(no_key());
-                }
-                usable
-            }
-        }
-        None => {
-            let usable: Vec<&KeyEntry> = keys.keys.iter().filter(|k| k.usable_for(alg)).collect();
-            if usable.is_empty() {
-                return Err(no_key());
-            }
-            usable
-        }
-    };
-    for entry in &candidates {
-        // Err means the key could not be turned into a verifier (keys are
-        // checked when loaded, so this is unexpected): try the next one.
-        if let Ok(true) =
-            jsonwebtoken::crypto::verify(parts.signature, parts.message.as_bytes(), &entry.key, alg)
-        {
-            return Ok(());
-        }
-    }
-    Err(TokenError::BadSignature {
-        participant: participant_id.to_owned(),
-        tried: candidates.len(),
-    })
-}
-
-/// The claims looked at; others are ignored. Duplicate names are refused by serde.
-#[derive(Deserialize)]
-struct RawClaims {
-    #[serde(default)]
-    iss: Option<Value>,
-    #[serde(default)]
-    sub: Option<Value>,
-    #[serde(default)]
-    aud: Option<Value>,
-    #[serde(default)]
-    exp: Option<Value>,
-    #[serde(default)]
-    nbf: Option<Value>,
-    #[serde(default)]
-    iat: Option<Value>,
-    #[serde(default)]
-    jti: Option<Value>,
-    #[serde(default)]
-    scope: Option<Value>,
-    #[serde(default)]
-    cnf: Option<Value>,
-}
-
-fn string_claim<'a>(claim: &'static str, value: Option<&'a Value>) -> Result<&'a str, TokenError> {
-    match value {
-        None => Err(TokenError::MissingClaim { claim }),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(TokenError::InvalidClaim {
-            claim,
-            reason: "is not a string".to_owned(),
-        }),
-    }
-}
-
-/// A NumericDate (RFC 7519 §2): non-negative seconds, fractions truncated.
-fn numeric_date(claim: &'static str, value: &Value) -> Result<u64, TokenError> {
-    if let Some(n) = value.as_u64() {
-        return Ok(n);
-    }
-    match value.as_f64() {
-        // The cast saturates; the range check keeps it meaningful.
-        Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => Ok(f as u64),
-        _ => Err(TokenError::InvalidClaim {
-            claim,
-            reason: "is not a non-negative number of seconds".to_owned(),
-        }),
-    }
-}
-
-fn check_audience(aud: Option<&Value>, audience: &str) -> Result<(), TokenError> {
-    let contains = match aud {
-        None => return Err(TokenError::MissingClaim { claim: "aud" }),
-        Some(Value::String(s)) => s == audience,
-        Some(Value::Array(items)) => {
-            if !items.iter().all(Value::is_string) {
-                return Err(TokenError::InvalidClaim {
-                    claim: "aud",
-                    reason: "is an array with non-string members".to_owned(),
-                });
-            }
-            items.iter().any(|v| v.as_str() == Some(audience))
-        }
-        Some(_) => {
-            return Err(TokenError::InvalidClaim {
-                claim: "aud",
-                reason: "is neither a string nor an array of strings".to_owned(),
-            })
-        }
-    };
-    if contains {
-        Ok(())
-    } else {
-        Err(TokenError::AudienceMismatch {
-            audience: audience.to_owned(),
-        })
-    }
-}
-
-fn check_binding(
-    cnf: Option<&Value>,
-    cert_sha256: &[u8; 32],
-    require_binding: bool,
-) -> Result<(), TokenError> {
-    let invalid = |reason: &str| TokenError::InvalidClaim {
-        claim: "cnf",
-        reason: reason.to_owned(),
-    };
-    let thumbprint = match cnf {
-        None if require_binding => return Err(TokenError::MissingBinding),
-        None => return Ok(()),
-        Some(Value::Object(map)) => match map.get("x5t#S256") {
-            Some(Value::String(s)) => s,
-            Some(_) => return Err(invalid("has an x5t#S256 member that is not a string")),
-            // A confirmation method we cannot check (e.g. DPoP "jkt") must not pass.
-            None => return Err(invalid(
-                "has no x5t#S256 member; only certificate-bound (RFC 8705) tokens are supported",
-            )),
-        },
-        Some(_) => return Err(invalid("is not a JSON object")),
-    };
-    let bound = URL_SAFE_NO_PAD
-        .decode(thumbprint)
-        .ok()
-        .filter(|b| b.len() == 32)
-        .ok_or_else(|| invalid("has an x5t#S256 that is not a base64url SHA-256 digest"))?;
-    if bound.as_slice() != cert_sha256.as_slice() {
-        return Err(TokenError::BindingMismatch {
-            bound: hex::encode(&bound),
-            presented: hex::encode(cert_sha256),
-        });
-    }
-    Ok(())
-}
-
-/// The label of the first `-----BEGIN <label>-----` line.
-fn pem_label(pem: &str) -> Option<&str> {
-    let start = pem.find("-----BEGIN ")? + "-----BEGIN ".len();
-    let rest = &pem[start..];
-    let end = rest.find("-----")?;
-    Some(&rest[..end])
-}
-
-fn parse_public_pem(pem: &str) -> Result<(KeyKind, DecodingKey), String> {
-    match pem_label(pem) {
-        None => return Err("is not PEM (no -----BEGIN line)".to_owned()),
-        Some("PUBLIC KEY" | "RSA PUBLIC KEY") => {}
-        Some(label) if label.contains("PRIVATE KEY") => {
-            return Err("is a private key; register only the public key".to_owned())
-        }
-        Some("CERTIFICATE") => {
-            return Err(
-                "is a certificate; register the issuer's public key (PUBLIC KEY) instead"
-                    .to_owned(),
-            )
-        }
-        Some(label) => {
-            return Err(format!(
-                "has PEM label {label:?}; expected PUBLIC KEY or RSA PUBLIC KEY"
-            ))
-        }
-    }
-    let bytes = pem.as_bytes();
-    let (kind, key) = if let Ok(key) = DecodingKey::from_ed_pem(bytes) {
-        (KeyKind::Ed25519, key)
-    } else if let Ok(key) = DecodingKey::from_ec_pem(bytes) {
-        // jsonwebtoken does not report the curve; the SEC1 point's length does.
-        let kind = match raw_bytes(&key).map(<[u8]>::len) {
-            Some(65 | 33) => KeyKind::P256,
-            Some(97 | 49) => KeyKind::P384,
-            _ => return Err("is an EC key on a curve other than P-256 or P-384".to_owned()),
-        };
-        (kind, key)
-    } else if let Ok(key) = DecodingKey::from_rsa_pem(bytes) {
-        (KeyKind::Rsa, key)
-    } else {
-        return Err("is not an Ed25519, EC P-256/P-384 or RSA public key".to_owned());
-    };
-    check_key(kind, &key)?;
-    Ok((kind, key))
-}
-
-/// Parses one JWK; `Ok(None)` for a key that is not meant for signatures.
-fn parse_jwk(value: Value) -> Result<Option<KeyEntry>, String> {
-    if value.get("d").is_some() || value.get("p").is_some() {
-        return Err("contains private key material; publish only the public key".to_owned());
-    }
-    let jwk: Jwk =
-        serde_json::from_value(value).map_err(|e| format!("is not a supported JWK ({e})"))?;
-    if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-        return Ok(None);
-    }
-    let alg = match jwk.common.key_algorithm {
-        None => None,
-        Some(declared) => match declared {
-            KeyAlgorithm::EdDSA => Some(Algorithm::EdDSA),
-            KeyAlgorithm::ES256 => Some(Algorithm::ES256),
-            KeyAlgorithm::ES384 => Some(Algorithm::ES384),
-            KeyAlgorithm::RS256 => Some(Algorithm::RS256),
-            KeyAlgorithm::RS384 => Some(Algorithm::RS384),
-            KeyAlgorithm::RS512 => Some(Algorithm::RS512),
-            KeyAlgorithm::PS256 => Some(Algorithm::PS256),
-            KeyAlgorithm::PS384 => Some(Algorithm::PS384),
-            KeyAlgorithm::PS512 => Some(Algorithm::PS512),
-            KeyAlgorithm::RSA1_5 | KeyAlgorithm::RSA_OAEP | KeyAlgorithm::RSA_OAEP_256 => {
-                return Ok(None)
-            }
-            KeyAlgorithm::HS256 | KeyAlgorithm::HS384 | KeyAlgorithm::HS512 => {
-                return Err(format!(
-                    "declares the symmetric alg {declared}; only asymmetric keys are accepted"
-                ))
-            }
-            KeyAlgorithm::UNKNOWN_ALGORITHM => return Err("declares an unsupported alg".to_owned()),
-        },
-    };
-    let kind = match &jwk.algorithm {
-        AlgorithmParameters::OctetKey(_) => {
-            return Err("is a symmetric (oct) key; only public keys are accepted".to_owned())
-        }
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            KeyKind::Ed25519
-        }
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => KeyKind::P256,
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => KeyKind::P384,
-        AlgorithmParameters::OctetKeyPair(_) | AlgorithmParameters::EllipticCurve(_) => {
-            return Err("is on an unsupported curve (use Ed25519, P-256 or P-384)".to_owned())
-        }
-        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
-    };
-    if let Some(alg) = alg {
-        if !kind.accepts(alg) {
-            return Err(format!("declares alg {alg:?} but is a {kind} key"));
-        }
-    }
-    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("has invalid key data ({e})"))?;
-    check_key(kind, &key)?;
-    Ok(Some(KeyEntry {
-        kid: jwk.common.key_id,
-        alg,
-        kind,
-        key,
-    }))
-}
-
-fn raw_bytes(key: &DecodingKey) -> Option<&[u8]> {
-    match key.kind() {
-        DecodingKeyKind::SecretOrDer(bytes) => Some(bytes),
-        DecodingKeyKind::RsaModulusExponent { .. } => None,
-    }
-}
-
-/// Checks at load time that `key` will work, so a bad key fails the
-/// configuration rather than every token.
-fn check_key(kind: KeyKind, key: &DecodingKey) -> Result<(), String> {
-    let probe_alg = match kind {
-        KeyKind::Ed25519 => {
-            // The EdDSA verifier slices the first 32 bytes: shorter would panic.
-            if raw_bytes(key).map(<[u8]>::len) != Some(32) {
-                return Err("is not a 32-byte Ed25519 public key".to_owned());
-            }
-            Algorithm::EdDSA
-        }
-        KeyKind::P256 => Algorithm::ES256,
-        KeyKind::P384 => Algorithm::ES384,
-        KeyKind::Rsa => {
-            let (n, e) = match key.kind() {
-                DecodingKeyKind::SecretOrDer(der) => rsa_public_components(der)
-                    .ok_or_else(|| "is not a PKCS#1 RSA public key".to_owned())?,
-                DecodingKeyKind::RsaModulusExponent { n, e } => (n.as_slice(), e.as_slice()),
-            };
-            return check_rsa(n, e);
-        }
-    };
-    let factory = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory;
-    factory(&probe_alg, key)
-        .map(drop)
-        .map_err(|e| format!("is not a valid {kind} public key ({e})"))
-}
-
-fn check_rsa(n: &[u8], e: &[u8]) -> Result<(), String> {
-    let n = strip_leading_zeros(n);
-    let e = strip_leading_zeros(e);
-    let bits = match n.first() {
-        Some(&top) => (n.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
-        None => 0,
-    };
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(format!(
-            "is a {bits}-bit RSA key; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted"
-        ));
-    }
-    if n.last().is_some_and(|b| b % 2 == 0) {
-        return Err("has an even RSA modulus".to_owned());
-    }
-    let exponent = if e.len() <= 8 {
-        e.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b))
-    } else {
-        u64::MAX
-    };
-    if !(3..=(1 << 33) - 1).contains(&exponent) || exponent % 2 == 0 {
-        return Err("has an unacceptable RSA public exponent".to_owned());
-    }
-    Ok(())
-}
-
-fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    &bytes[start..]
-}
-
-/// `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (DER).
-fn rsa_public_components(der: &[u8]) -> Option<(&[u8], &[u8])> {
-    let (tag, body, rest) = der_tlv(der)?;
-    if tag != 0x30 || !rest.is_empty() {
-        return None;
-    }
-    let (n_tag, n, rest) = der_tlv(body)?;
-    let (e_tag, e, rest) = der_tlv(rest)?;
-    (n_tag == 0x02 && e_tag == 0x02 && rest.is_empty()).then_some((n, e))
-}
-
-/// One DER tag-length-value: (tag, value, remaining input).
-fn der_tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
-    let (&tag, rest) = input.split_first()?;
-    let (&first, rest) = rest.split_first()?;
-    let (len, rest) = if first < 0x80 {
-        (usize::from(first), rest)
-    } else {
-        let count = usize::from(first & 0x7f);
-        if count == 0 || count > 4 || rest.len() < count {
-            return None;
-        }
-        let (len_bytes, rest) = rest.split_at(count);
-        let len = len_bytes
-            .iter()
-            .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        (len, rest)
-    };
-    if rest.len() < len {
-        return None;
-    }
-    let (value, rest) = rest.split_at(len);
-    Some((tag, value, rest))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dev::token::DevSigner;
+    use jsonwebtoken::{EncodingKey, Header};
+    use rand_core::OsRng;
     use serde_json::json;
     use std::sync::OnceLock;
 
@@ -1494,7 +1150,7 @@ mod tests {
     }
 
     fn cert(n: u8) -> [u8; 32] {
-        cert_thumbprint(&[n; 300])
+        crate::auth::identity::certificate_sha256(&[n; 300])
     }
 
     fn x5t(cert: &[u8; 32]) -> String {
@@ -1624,7 +1280,6 @@ mod tests {
         assert!(officer.has(Scope::AuditRead));
         assert!(!officer.has(Scope::Subscribe));
         assert_eq!(officer.expires_at, NOW + 600);
-        assert_eq!(officer.token_id.as_deref(), Some("t-1"));
     }
 
     #[test]
@@ -1649,7 +1304,12 @@ mod tests {
             BTreeSet::from([Scope::Subscribe, Scope::ExchangeRead])
         );
         assert_eq!(officer.expires_at, NOW + 900);
-        assert_eq!(officer.token_id.map(|t| t.len()), Some(32));
+        // Officer no longer carries the jti; mint still puts a random 128-bit one in the token.
+        let payload = URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(claims["jti"].as_str().map(str::len), Some(32));
     }
 
     #[test]
@@ -2204,7 +1864,7 @@ mod tests {
         json!({ "keys": [
             {
                 "kty": "OKP", "crv": "Ed25519", "kid": "ed-1", "use": "sig",
-                "x": URL_SAFE_NO_PAD.encode(ed.signer_public()),
+                "x": URL_SAFE_NO_PAD.encode(ed.public_key_bytes()),
             },
             {
                 "kty": "EC", "crv": "P-256", "kid": "ec-1", "alg": "ES256",
@@ -2222,12 +1882,6 @@ mod tests {
             },
         ]})
         .to_string()
-    }
-
-    impl DevSigner {
-        fn signer_public(&self) -> [u8; 32] {
-            self.signing.verifying_key().to_bytes()
-        }
     }
 
     #[test]
@@ -2315,7 +1969,7 @@ mod tests {
             json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}]}),
             json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": URL_SAFE_NO_PAD.encode([9u8; 32]), "d": "AAAA"}]}),
             json!({"keys": [{"kty": "EC", "crv": "P-256", "x": "AAAA", "y": "AAAA"}]}),
-            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "ES256", "x": URL_SAFE_NO_PAD.encode(ed().signer.signer_public())}]}),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "alg": "ES256", "x": URL_SAFE_NO_PAD.encode(ed().signer.public_key_bytes())}]}),
             json!({"keys": [{"kty": "RSA", "n": "AQAB", "e": "AQAB"}]}),
         ];
         for jwks in &bad {
@@ -2368,8 +2022,8 @@ mod tests {
         assert_eq!(again.public_key_pem(), signer.public_key_pem());
         assert_eq!(again.kid(), None);
         let token = signer.sign_claims(&claims()).unwrap();
-        assert!(check(&token, &again.token_keys()).is_ok());
-        assert!(check(&token, &signer.token_keys()).is_ok());
+        assert!(check(&token, &again.token_keys().unwrap()).is_ok());
+        assert!(check(&token, &signer.token_keys().unwrap()).is_ok());
         assert!(check(
             &token,
             &TokenKeys::from_jwks(&signer.public_jwks()).unwrap()
@@ -2377,6 +2031,59 @@ mod tests {
         .is_ok());
         assert!(!format!("{signer:?}").contains("PRIVATE"));
         assert!(DevSigner::from_pkcs8_pem("nope").is_err());
+    }
+
+    #[test]
+    fn dev_signer_writes_pkcs8_v1_without_public_key() {
+        use rsa::pkcs8::der::{pem, Decode as _};
+        use rsa::pkcs8::{PrivateKeyInfo, Version};
+        let signer = DevSigner::generate().unwrap();
+        let written = signer.to_pkcs8_pem().unwrap();
+        let (label, der) = pem::decode_vec(written.as_bytes()).unwrap();
+        assert_eq!(label, "PRIVATE KEY");
+        // Strict DER: trailing bytes (the v2 public key) would fail here too.
+        let info = PrivateKeyInfo::from_der(&der).unwrap();
+        assert_eq!(info.version(), Version::V1);
+        assert!(info.public_key.is_none());
+        assert_eq!(info.algorithm.oid, ed25519_dalek::pkcs8::ALGORITHM_OID);
+        let again = DevSigner::from_pkcs8_pem(&written).unwrap();
+        assert_eq!(again.public_key_pem(), signer.public_key_pem());
+        let token = again.sign_claims(&claims()).unwrap();
+        assert!(check(&token, &signer.token_keys().unwrap()).is_ok());
+    }
+
+    #[test]
+    fn payload_must_be_an_object_even_with_one_element_per_claim() {
+        // serde reads a plain struct from an array too, element by element.
+        let e = ed();
+        let good = e.signer.sign_claims(&claims()).unwrap();
+        let parts: Vec<&str> = good.split('.').collect();
+        let array = json!([
+            CUSTOMS,
+            "officer-7",
+            GATEWAY,
+            NOW + 600,
+            null,
+            NOW,
+            "subscribe",
+            {}
+        ]);
+        let token = format!("{}.{}.{}", parts[0], b64(&array), parts[2]);
+        let err = check(&token, &e.keys).unwrap_err();
+        assert!(matches!(err, TokenError::Malformed { .. }), "{err}");
+    }
+
+    #[test]
+    fn several_missing_claims_are_named_in_a_fixed_order() {
+        let e = ed();
+        let c = without(without(without(claims(), "sub"), "aud"), "exp");
+        for _ in 0..8 {
+            let token = e.signer.sign_claims(&c).unwrap();
+            assert_eq!(
+                check(&token, &e.keys),
+                Err(TokenError::MissingClaim { claim: "exp" })
+            );
+        }
     }
 
     #[test]
@@ -2391,7 +2098,7 @@ mod tests {
                 GATEWAY,
                 &[],
                 Duration::from_secs(60),
-                &cert_thumbprint(der),
+                &crate::auth::identity::certificate_sha256(der),
                 NOW,
             )
             .unwrap();

@@ -1,7 +1,7 @@
 //! The command line of `ipex`: every flag and subcommand, as clap parses them.
 
 use super::client::ClientTls;
-use super::CliError;
+use super::error::CliError;
 use crate::dev::DEV_CERTS_DIR;
 use crate::domain::policy::kind_from_name;
 use crate::pb;
@@ -169,7 +169,7 @@ pub enum Command {
     /// Measures a gateway: the grpc.health.v1 Check baseline against durable Submit of
     /// seizure notifications, at several numbers of calls in flight. Without --gateway it
     /// starts its own on a temporary store with a generated PKI.
-    Bench(super::bench::BenchArgs),
+    Bench(BenchArgs),
     /// Certificates for development.
     Certs {
         /// What to do.
@@ -316,7 +316,7 @@ pub enum CertsCommand {
 impl IdentityArgs {
     /// The TLS identity these flags select.
     pub fn tls(&self) -> Result<ClientTls, CliError> {
-        let dev = crate::dev::pki::DevPaths {
+        let dev = crate::dev::paths::DevPaths {
             dir: self.certs_dir.clone(),
         };
         let ca = self.ca.clone().unwrap_or_else(|| dev.ca());
@@ -336,4 +336,27 @@ impl IdentityArgs {
         };
         Ok(ClientTls::from_files(&cert, &key, &ca, &self.server_name)?)
     }
+}
+
+/// Flags of `ipex bench`.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Calls in flight at each step, comma separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+    pub concurrency: Vec<usize>,
+    /// How long each step (one call, one concurrency) runs: e.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s")]
+    pub duration: String,
+    /// Run each step for this many calls instead of --duration.
+    #[arg(long)]
+    pub requests: Option<u64>,
+    /// Connections the calls are spread over (a connection carries at most 200 calls at once).
+    #[arg(long, default_value_t = 4)]
+    pub connections: usize,
+    /// Unmeasured calls of both kinds before the first step: e.g. 1s, 0s to skip.
+    #[arg(long, default_value = "1s")]
+    pub warmup: String,
+    /// Print the results as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }

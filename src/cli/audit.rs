@@ -1,7 +1,7 @@
 //! `ipex audit verify` and `ipex audit export`: a participant's checks of the exchange log,
 //! online against the gateway or offline from an export file.
 
-use super::CliError;
+use super::error::CliError;
 use crate::log::merkle::{self, Hash};
 use crate::log::verify::{
     hashes, open_checkpoint, ExportHeader, ExportLeaf, LogChecker, State, VerifyError,

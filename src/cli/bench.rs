@@ -9,11 +9,10 @@
 //! generated development PKI, bound on 127.0.0.1:0: the load generator and the gateway then
 //! share the machine's cores, as the figures in the README say.
 
-use super::args::IdentityArgs;
+use super::args::{BenchArgs, IdentityArgs};
 use super::client::{self, Bearer, ClientTls, Transport};
-use super::CliError;
+use super::error::CliError;
 use crate::pb;
-use clap::Args;
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -36,29 +35,6 @@ pub const TARGET_CONCURRENCY: usize = 64;
 pub const TARGET_RATE_RATIO: f64 = 0.6;
 /// See [`TARGET_CONCURRENCY`].
 pub const TARGET_P99_RATIO: f64 = 2.0;
-
-/// Flags of `ipex bench`.
-#[derive(Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Calls in flight at each step, comma separated.
-    #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
-    pub concurrency: Vec<usize>,
-    /// How long each step (one call, one concurrency) runs: e.g. 5s, 500ms, 1m.
-    #[arg(long, default_value = "5s")]
-    pub duration: String,
-    /// Run each step for this many calls instead of --duration.
-    #[arg(long)]
-    pub requests: Option<u64>,
-    /// Connections the calls are spread over (a connection carries at most 200 calls at once).
-    #[arg(long, default_value_t = 4)]
-    pub connections: usize,
-    /// Unmeasured calls of both kinds before the first step: e.g. 1s, 0s to skip.
-    #[arg(long, default_value = "1s")]
-    pub warmup: String,
-    /// Print the results as JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// The two calls measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +133,7 @@ impl Load {
                     .map(|_| ())
             }
         };
-        result.map_err(|status| super::describe_status(&status))
+        result.map_err(|status| super::error::describe_status(&status))
     }
 }
 

@@ -65,7 +65,7 @@ impl ClientTls {
 
     /// A development participant's files under `certs_dir`.
     pub fn dev(certs_dir: &Path, participant: &str) -> Result<ClientTls, ClientError> {
-        let paths = crate::dev::pki::DevPaths {
+        let paths = crate::dev::paths::DevPaths {
             dir: certs_dir.to_path_buf(),
         };
         ClientTls::from_files(

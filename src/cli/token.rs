@@ -2,7 +2,7 @@
 //! its development token key and bound to its development certificate.
 
 use super::args::IdentityArgs;
-use super::CliError;
+use super::error::CliError;
 
 /// Parses a lifetime: `900`, `900s`, `15m`, `1h`.
 pub fn parse_ttl(text: &str) -> Result<std::time::Duration, CliError> {
@@ -35,37 +35,16 @@ pub fn issue_dev_token(
     ttl: &str,
     audience: &str,
 ) -> Result<String, CliError> {
-    use rustls::pki_types::pem::PemObject;
     let id = identity.as_participant.as_deref().ok_or_else(|| {
         CliError::Input("token issue needs --as <participant> (development keys)".into())
     })?;
-    let dev = crate::dev::pki::DevPaths {
-        dir: identity.certs_dir.clone(),
-    };
-    let read = |path: std::path::PathBuf| {
-        std::fs::read_to_string(&path)
-            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))
-    };
-    let signer = crate::auth::token::DevSigner::from_pkcs8_pem(&read(dev.token_key(id))?)
-        .map_err(|e| CliError::Input(e.to_string()))?;
-    let cert = rustls::pki_types::CertificateDer::from_pem_slice(read(dev.cert(id))?.as_bytes())
-        .map_err(|e| CliError::Input(format!("{}: {e}", dev.cert(id).display())))?;
-    let scopes = scopes
-        .iter()
-        .map(|s| {
-            crate::auth::token::Scope::parse(s.trim())
-                .ok_or_else(|| CliError::Input(format!("unknown scope {s:?}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    signer
-        .mint(
-            id,
-            sub,
-            audience,
-            &scopes,
-            parse_ttl(ttl)?,
-            &crate::auth::token::cert_thumbprint(&cert),
-            crate::auth::token::now_unix(),
-        )
-        .map_err(|e| CliError::Input(e.to_string()))
+    crate::dev::token::issue(
+        &identity.certs_dir,
+        id,
+        sub,
+        audience,
+        scopes,
+        parse_ttl(ttl)?,
+    )
+    .map_err(CliError::Input)
 }

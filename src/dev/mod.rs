@@ -6,7 +6,9 @@
 //! Uses [`crate::ops`] (the configuration), [`crate::auth`] (the token key format) and
 //! [`crate::log`] (the checkpoint key format).
 
+pub mod paths;
 pub mod pki;
+pub mod token;
 
 use crate::ops::config::{Config, TlsConfig};
 use std::net::SocketAddr;
@@ -25,7 +27,7 @@ pub const DEV_METRICS_LISTEN: SocketAddr = SocketAddr::V4(std::net::SocketAddrV4
 /// The development configuration: the PKI and registry under `certs_dir`, metrics on
 /// [`DEV_METRICS_LISTEN`], the store in `./data`.
 pub fn config(certs_dir: &Path) -> Config {
-    let paths = pki::DevPaths {
+    let paths = paths::DevPaths {
         dir: certs_dir.to_path_buf(),
     };
     let mut config = Config::new(

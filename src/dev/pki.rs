@@ -4,6 +4,7 @@
 //! (`certs/README.md`); this module only makes the one-command development gateway possible
 //! and lets tests generate everything they use, so no private key is ever committed.
 
+use super::paths::DevPaths;
 use crate::auth::identity::URI_SAN_PREFIX;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
@@ -221,52 +222,6 @@ pub fn registry_toml(participants: &[DevParticipant]) -> String {
     out
 }
 
-/// Paths of the development PKI inside its directory.
-#[derive(Clone, Debug)]
-pub struct DevPaths {
-    /// The directory, `certs/dev` by default.
-    pub dir: PathBuf,
-}
-
-impl DevPaths {
-    /// The CA certificate.
-    pub fn ca(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-    /// The gateway's certificate.
-    pub fn server_cert(&self) -> PathBuf {
-        self.dir.join("server.pem")
-    }
-    /// The gateway's key.
-    pub fn server_key(&self) -> PathBuf {
-        self.dir.join("server.key")
-    }
-    /// A participant's certificate.
-    pub fn cert(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.pem"))
-    }
-    /// A participant's key.
-    pub fn key(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.key"))
-    }
-    /// The development checkpoint signing key.
-    pub fn audit_key(&self) -> PathBuf {
-        self.dir.join("audit.key")
-    }
-    /// A participant's development token-signing key (Ed25519, PKCS#8).
-    pub fn token_key(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.token.key"))
-    }
-    /// The public half of a participant's token-signing key, as the registry names it.
-    pub fn token_public_key(&self, id: &str) -> PathBuf {
-        self.dir.join(format!("{id}.token.pub.pem"))
-    }
-    /// The development participant registry.
-    pub fn registry(&self) -> PathBuf {
-        self.dir.join("registry.toml")
-    }
-}
-
 /// Creates the development PKI under `dir` unless its CA already exists: a CA, a server
 /// certificate for `localhost` and `127.0.0.1`, a certificate and key per development
 /// participant with a token-signing key pair, and the registry. Returns true when it created
@@ -291,8 +246,8 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
         let issued = ca.issue_participant(p.id)?;
         write(paths.cert(p.id), &issued.cert_pem, false)?;
         write(paths.key(p.id), &issued.key_pem, true)?;
-        let signer = crate::auth::token::DevSigner::generate()
-            .map_err(|e| PkiError::Token(e.to_string()))?;
+        let signer =
+            crate::dev::token::DevSigner::generate().map_err(|e| PkiError::Token(e.to_string()))?;
         let private = signer
             .to_pkcs8_pem()
             .map_err(|e| PkiError::Token(e.to_string()))?;

@@ -24,7 +24,8 @@
 //! - A fulfilled or partially fulfilled data response has at least one record.
 //! - A shipment alert with reason `OTHER` needs a `reason_detail`.
 
-use super::{vocab, Violations};
+use super::violations::Violations;
+use super::vocab;
 use crate::pb::{self, envelope::Payload, Kind};
 use prost_types::Timestamp;
 

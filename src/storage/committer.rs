@@ -3,20 +3,34 @@
 //! of it as one atomic batch and flushes once, then publishes what is durable and answers the
 //! callers.
 
+use super::engine::{Engine, WriteBatch};
+use super::error::{CommitError, StoreError};
 use super::keys;
-use super::{
-    CommitError, Engine, Live, MessageEvents, NewMessage, Published, Record, StoreError, WriteBatch,
-};
+use super::message::{decode_record, Live, MessageEvents, NewMessage, Record};
 use crate::log::leaf::SignedCheckpoint;
 use crate::log::merkle::{self, Frontier};
 use crate::log::note::{Checkpoint, NoteSigner};
 use crate::pb;
+use arc_swap::ArcSwapOption;
 use prost::Message;
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
+
+/// What the committer publishes after each flush.
+pub(super) struct Published {
+    /// Highest durable sequence number.
+    pub(super) seq: AtomicU64,
+    /// Durable audit tree size.
+    pub(super) tree_size: AtomicU64,
+    /// Latest durable checkpoint.
+    pub(super) checkpoint: ArcSwapOption<SignedCheckpoint>,
+    /// Batch sizes and flush times, for the metrics.
+    pub(super) commits: crate::ops::metrics::CommitStats,
+}
 
 /// Work for the committer.
 pub(super) enum Job {
@@ -448,7 +462,7 @@ impl Committer {
                 key: String::from_utf8_lossy(&key).into_owned(),
                 reason: format!("idempotency key points at missing seq {seq}"),
             })?;
-        let stored = super::decode_record(&record_key, &bytes)?;
+        let stored = decode_record(&record_key, &bytes)?;
         let mut digest = [0u8; 32];
         hex::decode_to_slice(&stored.receipt.envelope_sha256, &mut digest).map_err(|e| {
             StoreError::Corrupt {

@@ -3,7 +3,7 @@
 //! operator that outgrows one machine) can be added by one module that passes the same
 //! conformance suite ([`super::conformance`]). Today's engine is sled 0.34 ([`SledEngine`]).
 
-use super::StoreError;
+use super::error::StoreError;
 use std::path::Path;
 use std::sync::Arc;
 

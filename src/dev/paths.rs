@@ -1,0 +1,49 @@
+//! Where the development PKI keeps its files, inside one directory (`certs/dev` by default).
+
+use std::path::PathBuf;
+
+/// Paths of the development PKI inside its directory.
+#[derive(Clone, Debug)]
+pub struct DevPaths {
+    /// The directory, `certs/dev` by default.
+    pub dir: PathBuf,
+}
+
+impl DevPaths {
+    /// The CA certificate.
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    /// The gateway's certificate.
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    /// The gateway's key.
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    /// A participant's certificate.
+    pub fn cert(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.pem"))
+    }
+    /// A participant's key.
+    pub fn key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.key"))
+    }
+    /// The development checkpoint signing key.
+    pub fn audit_key(&self) -> PathBuf {
+        self.dir.join("audit.key")
+    }
+    /// A participant's development token-signing key (Ed25519, PKCS#8).
+    pub fn token_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.key"))
+    }
+    /// The public half of a participant's token-signing key, as the registry names it.
+    pub fn token_public_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.token.pub.pem"))
+    }
+    /// The development participant registry.
+    pub fn registry(&self) -> PathBuf {
+        self.dir.join("registry.toml")
+    }
+}

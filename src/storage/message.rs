@@ -1,0 +1,112 @@
+//! A message on its way into the store and out of it: what the submitting call hands the
+//! committer ([`NewMessage`], with the audit leaves the application builds for it through
+//! [`MessageEvents`]), what is stored per message ([`Record`]), and what readers and live
+//! subscribers get back ([`Stored`], [`Live`]).
+
+use super::error::StoreError;
+use super::keys;
+use crate::domain::facets::Facets;
+use crate::pb;
+use prost::Message;
+use std::sync::Arc;
+
+/// What is stored per message.
+#[derive(Clone, PartialEq, Message)]
+pub struct Record {
+    /// The canonical envelope bytes (protobuf, sender and kind set by the gateway).
+    #[prost(bytes = "vec", tag = "1")]
+    pub envelope: Vec<u8>,
+    /// The receipt given to the sender.
+    #[prost(message, optional, tag = "2")]
+    pub receipt: Option<pb::Receipt>,
+}
+
+/// A stored message, decoded.
+#[derive(Clone, Debug)]
+pub struct Stored {
+    /// The envelope.
+    pub envelope: pb::Envelope,
+    /// Its receipt.
+    pub receipt: pb::Receipt,
+}
+
+/// A message ready to be stored: validated and authorized.
+#[derive(Clone, Debug)]
+pub struct NewMessage {
+    /// Sender participant id.
+    pub sender: String,
+    /// Sender's message id.
+    pub id: String,
+    /// Its kind.
+    pub kind: pb::Kind,
+    /// Canonical envelope bytes.
+    pub encoded: Vec<u8>,
+    /// SHA-256 of `encoded`.
+    pub digest: [u8; 32],
+    /// Participants whose inbox receives it.
+    pub deliver_to: Vec<String>,
+    /// Officer who submitted, if known.
+    pub officer: Option<String>,
+    /// The message it answers, `(sender, seq)`, for outcomes and responses.
+    pub answers: Option<(String, u64)>,
+    /// The envelope as stored, for live delivery.
+    pub envelope: Arc<pb::Envelope>,
+    /// Its search index key prefixes ([`index_prefixes`]), computed by the submitting call so
+    /// that the committer only appends the sequence number.
+    pub index_prefixes: Vec<Vec<u8>>,
+}
+
+/// The audit leaves of a message being stored, built by the application once the committer
+/// has numbered it (the store writes leaves; what they say is not its business).
+pub trait MessageEvents: Send + Sync {
+    /// The leaf that records the acceptance of `message` as number `seq`.
+    fn accepted(&self, message: &NewMessage, seq: u64) -> pb::AuditLeaf;
+    /// The leaf that records its placement as number `inbox_no` of `recipient`'s inbox.
+    fn delivered(
+        &self,
+        message: &NewMessage,
+        seq: u64,
+        recipient: &str,
+        inbox_no: u64,
+    ) -> pb::AuditLeaf;
+    /// The leaf that records what it answers, if it answers a message.
+    fn answered(&self, message: &NewMessage, seq: u64) -> Option<pb::AuditLeaf>;
+}
+
+/// The search index key prefixes of a message with `facets`: one per facet value it is
+/// indexed under.
+pub fn index_prefixes(facets: &Facets) -> Vec<Vec<u8>> {
+    let mut prefixes: Vec<Vec<u8>> = Vec::new();
+    for (facet, value) in facets.iter() {
+        for indexed in facet.index_values(value) {
+            let prefix = keys::posting_prefix(facet, indexed);
+            if !prefixes.contains(&prefix) {
+                prefixes.push(prefix);
+            }
+        }
+    }
+    prefixes
+}
+
+/// A message just made durable, as live subscribers receive it.
+#[derive(Clone, Debug)]
+pub struct Live {
+    /// The envelope.
+    pub envelope: Arc<pb::Envelope>,
+    /// Its receipt.
+    pub receipt: pb::Receipt,
+}
+
+pub(super) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<Stored, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt {
+        key: hex::encode(key),
+        reason,
+    };
+    let record = Record::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
+    let envelope =
+        pb::Envelope::decode(record.envelope.as_slice()).map_err(|e| corrupt(e.to_string()))?;
+    let receipt = record
+        .receipt
+        .ok_or_else(|| corrupt("record without receipt".into()))?;
+    Ok(Stored { envelope, receipt })
+}
