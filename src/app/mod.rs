@@ -41,6 +41,19 @@ fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// The page size a request asks for: `requested`, `default` when 0; above `max` it is
+/// refused, naming `limit`.
+fn page_limit(requested: u32, default: u32, max: u32, v: &mut crate::domain::Violations) -> usize {
+    match requested {
+        0 => default as usize,
+        n if n > max => {
+            v.add("limit", format!("at most {max}"));
+            n as usize
+        }
+        n => n as usize,
+    }
+}
+
 /// Why the registry, the policy or the certificates could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {

@@ -65,14 +65,7 @@ impl Gateway {
         request: pb::ListInboxRequest,
     ) -> Result<pb::ListInboxResponse, Error> {
         let mut v = Violations::default();
-        let limit = match request.limit {
-            0 => DEFAULT_PAGE,
-            n if n > MAX_PAGE => {
-                v.add("limit", format!("at most {MAX_PAGE}"));
-                n
-            }
-            n => n,
-        } as usize;
+        let limit = super::page_limit(request.limit, DEFAULT_PAGE, MAX_PAGE, &mut v);
         let mut kinds = Vec::with_capacity(request.kinds.len());
         for (i, k) in request.kinds.iter().enumerate() {
             match Kind::try_from(*k) {

@@ -61,14 +61,7 @@ impl Query {
                 filter.want(facet, value);
             }
         }
-        let limit = match r.limit {
-            0 => DEFAULT_SEARCH_PAGE,
-            n if n > MAX_SEARCH_PAGE => {
-                v.add("limit", format!("at most {MAX_SEARCH_PAGE}"));
-                n
-            }
-            n => n,
-        } as usize;
+        let limit = super::page_limit(r.limit, DEFAULT_SEARCH_PAGE, MAX_SEARCH_PAGE, &mut v);
         let cursor = if r.cursor.is_empty() {
             None
         } else {

@@ -210,18 +210,22 @@ pub struct FilterArgs {
     pub min_tlp: Option<String>,
 }
 
+/// Message kinds as `--kind` names them (`seizure-notification`, `SELLER_FLAG`, `notice`…).
+pub fn parse_kinds(names: &[String]) -> Result<Vec<i32>, CliError> {
+    names
+        .iter()
+        .map(|k| {
+            kind_from_name(k)
+                .map(|k| k as i32)
+                .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
+        })
+        .collect()
+}
+
 impl FilterArgs {
     /// The proto filter.
     pub fn to_pb(&self) -> Result<pb::Filter, CliError> {
-        let kinds = self
-            .kinds
-            .iter()
-            .map(|k| {
-                kind_from_name(k)
-                    .map(|k| k as i32)
-                    .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let kinds = parse_kinds(&self.kinds)?;
         let min_tlp = match &self.min_tlp {
             None => 0,
             Some(t) => {

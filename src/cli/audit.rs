@@ -4,7 +4,7 @@
 use super::error::CliError;
 use crate::log::merkle::{self, Hash};
 use crate::log::verify::{
-    hashes, open_checkpoint, ExportHeader, ExportLeaf, LogChecker, State, VerifyError,
+    hashes, open_checkpoint, ExportHeader, ExportLeaf, LogChecker, Report, State, VerifyError,
     EXPORT_FORMAT,
 };
 use crate::pb;
@@ -56,15 +56,11 @@ pub async fn verify_online(
     let mut own: Vec<(u64, Hash)> = Vec::new();
     let mut start = 0;
     while start < size {
-        let end = (start + MAX_LEAVES).min(size);
-        let page = audit
-            .get_leaves(pb::GetLeavesRequest { start, end })
-            .await?
-            .into_inner();
-        if page.leaves.is_empty() {
+        let leaves = page(audit, start, size).await?;
+        if leaves.is_empty() {
             break;
         }
-        for leaf in page.leaves {
+        for leaf in leaves {
             let hash = one_hash(&leaf.leaf_hash)?;
             checker.push(leaf.index, hash, Some(&leaf.data))?;
             if !leaf.data.is_empty() {
@@ -126,16 +122,40 @@ pub async fn verify_online(
         )?;
     }
     report.state(&key).save(state_path)?;
-    Ok(serde_json::json!({
+    Ok(verified(
+        &report,
+        serde_json::json!({
+        "inclusionProofsChecked": own.len(),
+        "consistentWithSize": consistency_from.map(|s| s.to_string()),
+        "state": state_path.display().to_string(),
+        }),
+    ))
+}
+
+/// What a successful verification prints: the report's figures, then `extra`.
+fn verified(report: &Report, extra: serde_json::Value) -> serde_json::Value {
+    let mut out = serde_json::json!({
         "verified": true,
         "origin": report.origin,
         "treeSize": report.tree_size.to_string(),
         "root": report.root,
         "ownLeaves": report.leaves_with_data.to_string(),
-        "inclusionProofsChecked": own.len(),
-        "consistentWithSize": consistency_from.map(|s| s.to_string()),
-        "state": state_path.display().to_string(),
-    }))
+    });
+    if let (Some(out), serde_json::Value::Object(extra)) = (out.as_object_mut(), extra) {
+        out.extend(extra);
+    }
+    out
+}
+
+/// The leaves from `start` on, as many as one call gives, of a tree of `size`.
+async fn page(
+    audit: &mut AuditClient,
+    start: u64,
+    size: u64,
+) -> Result<Vec<pb::LogLeaf>, CliError> {
+    let end = (start + MAX_LEAVES).min(size);
+    let request = pb::GetLeavesRequest { start, end };
+    Ok(audit.get_leaves(request).await?.into_inner().leaves)
 }
 
 /// Writes the log to `path`.
@@ -163,15 +183,11 @@ pub async fn export(audit: &mut AuditClient, path: &Path) -> Result<serde_json::
     let b64 = base64::engine::general_purpose::STANDARD;
     let mut start = 0;
     while start < cp.tree_size {
-        let end = (start + MAX_LEAVES).min(cp.tree_size);
-        let page = audit
-            .get_leaves(pb::GetLeavesRequest { start, end })
-            .await?
-            .into_inner();
-        if page.leaves.is_empty() {
+        let leaves = page(audit, start, cp.tree_size).await?;
+        if leaves.is_empty() {
             break;
         }
-        for leaf in &page.leaves {
+        for leaf in &leaves {
             let line = ExportLeaf {
                 index: leaf.index,
                 leaf_hash: hex::encode(&leaf.leaf_hash),
@@ -188,7 +204,7 @@ pub async fn export(audit: &mut AuditClient, path: &Path) -> Result<serde_json::
             )
             .map_err(write_err)?;
         }
-        start = page.leaves.last().map_or(end, |l| l.index + 1);
+        start = leaves.last().map_or(cp.tree_size, |l| l.index + 1);
     }
     out.flush().map_err(write_err)?;
     Ok(serde_json::json!({
@@ -243,14 +259,10 @@ pub fn verify_file(
     }
     let report = checker.finish()?;
     report.state(&key).save(state_path)?;
-    Ok(serde_json::json!({
-        "verified": true,
-        "origin": report.origin,
-        "treeSize": report.tree_size.to_string(),
-        "root": report.root,
-        "ownLeaves": report.leaves_with_data.to_string(),
-        "state": state_path.display().to_string(),
-    }))
+    Ok(verified(
+        &report,
+        serde_json::json!({ "state": state_path.display().to_string() }),
+    ))
 }
 
 fn one_hash(bytes: &[u8]) -> Result<Hash, VerifyError> {

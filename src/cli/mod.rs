@@ -19,7 +19,6 @@ pub mod client;
 pub mod error;
 pub mod token;
 
-use crate::domain::policy::kind_from_name;
 use crate::pb;
 use args::{AuditCommand, CertsCommand, Cli, Command, TokenCommand};
 use clap::Parser;
@@ -43,6 +42,15 @@ pub async fn main() -> std::process::ExitCode {
 fn print(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?;
     writeln!(out, "{text}").map_err(|e| CliError::Input(format!("cannot write output: {e}")))
+}
+
+/// Prints a message of the wire protocol as pretty proto3 JSON; `name` is its full name.
+fn print_pb<T: prost::Message>(
+    out: &mut dyn std::io::Write,
+    name: &str,
+    message: &T,
+) -> Result<(), CliError> {
+    print(out, &crate::pb::json::to_json_value(name, message))
 }
 
 fn print_line(out: &mut dyn std::io::Write, value: &serde_json::Value) -> Result<(), CliError> {
@@ -183,20 +191,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
     match cli.command {
         Command::Whoami => {
             let r = clients.participants.who_am_i(pb::WhoAmIRequest {}).await?;
-            print(
-                out,
-                &crate::pb::json::to_json_value("ipex.v1.WhoAmIResponse", r.get_ref()),
-            )
+            print_pb(out, "ipex.v1.WhoAmIResponse", r.get_ref())
         }
         Command::Participants => {
             let r = clients
                 .participants
                 .list(pb::ListParticipantsRequest {})
                 .await?;
-            print(
-                out,
-                &crate::pb::json::to_json_value("ipex.v1.ListParticipantsResponse", r.get_ref()),
-            )
+            print_pb(out, "ipex.v1.ListParticipantsResponse", r.get_ref())
         }
         Command::Submit { files } => {
             for file in &files {
@@ -207,10 +209,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                             envelope: Some(envelope),
                         })
                         .await?;
-                    print(
-                        out,
-                        &crate::pb::json::to_json_value("ipex.v1.SubmitResponse", r.get_ref()),
-                    )?;
+                    print_pb(out, "ipex.v1.SubmitResponse", r.get_ref())?;
                 }
             }
             Ok(())
@@ -224,10 +223,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 .exchange
                 .submit_batch(pb::SubmitBatchRequest { envelopes })
                 .await?;
-            print(
-                out,
-                &crate::pb::json::to_json_value("ipex.v1.SubmitBatchResponse", r.get_ref()),
-            )
+            print_pb(out, "ipex.v1.SubmitBatchResponse", r.get_ref())
         }
         Command::Get { seq, sender, id } => {
             let key = match (seq, sender, id) {
@@ -241,24 +237,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 .exchange
                 .get(pb::GetRequest { key: Some(key) })
                 .await?;
-            print(
-                out,
-                &crate::pb::json::to_json_value("ipex.v1.GetResponse", r.get_ref()),
-            )
+            print_pb(out, "ipex.v1.GetResponse", r.get_ref())
         }
         Command::Inbox {
             after,
             limit,
             kinds,
         } => {
-            let kinds = kinds
-                .iter()
-                .map(|k| {
-                    kind_from_name(k)
-                        .map(|k| k as i32)
-                        .ok_or_else(|| CliError::Input(format!("unknown kind {k:?}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
+            let kinds = args::parse_kinds(&kinds)?;
             let r = clients
                 .exchange
                 .list_inbox(pb::ListInboxRequest {
@@ -267,10 +253,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                     kinds,
                 })
                 .await?;
-            print(
-                out,
-                &crate::pb::json::to_json_value("ipex.v1.ListInboxResponse", r.get_ref()),
-            )
+            print_pb(out, "ipex.v1.ListInboxResponse", r.get_ref())
         }
         Command::Subscribe {
             filter,

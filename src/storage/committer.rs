@@ -62,29 +62,29 @@ pub(super) enum Job {
 
 /// The single writer.
 pub(super) struct Committer {
-    engine: Arc<dyn Engine>,
+    pub(super) engine: Arc<dyn Engine>,
     /// Next global sequence number.
-    next_seq: u64,
+    pub(super) next_seq: u64,
     /// Highest inbox number per recipient, loaded on first use.
-    inbox_heads: HashMap<String, u64>,
+    pub(super) inbox_heads: HashMap<String, u64>,
     /// Published after each flush.
-    published: Arc<Published>,
+    pub(super) published: Arc<Published>,
     /// Set when a flush failed: nothing more is written.
-    failed: AtomicBool,
+    pub(super) failed: AtomicBool,
     /// Most messages per flush.
-    max_batch: usize,
+    pub(super) max_batch: usize,
     /// The right edge of the audit tree, including leaves of the batch being built.
-    frontier: Frontier,
+    pub(super) frontier: Frontier,
     /// Signs checkpoints.
-    signer: NoteSigner,
+    pub(super) signer: NoteSigner,
     /// Size of the last signed checkpoint.
-    checkpoint_size: Option<u64>,
+    pub(super) checkpoint_size: Option<u64>,
     /// A checkpoint at least this often while leaves arrive.
-    checkpoint_interval: Duration,
+    pub(super) checkpoint_interval: Duration,
     /// Live subscribers.
-    live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
     /// Builds the audit leaves of the messages stored.
-    events: Arc<dyn MessageEvents>,
+    pub(super) events: Arc<dyn MessageEvents>,
 }
 
 /// The outcome of the check phase for one message of a job.
@@ -124,36 +124,6 @@ struct Batch {
 }
 
 impl Committer {
-    /// A committer that appends after sequence number `next_seq - 1` and the tree `frontier`.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn new(
-        engine: Arc<dyn Engine>,
-        next_seq: u64,
-        published: Arc<Published>,
-        max_batch: usize,
-        frontier: Frontier,
-        signer: NoteSigner,
-        checkpoint_size: Option<u64>,
-        checkpoint_interval: Duration,
-        live: tokio::sync::broadcast::Sender<Arc<Live>>,
-        events: Arc<dyn MessageEvents>,
-    ) -> Committer {
-        Committer {
-            engine,
-            next_seq,
-            inbox_heads: HashMap::new(),
-            published,
-            failed: AtomicBool::new(false),
-            max_batch,
-            frontier,
-            signer,
-            checkpoint_size,
-            checkpoint_interval,
-            live,
-            events,
-        }
-    }
-
     /// Commits jobs until the queue closes, then signs a last checkpoint.
     pub(super) fn run(mut self, mut queue: mpsc::Receiver<Job>) {
         let mut last_checkpoint = Instant::now();

@@ -100,18 +100,20 @@ impl Store {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
         let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
-        let committer = Committer::new(
-            kv.clone(),
-            last_seq + 1,
-            published.clone(),
-            options.max_batch.max(1),
+        let committer = Committer {
+            engine: kv.clone(),
+            next_seq: last_seq + 1,
+            inbox_heads: Default::default(),
+            published: published.clone(),
+            failed: Default::default(),
+            max_batch: options.max_batch.max(1),
             frontier,
             signer,
-            checkpoint.map(|c| c.size),
-            options.checkpoint_interval,
-            live.clone(),
+            checkpoint_size: checkpoint.map(|c| c.size),
+            checkpoint_interval: options.checkpoint_interval,
+            live: live.clone(),
             events,
-        );
+        };
         let handle = std::thread::Builder::new()
             .name("ipex-committer".into())
             .spawn(move || committer.run(rx))
