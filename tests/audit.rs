@@ -323,8 +323,8 @@ async fn proofs_verify_for_every_index_and_size() {
     store.close().unwrap();
 }
 
-/// A leaf changed in a stopped store stops the gateway from starting, and an export with a
-/// changed leaf fails offline verification at that index.
+/// A flipped bit in a leaf of a stopped store stops the gateway from starting, naming the
+/// record, and an export with a changed leaf fails offline verification at that index.
 #[tokio::test]
 async fn tampering_is_detected_at_start_and_offline() {
     let setup = Setup::new();
@@ -357,24 +357,17 @@ async fn tampering_is_detected_at_start_and_offline() {
         "{err}"
     );
 
-    // Change the data of leaf 0 in the stopped store.
-    {
-        use ipex::storage::Engine;
-        let kv = ipex::storage::SledEngine::open(&setup.config.data_dir).unwrap();
-        let key = ipex::storage::keys::leaf(0);
-        let mut data = kv.get(&key).unwrap().unwrap();
-        let last = data.len() - 1;
-        data[last] ^= 1;
-        let mut batch = ipex::storage::WriteBatch::default();
-        batch.insert(&key, &data);
-        kv.apply(batch).unwrap();
-        kv.flush().unwrap();
-    }
+    // Flip a bit of leaf 0's record in the stopped store: acknowledged data, damaged.
+    let (segment, offset) = common::flip_leaf_bit(&setup.config.data_dir, 0);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let err = ipex::server::run(listener, setup.config.clone(), std::future::pending())
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("leaf 0"), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("damaged: segment {segment} at offset {offset}")),
+        "{err}"
+    );
 }
 
 /// A verifier that saw one history detects another of the same size (or a longer one that

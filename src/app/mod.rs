@@ -211,6 +211,7 @@ impl Gateway {
                 ),
                 verify_on_open: config.audit.verify_on_start,
                 live_buffer: config.subscriptions.live_buffer,
+                ..StoreOptions::default()
             },
             signer,
             Arc::new(events::Events),

@@ -1,26 +1,32 @@
-//! The single writer of the store: one thread takes every job waiting in its queue, checks
-//! idempotency keys, assigns sequence and inbox numbers, appends the audit leaves, writes all
-//! of it as one atomic batch and flushes once, then publishes what is durable and answers the
-//! callers.
+//! The single writer of the store. One thread takes every job waiting in its queue, checks
+//! idempotency keys, assigns sequence and inbox numbers, frames the records — audit leaves,
+//! messages, a checkpoint when one is due, cursors — and appends them to the log with one
+//! write and one `fdatasync`. Only then does it update the index (tiles included), publish
+//! what is durable, hand new messages to live subscribers and answer the callers.
 
-use super::engine::{Engine, WriteBatch};
+use super::engine::Engine;
 use super::error::{CommitError, StoreError};
+use super::index::{self, Applied, IndexWrites, IndexedCheckpoint, MessageEntry};
 use super::keys;
-use super::message::{decode_record, Live, MessageEvents, NewMessage, Record};
+use super::message::{Live, MessageEvents, NewMessage};
+use super::reader::Reader;
+use super::segments::Appender;
 use crate::log::leaf::SignedCheckpoint;
-use crate::log::merkle::{self, Frontier};
+use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::note::{Checkpoint, NoteSigner};
+use crate::log::record::MessageRecord;
+use crate::log::record::{self, Body, CheckpointRecord, CursorRecord, LeafRecord, LogRecord};
+use crate::log::tiles::Edge;
 use crate::pb;
 use arc_swap::ArcSwapOption;
 use prost::Message;
 use std::collections::HashMap;
-use std::sync::atomic::AtomicU64;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
 
-/// What the committer publishes after each flush.
+/// What the committer publishes after each group commit.
 pub(super) struct Published {
     /// Highest durable sequence number.
     pub(super) seq: AtomicU64,
@@ -62,19 +68,26 @@ pub(super) enum Job {
 
 /// The single writer.
 pub(super) struct Committer {
+    /// The index.
     pub(super) engine: Arc<dyn Engine>,
+    /// Reads of what is stored, for idempotency checks.
+    pub(super) reader: Reader,
+    /// The log's end.
+    pub(super) appender: Appender,
     /// Next global sequence number.
     pub(super) next_seq: u64,
     /// Highest inbox number per recipient, loaded on first use.
     pub(super) inbox_heads: HashMap<String, u64>,
-    /// Published after each flush.
+    /// Published after each commit.
     pub(super) published: Arc<Published>,
-    /// Set when a flush failed: nothing more is written.
+    /// Set when a write failed: nothing more is written.
     pub(super) failed: AtomicBool,
-    /// Most messages per flush.
+    /// Most messages per commit.
     pub(super) max_batch: usize,
     /// The right edge of the audit tree, including leaves of the batch being built.
     pub(super) frontier: Frontier,
+    /// The right-edge tiles of the durable tree.
+    pub(super) edge: Edge,
     /// Signs checkpoints.
     pub(super) signer: NoteSigner,
     /// Size of the last signed checkpoint.
@@ -111,16 +124,31 @@ enum Answer {
 
 /// The batch being built.
 struct Batch {
-    writes: WriteBatch,
+    /// Where its first frame will be.
+    base: u64,
+    /// Its frames, in log order.
+    frames: Vec<u8>,
+    /// What the index learns from them.
+    writes: IndexWrites,
+    /// Hashes of its leaves, for the tiles.
+    leaf_hashes: Vec<Hash>,
     now: prost_types::Timestamp,
     /// (sender, id) → (digest, receipt) of messages placed in this batch.
     pending: HashMap<(String, String), ([u8; 32], pb::Receipt)>,
     messages: usize,
-    leaves: usize,
     /// Messages placed, for live subscribers once durable.
     live: Vec<Arc<Live>>,
     /// Cursors written in this batch.
     cursors: HashMap<Vec<u8>, u64>,
+}
+
+impl Batch {
+    /// Frames `record`; returns its location.
+    fn push(&mut self, record: &LogRecord) -> index::Location {
+        let pos = self.base + self.frames.len() as u64;
+        let len = record::frame_record(record, &mut self.frames);
+        (pos, len as u32)
+    }
 }
 
 impl Committer {
@@ -159,12 +187,15 @@ impl Committer {
         let started = Instant::now();
         let tree_before = self.frontier.clone();
         let seq_before = self.next_seq;
+        let heads_before = self.inbox_heads.clone();
         let mut batch = Batch {
-            writes: WriteBatch::default(),
+            base: self.appender.next_position(),
+            frames: Vec::new(),
+            writes: IndexWrites::default(),
+            leaf_hashes: Vec::new(),
             now: prost_types::Timestamp::from(SystemTime::now()),
             pending: HashMap::new(),
             messages: 0,
-            leaves: 0,
             live: Vec::new(),
             cursors: HashMap::new(),
         };
@@ -220,20 +251,7 @@ impl Committer {
         } else {
             None
         };
-        let written = if batch.writes.is_empty() {
-            Ok(())
-        } else {
-            let flushing = Instant::now();
-            let written = self
-                .engine
-                .apply(batch.writes)
-                .and_then(|()| self.engine.flush());
-            let commits = &self.published.commits;
-            commits
-                .flush_seconds
-                .observe(flushing.elapsed().as_secs_f64());
-            written
-        };
+        let written = self.write(&mut batch);
         match written {
             Ok(()) => {
                 if batch.messages > 0 {
@@ -250,10 +268,11 @@ impl Committer {
                     self.checkpoint_size = Some(cp.size);
                     self.published.checkpoint.store(Some(Arc::new(cp.clone())));
                 }
-                if batch.leaves > 0 {
+                if !batch.frames.is_empty() {
                     tracing::debug!(
                         messages = batch.messages,
-                        leaves = batch.leaves,
+                        leaves = batch.leaf_hashes.len(),
+                        bytes = batch.frames.len(),
                         micros = started.elapsed().as_micros() as u64,
                         "group commit"
                     );
@@ -288,11 +307,13 @@ impl Committer {
             }
             Err(error) => {
                 // After a failed fsync the state of the file is unknown (and retrying the
-                // fsync can report success for lost data), so refuse all further writes.
+                // fsync can report success for lost data), so refuse all further writes;
+                // what did reach the log is indexed by the replay at the next start.
                 tracing::error!(%error, "group commit failed; refusing writes until restart");
                 self.failed.store(true, Ordering::Relaxed);
                 self.frontier = tree_before;
                 self.next_seq = seq_before;
+                self.inbox_heads = heads_before;
                 for answer in answers {
                     match answer {
                         Answer::Messages(reply, _) => {
@@ -314,7 +335,34 @@ impl Committer {
         }
     }
 
-    /// Adds a cursor write (and its leaf) to the batch.
+    /// Appends the batch's frames to the log durably, then updates the index.
+    fn write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+        if batch.frames.is_empty() {
+            return Ok(());
+        }
+        let flushing = Instant::now();
+        let at = self
+            .appender
+            .append(&batch.frames)
+            .map_err(|e| StoreError::Engine(format!("appending to the exchange log: {e}")))?;
+        self.published
+            .commits
+            .flush_seconds
+            .observe(flushing.elapsed().as_secs_f64());
+        debug_assert_eq!(at, batch.base, "the batch was framed for another position");
+        let mut writes = std::mem::take(&mut batch.writes);
+        writes.tiles(self.edge.append(&batch.leaf_hashes));
+        writes.apply(
+            self.engine.as_ref(),
+            Applied {
+                pos: self.appender.end(),
+                next_seq: self.next_seq,
+                tree_size: self.frontier.size(),
+            },
+        )
+    }
+
+    /// Adds a cursor record (and its leaf) to the batch.
     fn set_cursor(
         &mut self,
         participant: &str,
@@ -335,23 +383,32 @@ impl Committer {
             None => seq,
         };
         if current != Some(now) {
-            batch.writes.insert(&key, &now.to_be_bytes());
+            batch.push(&LogRecord {
+                body: Some(Body::Cursor(CursorRecord {
+                    participant: participant.to_string(),
+                    name: name.to_string(),
+                    seq: now,
+                })),
+            });
+            batch.writes.cursor(participant, name, now);
             batch.cursors.insert(key, now);
         }
         let leaf_index = leaf.map(|leaf| self.append_leaf(leaf, batch));
         Ok((now, leaf_index))
     }
 
-    /// Adds a leaf and its new tree nodes to the batch; returns its index.
+    /// Adds a leaf to the batch; returns its index.
     fn append_leaf(&mut self, mut leaf: pb::AuditLeaf, batch: &mut Batch) -> u64 {
         leaf.time = Some(batch.now);
         let data = leaf.encode_to_vec();
         let index = self.frontier.size();
-        for (level, node_index, hash) in self.frontier.push(merkle::leaf_hash(&data)) {
-            batch.writes.insert(&keys::node(level, node_index), &hash);
-        }
-        batch.writes.insert(&keys::leaf(index), &data);
-        batch.leaves += 1;
+        let hash = merkle::leaf_hash(&data);
+        self.frontier.push(hash);
+        batch.leaf_hashes.push(hash);
+        let location = batch.push(&LogRecord {
+            body: Some(Body::Leaf(LeafRecord { index, data })),
+        });
+        batch.writes.leaf(index, location);
         index
     }
 
@@ -363,9 +420,18 @@ impl Committer {
             .signer
             .sign_checkpoint(&checkpoint)
             .map_err(|e| e.to_string())?;
-        batch
-            .writes
-            .insert(&keys::checkpoint(size), note.as_bytes());
+        let (pos, len) = batch.push(&LogRecord {
+            body: Some(Body::Checkpoint(CheckpointRecord { note: note.clone() })),
+        });
+        batch.writes.checkpoint(IndexedCheckpoint {
+            size,
+            applied: Applied {
+                pos: pos + u64::from(len),
+                next_seq: self.next_seq,
+                tree_size: size,
+            },
+            note: note.clone(),
+        });
         Ok(SignedCheckpoint { note, size, root })
     }
 
@@ -419,31 +485,27 @@ impl Committer {
         sender: &str,
         id: &str,
     ) -> Result<Option<([u8; 32], pb::Receipt)>, StoreError> {
-        let key = keys::idempotency(sender, id);
-        let Some(value) = self.engine.get(&key)? else {
+        let Some(seq) = self.reader.seq_of(sender, id)? else {
             return Ok(None);
         };
-        let seq = keys::trailing_u64(&value).unwrap_or(0);
-        let record_key = keys::envelope(seq);
-        let bytes = self
-            .engine
-            .get(&record_key)?
+        let stored = self
+            .reader
+            .message(seq)?
             .ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&key).into_owned(),
+                key: format!("{sender}/{id}"),
                 reason: format!("idempotency key points at missing seq {seq}"),
             })?;
-        let stored = decode_record(&record_key, &bytes)?;
         let mut digest = [0u8; 32];
         hex::decode_to_slice(&stored.receipt.envelope_sha256, &mut digest).map_err(|e| {
             StoreError::Corrupt {
-                key: hex::encode(&record_key),
+                key: format!("message {seq}"),
                 reason: format!("receipt digest: {e}"),
             }
         })?;
         Ok(Some((digest, stored.receipt)))
     }
 
-    /// Assigns numbers and leaves to the fresh messages of a job and adds their writes.
+    /// Assigns numbers and leaves to the fresh messages of a job and frames their records.
     fn place(
         &mut self,
         messages: &[NewMessage],
@@ -464,17 +526,12 @@ impl Committer {
             }
             let seq = self.next_seq;
             self.next_seq += 1;
-            let envelope_sha256 = hex::encode(m.digest);
-            let officer = m.officer.clone().unwrap_or_default();
             let accepted_leaf = self.append_leaf(self.events.accepted(m, seq), batch);
             let mut placements = Vec::with_capacity(m.deliver_to.len());
             for recipient in &m.deliver_to {
                 let head = self.inbox_heads.get_mut(recipient).expect("loaded above");
                 *head += 1;
                 let inbox_no = *head;
-                batch
-                    .writes
-                    .insert(&keys::inbox(recipient, inbox_no), &seq.to_be_bytes());
                 let leaf = self.events.delivered(m, seq, recipient, inbox_no);
                 let leaf_index = self.append_leaf(leaf, batch);
                 placements.push(pb::InboxPlacement {
@@ -492,26 +549,29 @@ impl Committer {
                 seq,
                 placements,
                 stored_at: Some(batch.now),
-                envelope_sha256,
-                officer,
+                envelope_sha256: hex::encode(m.digest),
+                officer: m.officer.clone().unwrap_or_default(),
                 duplicate: false,
                 leaf_index: accepted_leaf,
             };
-            let record = Record {
-                envelope: m.encoded.clone(),
-                receipt: Some(receipt.clone()),
-            };
-            batch
-                .writes
-                .insert(&keys::envelope(seq), &record.encode_to_vec());
-            batch
-                .writes
-                .insert(&keys::idempotency(&m.sender, &m.id), &seq.to_be_bytes());
-            for prefix in &m.index_prefixes {
-                batch
-                    .writes
-                    .insert(&[prefix.as_slice(), &seq.to_be_bytes()].concat(), &[]);
-            }
+            let location = batch.push(&LogRecord {
+                body: Some(Body::Message(MessageRecord {
+                    envelope: m.encoded.clone(),
+                    receipt: Some(receipt.clone()),
+                })),
+            });
+            batch.writes.message(MessageEntry {
+                seq,
+                location,
+                sender: &m.sender,
+                id: &m.id,
+                placements: receipt
+                    .placements
+                    .iter()
+                    .map(|p| (p.recipient.as_str(), p.inbox_no))
+                    .collect(),
+                prefixes: &m.index_prefixes,
+            });
             batch.pending.insert(
                 (m.sender.clone(), m.id.clone()),
                 (m.digest, receipt.clone()),
@@ -530,10 +590,7 @@ impl Committer {
         if let Some(head) = self.inbox_heads.get(recipient) {
             return Ok(*head);
         }
-        let head = match self.engine.last_in(&keys::inbox_prefix(recipient))? {
-            Some((key, _)) => keys::trailing_u64(&key).unwrap_or(0),
-            None => 0,
-        };
+        let head = index::inbox_head(self.engine.as_ref(), recipient, u64::MAX)?;
         self.inbox_heads.insert(recipient.to_string(), head);
         Ok(head)
     }

@@ -8,7 +8,7 @@ use std::path::Path;
 type Open = fn(&Path) -> Box<dyn Engine>;
 
 fn engines() -> Vec<(&'static str, Open)> {
-    vec![("sled", |dir| Box::new(SledEngine::open(dir).unwrap()))]
+    vec![("sled", |dir| Box::new(SledEngine::open(dir, None).unwrap()))]
 }
 
 fn batch(writes: &[(&[u8], &[u8])]) -> WriteBatch {

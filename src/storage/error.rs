@@ -52,6 +52,53 @@ pub enum OpenStoreError {
     /// The audit log does not match its signed history: the gateway must not start.
     #[error(transparent)]
     Audit(#[from] AuditError),
+    /// The directory holds a store of the first layout (one sled tree), which this version
+    /// reads only to convert it.
+    #[error(
+        "{dir} holds an ipex store of layout version 1 (everything in one sled tree); this \
+         gateway reads layout version {current}. Convert it with `ipex store migrate --from \
+         {dir} --to NEW_DIR` and set data_dir to NEW_DIR"
+    )]
+    OldLayout {
+        /// The data directory.
+        dir: String,
+        /// The layout this version reads.
+        current: u32,
+    },
+    /// The directory says it holds a layout this version does not know.
+    #[error(
+        "{dir} holds a store of layout {found:?}; this gateway reads layout version {current}"
+    )]
+    UnknownLayout {
+        /// The data directory.
+        dir: String,
+        /// What its FORMAT file says.
+        found: String,
+        /// The layout this version reads.
+        current: u32,
+    },
+    /// An acknowledged record of the log is damaged.
+    #[error(
+        "the exchange log is damaged: segment {segment} at offset {offset}: {reason}; the \
+         gateway does not start on a damaged log (set store.quarantine = true to move the \
+         damaged end of the last segment aside and start without it)"
+    )]
+    Damaged {
+        /// The segment file's number.
+        segment: u32,
+        /// Where the damaged record begins.
+        offset: u64,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The files of the store could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        /// Which file or directory, and what was done with it.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Audit failures: a store that does not match its signed history, or unreadable keys.
@@ -60,22 +107,20 @@ pub enum AuditError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A leaf is missing from the store.
+    /// A leaf is missing from the log, or out of order.
     #[error("audit log damaged: leaf {0} is missing")]
     MissingLeaf(u64),
+    /// A message record is missing from the log, or out of order.
+    #[error("exchange log damaged: message {expected} is missing (found {found} in its place)")]
+    MissingMessage {
+        /// The sequence number expected next.
+        expected: u64,
+        /// The one found.
+        found: u64,
+    },
     /// A leaf's data does not hash to the stored leaf hash.
     #[error("audit log damaged: the data of leaf {0} does not match its stored hash")]
     LeafMismatch(u64),
-    /// A stored tree node differs from the one recomputed from the leaves.
-    #[error(
-        "audit log damaged: tree node (level {level}, index {index}) does not match the leaves"
-    )]
-    NodeMismatch {
-        /// Level of the node.
-        level: u8,
-        /// Index of the node.
-        index: u64,
-    },
     /// The root recomputed from the leaves differs from the signed checkpoint.
     #[error(
         "audit log does not match its last signed checkpoint: at tree size {size} the leaves \
@@ -102,14 +147,6 @@ pub enum AuditError {
     CheckpointSignature {
         /// Its size.
         size: u64,
-        /// Why.
-        reason: String,
-    },
-    /// The signing key could not be read or created.
-    #[error("audit signing key {path}: {reason}")]
-    Key {
-        /// The key file.
-        path: String,
         /// Why.
         reason: String,
     },

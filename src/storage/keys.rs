@@ -1,53 +1,63 @@
-//! The one key layout of the store. No other file builds or parses a key. Numbers are
-//! big-endian so that byte order is numeric order.
+//! The one key layout of the index (the sled tree beside the log). No other file builds or
+//! parses a key. Numbers are big-endian so that byte order is numeric order. Everything here
+//! is derived from the log and rebuilt from it ([`super::index`]): what is looked up by key.
 //!
-//! - `e/<seq:u64>` → a [`super::Record`]: the canonical envelope bytes and the receipt;
+//! Keys holding a *run* cover the consecutive numbers one group commit (or one replay)
+//! wrote, starting at the number in the key, so a commit of a hundred messages writes one
+//! key per list it touches, not a hundred:
+//!
+//! - `m/<first_seq>` → run of `(position u64, length u32)`: where each message's record is;
+//! - `l/<first_leaf>` → run of `(position u64, length u32)`: where each leaf's record is;
+//! - `i/<recipient>\0<first_inbox_no>` → run of sequence numbers (varint deltas): an inbox;
+//! - `x/<facet>/<value>\0<first_seq>` → run of sequence numbers: the search postings, one
+//!   facet letter per [`Facet`];
+//!
+//! and single values:
+//!
 //! - `k/<sender>\0<id>` → `<seq:u64>`: the idempotency key;
-//! - `i/<recipient>\0<inbox_no:u64>` → `<seq:u64>`: each recipient's inbox;
-//! - `x/<facet>/<value>\0<seq:u64>` → empty: the search indexes, one facet letter per
-//!   [`Facet`];
 //! - `u/<participant>\0<name>` → `<seq:u64>`: a durable subscription's acknowledged cursor;
-//! - `l/<index:u64>` → the data of audit leaf `index` (an encoded `ipex.v1.AuditLeaf`);
-//! - `n/<level:u8><index:u64>` → the hash of a perfect subtree of the audit tree;
-//! - `c/<size:u64>` → the signed checkpoint note for that tree size.
+//! - `t/<level:u8><index:u64>` → the hashes of tile `(level, index)` (C2SP tlog-tiles);
+//! - `c/<size:u64>` → `(position after its record, next seq)` and the note of the checkpoint
+//!   signed at that tree size;
+//! - `w/applied` → how far the log is applied to this index: `(position, next seq, size)`;
+//! - `v/format` → the index's layout version.
 
 use crate::domain::facets::Facet;
 
-/// Prefix of the message records.
-pub const ENVELOPE: &[u8] = b"e/";
+/// Prefix of the message runs.
+pub const MESSAGES: &[u8] = b"m/";
+/// Prefix of the leaf runs.
+pub const LEAVES: &[u8] = b"l/";
+/// Prefix of the inbox runs.
+pub const INBOX: &[u8] = b"i/";
+/// Prefix of the posting runs.
+pub const INDEX: &[u8] = b"x/";
 /// Prefix of the idempotency keys.
 pub const IDEMPOTENCY: &[u8] = b"k/";
-/// Prefix of the inbox entries.
-pub const INBOX: &[u8] = b"i/";
-/// Prefix of the search index entries.
-pub const INDEX: &[u8] = b"x/";
 /// Prefix of the durable subscription cursors.
 pub const CURSOR: &[u8] = b"u/";
-/// Prefix of the audit leaves.
-pub const LEAF: &[u8] = b"l/";
-/// Prefix of the audit tree nodes.
-pub const NODE: &[u8] = b"n/";
+/// Prefix of the tiles.
+pub const TILE: &[u8] = b"t/";
 /// Prefix of the signed checkpoints.
 pub const CHECKPOINT: &[u8] = b"c/";
+/// How far the log is applied.
+pub const APPLIED: &[u8] = b"w/applied";
+/// The index's layout version.
+pub const FORMAT: &[u8] = b"v/format";
 
-/// The record of message `seq`.
-pub fn envelope(seq: u64) -> Vec<u8> {
-    [ENVELOPE, &seq.to_be_bytes()].concat()
+/// A key `prefix` followed by a number.
+pub fn numbered(prefix: &[u8], n: u64) -> Vec<u8> {
+    [prefix, &n.to_be_bytes()].concat()
+}
+
+/// The prefix of every inbox run of `recipient`.
+pub fn inbox_prefix(recipient: &str) -> Vec<u8> {
+    [INBOX, recipient.as_bytes(), b"\0"].concat()
 }
 
 /// The idempotency key of `(sender, id)`.
 pub fn idempotency(sender: &str, id: &str) -> Vec<u8> {
     [IDEMPOTENCY, sender.as_bytes(), b"\0", id.as_bytes()].concat()
-}
-
-/// The prefix of every inbox entry of `recipient`.
-pub fn inbox_prefix(recipient: &str) -> Vec<u8> {
-    [INBOX, recipient.as_bytes(), b"\0"].concat()
-}
-
-/// Inbox entry `inbox_no` of `recipient`.
-pub fn inbox(recipient: &str, inbox_no: u64) -> Vec<u8> {
-    [&inbox_prefix(recipient)[..], &inbox_no.to_be_bytes()].concat()
 }
 
 /// The cursor of durable subscription `name` of `participant`.
@@ -72,34 +82,23 @@ fn facet_letter(facet: Facet) -> u8 {
     }
 }
 
-/// The prefix of the index entries of `(facet, value)`; an entry is it followed by the
-/// message's sequence number.
+/// The prefix of the posting runs of `(facet, value)`.
 pub fn posting_prefix(facet: Facet, value: &str) -> Vec<u8> {
     [INDEX, &[facet_letter(facet), b'/'], value.as_bytes(), b"\0"].concat()
 }
 
-/// Index entry of message `seq` under `prefix`.
-pub fn posting(prefix: &[u8], seq: u64) -> Vec<u8> {
-    [prefix, &seq.to_be_bytes()].concat()
+/// Tile `(level, index)`.
+pub fn tile(level: u8, index: u64) -> Vec<u8> {
+    [TILE, &[level], &index.to_be_bytes()].concat()
 }
 
-/// Audit leaf `index`.
-pub fn leaf(index: u64) -> Vec<u8> {
-    [LEAF, &index.to_be_bytes()].concat()
-}
-
-/// Audit tree node `(level, index)`.
-pub fn node(level: u8, index: u64) -> Vec<u8> {
-    [NODE, &[level], &index.to_be_bytes()].concat()
-}
-
-/// The checkpoint of tree size `size`.
-pub fn checkpoint(size: u64) -> Vec<u8> {
-    [CHECKPOINT, &size.to_be_bytes()].concat()
-}
-
-/// The big-endian number at the end of a key or in a value.
+/// The big-endian number at the end of a key or at the start of a value.
 pub fn trailing_u64(bytes: &[u8]) -> Option<u64> {
     let tail = bytes.len().checked_sub(8).map(|at| &bytes[at..])?;
     Some(u64::from_be_bytes(tail.try_into().ok()?))
+}
+
+/// The big-endian number at `at` of a value.
+pub fn u64_at(bytes: &[u8], at: usize) -> Option<u64> {
+    Some(u64::from_be_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
 }

@@ -1,25 +1,14 @@
 //! A message on its way into the store and out of it: what the submitting call hands the
 //! committer ([`NewMessage`], with the audit leaves the application builds for it through
-//! [`MessageEvents`]), what is stored per message ([`Record`]), and what readers and live
-//! subscribers get back ([`Stored`], [`Live`]).
+//! [`MessageEvents`]), and what readers and live subscribers get back ([`Stored`], [`Live`]).
 
 use super::error::StoreError;
 use super::keys;
 use crate::domain::facets::Facets;
+use crate::log::record::MessageRecord;
 use crate::pb;
 use prost::Message;
 use std::sync::Arc;
-
-/// What is stored per message.
-#[derive(Clone, PartialEq, Message)]
-pub struct Record {
-    /// The canonical envelope bytes (protobuf, sender and kind set by the gateway).
-    #[prost(bytes = "vec", tag = "1")]
-    pub envelope: Vec<u8>,
-    /// The receipt given to the sender.
-    #[prost(message, optional, tag = "2")]
-    pub receipt: Option<pb::Receipt>,
-}
 
 /// A stored message, decoded.
 #[derive(Clone, Debug)]
@@ -97,16 +86,19 @@ pub struct Live {
     pub receipt: pb::Receipt,
 }
 
-pub(super) fn decode_record(key: &[u8], bytes: &[u8]) -> Result<Stored, StoreError> {
+/// The message of a record read back from the log.
+pub(super) fn decode_message(
+    record: MessageRecord,
+    what: impl Fn() -> String,
+) -> Result<Stored, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt {
-        key: hex::encode(key),
+        key: what(),
         reason,
     };
-    let record = Record::decode(bytes).map_err(|e| corrupt(e.to_string()))?;
     let envelope =
         pb::Envelope::decode(record.envelope.as_slice()).map_err(|e| corrupt(e.to_string()))?;
     let receipt = record
         .receipt
-        .ok_or_else(|| corrupt("record without receipt".into()))?;
+        .ok_or_else(|| corrupt("message record without receipt".into()))?;
     Ok(Stored { envelope, receipt })
 }

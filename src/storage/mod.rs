@@ -1,35 +1,39 @@
-//! Durable storage of envelopes, their idempotency keys, inboxes, search indexes,
-//! subscription cursors and the exchange log, with group commit.
+//! Durable storage: the exchange log is the store, and everything looked up by key is an
+//! index derived from it.
 //!
-//! Everything lives behind the small [`Engine`] trait (get, range, atomic batch, flush), so
-//! the engine stays replaceable, and [`keys`] is the only place that knows the key layout.
-//! Writes go through one committer thread ([`committer`]): it takes every job waiting in its
-//! queue, checks idempotency keys, assigns sequence and inbox numbers, writes all of it as one
-//! atomic batch and flushes once; only then are the callers answered. Durability therefore
-//! costs one flush per batch, not per call, and the committer, being the only writer, keeps
-//! the counters in memory.
+//! - The log ([`segments`]): append-only segment files of framed records — audit leaves,
+//!   messages (envelope bytes and receipt), signed checkpoints, subscription cursors. One
+//!   writer, the committer ([`committer`]), takes every job waiting in its queue, assigns
+//!   sequence and inbox numbers, and appends the whole group commit with one write and one
+//!   `fdatasync`; only then are the callers answered.
+//! - The index ([`index`], laid out by [`keys`]): idempotency keys, inboxes, search postings,
+//!   cursors, checkpoints, and the tree's hashes as C2SP tiles — written after the log, one
+//!   key per list per commit, in an [`Engine`] (sled today) behind a small trait with a
+//!   conformance suite. It is made durable off the commit path and rebuilt from the log by
+//!   replay ([`recover`]), so a crash between the two loses nothing.
 //!
-//! The audit leaves of a message are built by the application ([`MessageEvents`]) and written
-//! by the same committer, in the same batch as the envelope they describe, so an acknowledged
-//! envelope always has its leaves; the committer also signs the checkpoints ([`audit`] holds
-//! the start-up check of the tree against them).
-//!
-//! Readers see only what is durable: the committer publishes the highest flushed sequence
-//! number and tree size, and reads ignore anything above them.
+//! The audit leaves of a message are built by the application ([`MessageEvents`]) and framed
+//! in the same group commit as the message. Readers see only what is durable: the committer
+//! publishes the highest durable sequence number and tree size, and reads ignore anything
+//! above them.
 //!
 //! Uses [`crate::log`], [`crate::domain`], [`crate::ops`] (commit metrics) and [`crate::pb`].
 
-pub mod audit;
 mod committer;
 #[cfg(test)]
 mod conformance;
 pub mod engine;
 pub mod error;
+pub mod index;
 pub mod keys;
 pub mod message;
+mod reader;
+pub mod recover;
+pub mod segments;
 mod store;
 
 pub use engine::{Engine, SledEngine, WriteBatch};
 pub use error::{AuditError, CommitError, OpenStoreError, StoreError};
 pub use message::{index_prefixes, Live, MessageEvents, NewMessage, Stored};
+pub use reader::Reader;
 pub use store::{Store, StoreOptions};

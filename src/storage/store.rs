@@ -1,39 +1,50 @@
-//! The store's face to the rest of the gateway: [`Store::open`] checks the log and starts the
-//! committer; writes are queued to it and answered once durable; reads go to the engine and
-//! see only what the committer published as durable.
+//! The store's face to the rest of the gateway. [`Store::open`] brings the index up to the
+//! log ([`super::recover`]) and starts the committer; writes are queued to it and answered
+//! once durable; reads go to the index and the log, and see only what the committer
+//! published as durable.
 
-use super::audit::{self, EngineNodes};
 use super::committer::{Committer, Job, Published};
-use super::engine::{Engine, SledEngine};
 use super::error::{CommitError, OpenStoreError, StoreError};
+use super::index::{self, CachedNodes, EngineTiles, TileCache};
 use super::keys;
-use super::message::{decode_record, Live, MessageEvents, NewMessage, Stored};
+use super::message::{Live, MessageEvents, NewMessage, Stored};
+use super::reader::Reader;
+use super::recover::{self, Recovered};
 use crate::domain::facets::Facet;
 use crate::log::leaf::SignedCheckpoint;
-use crate::log::merkle::{self, Frontier, Hash, NodeSource};
+use crate::log::merkle::{self, Hash};
 use crate::log::note::NoteSigner;
+use crate::log::tiles::TileSource;
 use crate::pb;
 use arc_swap::ArcSwapOption;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
-/// Tuning of the committer.
+/// Tuning of the store.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
-    /// Most messages written in one flush.
+    /// Most messages written in one group commit.
     pub max_batch: usize,
     /// Jobs that may wait for the committer before submitters wait too.
     pub queue: usize,
     /// A new checkpoint at least this often while leaves arrive.
     pub checkpoint_interval: Duration,
-    /// Recompute and compare the whole audit tree on open.
+    /// At start, verify the last checkpoint and re-hash the log written after it.
     pub verify_on_open: bool,
     /// Messages kept for live subscribers; one that falls further behind catches up from the
     /// store.
     pub live_buffer: usize,
+    /// The index's page cache, in bytes.
+    pub cache_bytes: u64,
+    /// Size after which the log begins a new segment file, in bytes.
+    pub segment_bytes: u64,
+    /// At start, move a damaged end of the log aside instead of refusing to start.
+    pub quarantine: bool,
+    /// How often the index is made durable (what it lacks after a crash is replayed).
+    pub index_flush_interval: Duration,
 }
 
 impl Default for StoreOptions {
@@ -44,101 +55,149 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             verify_on_open: true,
             live_buffer: 1024,
+            cache_bytes: 256 * 1024 * 1024,
+            segment_bytes: 64 * 1024 * 1024,
+            quarantine: false,
+            index_flush_interval: Duration::from_secs(1),
         }
     }
 }
 
 /// The message store.
 pub struct Store {
-    /// The engine.
-    engine: Arc<dyn Engine>,
+    /// The index and the log, for reads.
+    reader: Reader,
+    /// The data directory.
+    dir: PathBuf,
     /// The committer's queue; `None` once closed.
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     /// The committer thread.
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Ends the index flusher when dropped.
+    flusher: Mutex<Option<std::sync::mpsc::Sender<()>>>,
     /// What is durable.
     published: Arc<Published>,
     /// The checkpoint signer's verifier key.
     verifier_key: String,
     /// Messages just made durable, in sequence order, for live subscribers.
     live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    /// Records replayed into the index at start.
+    replayed: usize,
+    /// Trees of the tiles proofs used recently.
+    tiles: Mutex<TileCache>,
+}
+
+fn spawn(
+    name: &str,
+    f: impl FnOnce() + Send + 'static,
+) -> Result<std::thread::JoinHandle<()>, StoreError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(|e| StoreError::Engine(format!("cannot start {name}: {e}")))
 }
 
 impl Store {
-    /// Opens the store in `dir`, checks its audit log against the last checkpoint signed by
-    /// `signer`, and starts the committer and its checkpoint ticker.
+    /// Opens the store in `dir` (creating it if missing), brings its index up to its log,
+    /// checks the log against the last checkpoint signed by `signer`, and starts the
+    /// committer, its checkpoint ticker and the index flusher.
     pub fn open(
         dir: &Path,
         options: StoreOptions,
         signer: NoteSigner,
         events: Arc<dyn MessageEvents>,
     ) -> Result<Store, OpenStoreError> {
-        let kv: Arc<dyn Engine> = Arc::new(SledEngine::open(dir)?);
-        let last_seq = match kv.last_in(keys::ENVELOPE)? {
-            Some((key, _)) => keys::trailing_u64(&key).ok_or_else(|| StoreError::Corrupt {
-                key: hex::encode(&key),
-                reason: "envelope key without a sequence number".into(),
-            })?,
-            None => 0,
-        };
-        let (frontier, checkpoint) = if options.verify_on_open {
-            audit::check_store(kv.as_ref(), &signer.verifier())?
-        } else {
-            let size = match kv.last_in(keys::LEAF)? {
-                Some((key, _)) => keys::trailing_u64(&key).map_or(0, |i| i + 1),
-                None => 0,
-            };
-            let frontier = Frontier::from_source(size, &EngineNodes(kv.as_ref()))?;
-            (frontier, audit::latest_checkpoint(kv.as_ref())?)
-        };
+        let verifier = signer.verifier();
+        let Recovered {
+            engine,
+            segments,
+            appender,
+            frontier,
+            edge,
+            next_seq,
+            checkpoint,
+            replayed,
+        } = recover::open(
+            dir,
+            &recover::OpenOptions {
+                verify: options.verify_on_open,
+                quarantine: options.quarantine,
+                cache_bytes: Some(options.cache_bytes),
+                segment_bytes: options.segment_bytes,
+                verifier: &verifier,
+            },
+        )?;
+        if replayed > 0 {
+            tracing::info!(records = replayed, "exchange log replayed into the index");
+        }
         let published = Arc::new(Published {
-            seq: AtomicU64::new(last_seq),
+            seq: AtomicU64::new(next_seq - 1),
             tree_size: AtomicU64::new(frontier.size()),
             checkpoint: ArcSwapOption::from(checkpoint.clone().map(Arc::new)),
             commits: crate::ops::metrics::CommitStats::default(),
         });
+        let reader = Reader { engine, segments };
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
         let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
         let committer = Committer {
-            engine: kv.clone(),
-            next_seq: last_seq + 1,
+            engine: reader.engine.clone(),
+            reader: reader.clone(),
+            appender,
+            next_seq,
             inbox_heads: Default::default(),
             published: published.clone(),
             failed: Default::default(),
             max_batch: options.max_batch.max(1),
             frontier,
+            edge,
             signer,
             checkpoint_size: checkpoint.map(|c| c.size),
             checkpoint_interval: options.checkpoint_interval,
             live: live.clone(),
             events,
         };
-        let handle = std::thread::Builder::new()
-            .name("ipex-committer".into())
-            .spawn(move || committer.run(rx))
-            .map_err(|e| StoreError::Engine(format!("cannot start the committer: {e}")))?;
+        let handle = spawn("ipex-committer", move || committer.run(rx))?;
         // The ticker holds only a weak sender, so closing the store ends it.
         let ticker = tx.downgrade();
         let interval = options.checkpoint_interval.max(Duration::from_millis(10));
-        std::thread::Builder::new()
-            .name("ipex-checkpoints".into())
-            .spawn(move || loop {
-                std::thread::sleep(interval);
-                let Some(tx) = ticker.upgrade() else { break };
-                if tx.blocking_send(Job::Checkpoint { reply: None }).is_err() {
-                    break;
+        spawn("ipex-checkpoints", move || loop {
+            std::thread::sleep(interval);
+            let Some(tx) = ticker.upgrade() else { break };
+            if tx.blocking_send(Job::Checkpoint { reply: None }).is_err() {
+                break;
+            }
+        })?;
+        // The index is made durable off the commit path; what a crash takes from it is
+        // replayed from the log at the next start.
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let engine = reader.engine.clone();
+        let every = options.index_flush_interval.max(Duration::from_millis(10));
+        spawn("ipex-index-flush", move || {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
+            {
+                if let Err(error) = engine.flush() {
+                    tracing::warn!(%error, "flushing the index failed; a restart will replay the log");
                 }
-            })
-            .map_err(|e| StoreError::Engine(format!("cannot start the checkpoint ticker: {e}")))?;
+            }
+        })?;
         Ok(Store {
-            engine: kv,
+            reader,
+            dir: dir.to_path_buf(),
             queue: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(handle)),
+            flusher: Mutex::new(Some(stop)),
             published,
             verifier_key,
             live,
+            replayed,
+            tiles: Mutex::new(TileCache::new(1024)),
         })
+    }
+
+    /// Records replayed from the log into the index when the store was opened.
+    pub fn replayed_at_open(&self) -> usize {
+        self.replayed
     }
 
     /// Receives every message made durable from now on, in sequence order. A receiver that
@@ -150,6 +209,7 @@ impl Store {
     /// The acknowledged sequence number of a durable subscription.
     pub fn cursor(&self, participant: &str, name: &str) -> Result<Option<u64>, StoreError> {
         Ok(self
+            .reader
             .engine
             .get(&keys::cursor(participant, name))?
             .and_then(|v| keys::trailing_u64(&v)))
@@ -253,37 +313,64 @@ impl Store {
 
     /// Proof that leaf `index` is in the tree of `size` leaves (both within the durable log).
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>, StoreError> {
-        merkle::inclusion_proof(index, size, &EngineNodes(self.engine.as_ref()))
-            .map_err(proof_error)
+        merkle::inclusion_proof(index, size, &self.nodes()).map_err(proof_error)
     }
 
     /// Proof that the tree of `first` leaves is a prefix of the tree of `second` leaves.
     pub fn consistency_proof(&self, first: u64, second: u64) -> Result<Vec<Hash>, StoreError> {
-        merkle::consistency_proof(first, second, &EngineNodes(self.engine.as_ref()))
-            .map_err(proof_error)
+        merkle::consistency_proof(first, second, &self.nodes()).map_err(proof_error)
+    }
+
+    fn nodes(&self) -> CachedNodes<'_> {
+        CachedNodes {
+            engine: self.reader.engine.as_ref(),
+            cache: &self.tiles,
+        }
+    }
+
+    /// The root of the tree of the first `size` leaves of the durable log.
+    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        merkle::root_at(size, &self.nodes())
+    }
+
+    /// The hash of audit leaf `index`.
+    pub fn leaf_hash(&self, index: u64) -> Result<Hash, StoreError> {
+        self.reader.leaf_hash(index)
+    }
+
+    /// The first `width` hashes of tile `(level, index)` of the durable tree, as the C2SP
+    /// tlog-tiles spec serves them; `None` when the tree does not (yet) have them.
+    pub fn tile(&self, level: u8, index: u64, width: u64) -> Result<Option<Vec<Hash>>, StoreError> {
+        let size = self.tree_size();
+        let shift = u32::from(level) * u32::from(crate::log::tiles::HEIGHT);
+        let entries = size.checked_shr(shift).unwrap_or(0);
+        let end = index
+            .checked_mul(crate::log::tiles::WIDTH)
+            .and_then(|start| start.checked_add(width));
+        if end.is_none_or(|end| end > entries) {
+            return Ok(None);
+        }
+        let mut hashes = EngineTiles(self.reader.engine.as_ref()).tile(level, index)?;
+        hashes.truncate(width as usize);
+        Ok(Some(hashes))
     }
 
     /// Leaves `[start, end)` of the durable log: `(index, leaf hash, data)`.
     pub fn leaves(&self, start: u64, end: u64) -> Result<Vec<(u64, Hash, Vec<u8>)>, StoreError> {
         let end = end.min(self.tree_size());
-        let mut out = Vec::with_capacity(end.saturating_sub(start) as usize);
-        for entry in self
-            .engine
-            .range(&keys::leaf(start), &keys::leaf(end), false)
-        {
-            let (key, data) = entry?;
-            let index = keys::trailing_u64(&key).unwrap_or(0);
-            out.push((
-                index,
-                EngineNodes(self.engine.as_ref()).node(0, index)?,
-                data,
-            ));
-        }
-        Ok(out)
+        (start..end)
+            .map(|index| {
+                Ok((
+                    index,
+                    self.reader.leaf_hash(index)?,
+                    self.reader.leaf_data(index)?,
+                ))
+            })
+            .collect()
     }
 
     /// Stops accepting writes, lets the committer finish what is queued (and sign a final
-    /// checkpoint), and flushes.
+    /// checkpoint), and makes the index durable.
     pub fn close(&self) -> Result<(), StoreError> {
         self.queue
             .lock()
@@ -298,7 +385,11 @@ impl Store {
             // The committer only panics on a bug; the flush below still runs.
             let _ = handle.join();
         }
-        self.engine.flush()
+        self.flusher
+            .lock()
+            .expect("flusher lock is never poisoned")
+            .take();
+        self.reader.engine.flush()
     }
 
     /// Highest durable sequence number: the number of messages stored.
@@ -306,23 +397,20 @@ impl Store {
         self.published.seq.load(Ordering::Acquire)
     }
 
-    /// Bytes the store occupies on disk.
+    /// Bytes the store occupies on disk: the log and the index.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
-        self.engine.size_on_disk()
-    }
-
-    /// The root of the tree of the first `size` leaves of the durable log.
-    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
-        merkle::root_at(size, &EngineNodes(self.engine.as_ref()))
-    }
-
-    /// The hash of audit leaf `index`.
-    pub fn leaf_hash(&self, index: u64) -> Result<Hash, StoreError> {
-        EngineNodes(self.engine.as_ref()).node(0, index)
+        let mut bytes = self.reader.engine.size_on_disk()?;
+        let log = self.dir.join("log");
+        let entries = std::fs::read_dir(&log)
+            .map_err(|e| StoreError::Engine(format!("reading {}: {e}", log.display())))?;
+        for entry in entries.flatten() {
+            bytes += entry.metadata().map_or(0, |m| m.len());
+        }
+        Ok(bytes)
     }
 
     /// Up to `budget` sequence numbers in `[low, high]` of the messages indexed under any of
-    /// `values` of `facet` (under every message when `facet` is `None`), newest first unless
+    /// `values` of `facet` (every message when `index` is `None`), newest first unless
     /// `oldest_first`. Checking them against the rest of a query is the caller's.
     pub fn postings(
         &self,
@@ -332,26 +420,29 @@ impl Store {
         budget: usize,
         oldest_first: bool,
     ) -> Result<Vec<u64>, StoreError> {
+        let high = high.min(self.last_seq());
         if low > high {
             return Ok(Vec::new());
         }
-        let end = high.saturating_add(1);
-        let ranges: Vec<(Vec<u8>, Vec<u8>)> = match index {
-            Some((facet, values)) => values
-                .iter()
-                .map(|v| {
-                    let prefix = keys::posting_prefix(facet, facet.index_lookup(v));
-                    (keys::posting(&prefix, low), keys::posting(&prefix, end))
-                })
-                .collect(),
-            None => vec![(keys::envelope(low), keys::envelope(end))],
+        let Some((facet, values)) = index else {
+            let all: Box<dyn Iterator<Item = u64>> = if oldest_first {
+                Box::new(low..=high)
+            } else {
+                Box::new((low..=high).rev())
+            };
+            return Ok(all.take(budget).collect());
         };
         let mut seqs = Vec::new();
-        for (from, to) in ranges {
-            for entry in self.engine.range(&from, &to, !oldest_first).take(budget) {
-                let (key, _) = entry?;
-                seqs.extend(keys::trailing_u64(&key));
-            }
+        for value in values {
+            let prefix = keys::posting_prefix(facet, facet.index_lookup(value));
+            seqs.extend(index::postings(
+                self.reader.engine.as_ref(),
+                &prefix,
+                low,
+                high,
+                budget,
+                !oldest_first,
+            )?);
         }
         seqs.sort_unstable();
         seqs.dedup();
@@ -367,29 +458,20 @@ impl Store {
         &self.published.commits
     }
 
-    /// The message with sequence number `seq`.
+    /// The message with sequence number `seq`, if durable.
     pub fn get(&self, seq: u64) -> Result<Option<Stored>, StoreError> {
         if seq == 0 || seq > self.last_seq() {
             return Ok(None);
         }
-        let key = keys::envelope(seq);
-        let Some(bytes) = self.engine.get(&key)? else {
-            return Ok(None);
-        };
-        decode_record(&key, &bytes).map(Some)
+        self.reader.message(seq)
     }
 
     /// The sequence number of the message `id` of `sender`, if stored durably.
     pub fn seq_of(&self, sender: &str, id: &str) -> Result<Option<u64>, StoreError> {
-        let key = keys::idempotency(sender, id);
-        let Some(value) = self.engine.get(&key)? else {
-            return Ok(None);
-        };
-        let seq = keys::trailing_u64(&value).ok_or_else(|| StoreError::Corrupt {
-            key: String::from_utf8_lossy(&key).into_owned(),
-            reason: "idempotency value is not a sequence number".into(),
-        })?;
-        Ok((seq <= self.last_seq()).then_some(seq))
+        Ok(self
+            .reader
+            .seq_of(sender, id)?
+            .filter(|seq| *seq <= self.last_seq()))
     }
 
     /// The message `id` of `sender`.
@@ -407,40 +489,18 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<Vec<(u64, u64)>, StoreError> {
-        let durable = self.last_seq();
-        let from = keys::inbox(recipient, after.saturating_add(1));
-        let to = keys::inbox(recipient, u64::MAX);
-        let mut out = Vec::with_capacity(limit.min(1024));
-        for entry in self.engine.range(&from, &to, false) {
-            let (key, value) = entry?;
-            let (Some(no), Some(seq)) = (keys::trailing_u64(&key), keys::trailing_u64(&value))
-            else {
-                return Err(StoreError::Corrupt {
-                    key: hex::encode(&key),
-                    reason: "inbox entry without numbers".into(),
-                });
-            };
-            // Inbox numbers are given in sequence order: nothing after this is durable either.
-            if seq > durable || out.len() >= limit {
-                break;
-            }
-            out.push((no, seq));
-        }
-        Ok(out)
+        index::inbox(
+            self.reader.engine.as_ref(),
+            recipient,
+            after,
+            limit,
+            self.last_seq(),
+        )
     }
 
     /// The highest durable inbox number of `recipient` (0 for an empty inbox).
     pub fn inbox_head(&self, recipient: &str) -> Result<u64, StoreError> {
-        let durable = self.last_seq();
-        let from = keys::inbox(recipient, 0);
-        let to = keys::inbox(recipient, u64::MAX);
-        for entry in self.engine.range(&from, &to, true) {
-            let (key, value) = entry?;
-            if keys::trailing_u64(&value).is_some_and(|seq| seq <= durable) {
-                return Ok(keys::trailing_u64(&key).unwrap_or(0));
-            }
-        }
-        Ok(0)
+        index::inbox_head(self.reader.engine.as_ref(), recipient, self.last_seq())
     }
 }
 

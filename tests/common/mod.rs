@@ -278,3 +278,29 @@ where
     }
     false
 }
+
+/// Flips the last bit of the record of audit leaf `index` in the log of the stopped store in
+/// `data_dir`; returns the record's segment and offset.
+pub fn flip_leaf_bit(data_dir: &Path, index: u64) -> (u32, u64) {
+    use ipex::log::record::{self, Body, Frames};
+    use std::os::unix::fs::FileExt;
+    let log = data_dir.join("log");
+    for segment in ipex::storage::segments::list(&log).unwrap() {
+        let path = log.join(format!("{segment:08}.seg"));
+        let bytes = std::fs::read(&path).unwrap();
+        let start = ipex::storage::segments::FIRST_OFFSET;
+        for frame in Frames::new(&bytes[start as usize..], start) {
+            let (offset, payload) = frame.unwrap();
+            if let Some(Body::Leaf(leaf)) = record::decode(payload, offset).unwrap().body {
+                if leaf.index == index {
+                    let last = offset + (record::HEADER_LEN + payload.len()) as u64 - 1;
+                    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    file.write_all_at(&[bytes[last as usize] ^ 1], last)
+                        .unwrap();
+                    return (segment, offset);
+                }
+            }
+        }
+    }
+    panic!("leaf {index} is not in the log");
+}
