@@ -9,7 +9,7 @@
 //! each other):
 //!
 //! ```text
-//!  bin ─► cli ─► server ─► grpc ─► app ─► storage ─► log ─┐
+//!  bin ─► cli ─► server, admin ─► grpc ─► app ─► storage ─► log ─┐
 //!          │       │        dev ─┘  │        │            ├─► domain ─► pb
 //!          │       └──► ops, auth ◄─┘        └─► ops ─────┤
 //!          └──► dev, log, domain, pb                auth ─┘
@@ -30,6 +30,7 @@
 //! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench and tokens.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod app;
 pub mod auth;
 pub mod cli;

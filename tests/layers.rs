@@ -19,6 +19,7 @@ const RANKS: &[(&str, u8)] = &[
     ("grpc", 5),
     ("dev", 5),
     ("server", 6),
+    ("admin", 6),
     ("cli", 7),
 ];
 

@@ -104,7 +104,42 @@ fn scraped_from(store: &Arc<Store>) -> crate::ops::metrics::Readings {
         }),
         messages_stored: Box::new(move || seq.last_seq()),
         audit_tree_size: Box::new(move || tree.tree_size()),
+        more: scrub_readings(store.scrub_stats()),
     }
+}
+
+/// The background check of the log, as gauges.
+fn scrub_readings(
+    stats: Arc<crate::storage::scrub::ScrubStats>,
+) -> Vec<(
+    &'static str,
+    &'static str,
+    crate::ops::metrics::MaybeReading,
+)> {
+    use std::sync::atomic::Ordering::Relaxed;
+    let (a, b, c, d) = (stats.clone(), stats.clone(), stats.clone(), stats);
+    vec![
+        (
+            "ipex_scrub_leaves_checked",
+            "Leaves the background check of the whole log has re-hashed in its current or last run",
+            Box::new(move || Some(a.leaves_checked.load(Relaxed))),
+        ),
+        (
+            "ipex_scrub_runs",
+            "Background checks of the whole log completed since start",
+            Box::new(move || Some(b.runs.load(Relaxed))),
+        ),
+        (
+            "ipex_scrub_failures",
+            "Background checks of the whole log that found it damaged, since start",
+            Box::new(move || Some(c.failures.load(Relaxed))),
+        ),
+        (
+            "ipex_scrub_last_ok",
+            "1 if the last background check of the whole log passed, 0 if it failed; absent before the first",
+            Box::new(move || u64::try_from(d.last_ok.load(Relaxed)).ok()),
+        ),
+    ]
 }
 
 /// Loads the checkpoint signing key (a note `PRIVATE+KEY+…` line) from `path`; it must be

@@ -170,6 +170,12 @@ pub enum Command {
     /// seizure notifications, at several numbers of calls in flight. Without --gateway it
     /// starts its own on a temporary store with a generated PKI.
     Bench(BenchArgs),
+    /// Offline operations on the data directory of a stopped gateway.
+    Store {
+        /// What to do.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Certificates for development.
     Certs {
         /// What to do.
@@ -276,6 +282,14 @@ pub enum AuditCommand {
         /// How many of your own most recent leaves to check with inclusion proofs (online).
         #[arg(long, default_value_t = 20)]
         proofs: usize,
+        /// Check the whole log of a stopped gateway's data directory instead (offline): every
+        /// record's checksum, every leaf re-hashed, every checkpoint against the tree (and
+        /// its signature, with --verifier-key), every tile against the leaves.
+        #[arg(long, conflicts_with = "file")]
+        full: bool,
+        /// The data directory --full checks.
+        #[arg(long, default_value = "data", requires = "full")]
+        data_dir: PathBuf,
     },
     /// Writes the log to a file: a checkpoint, every leaf hash, and the data you may see.
     Export {
@@ -307,6 +321,28 @@ pub enum TokenCommand {
         /// The gateway's id (`aud`).
         #[arg(long, default_value = "ipex-dev")]
         audience: String,
+    },
+}
+
+/// Store commands (the gateway must be stopped: the store is opened by one process).
+#[derive(Subcommand, Debug)]
+pub enum StoreCommand {
+    /// Rebuilds the index (idempotency keys, inboxes, search postings, cursors, tiles) from
+    /// the exchange log, checking every checkpoint in the log against the tree.
+    Reindex {
+        /// The data directory.
+        #[arg(long, default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Converts a store of the old layout (one sled tree) into a new data directory, checking
+    /// every receipt against the original. The old directory is left as it is.
+    Migrate {
+        /// The old data directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// The new data directory (must not exist, or be empty).
+        #[arg(long)]
+        to: PathBuf,
     },
 }
 

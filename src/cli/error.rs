@@ -17,6 +17,9 @@ pub enum CliError {
     /// The audit log did not verify.
     #[error("audit log verification failed: {0}")]
     Verify(#[from] crate::log::verify::VerifyError),
+    /// An offline operation on a data directory failed.
+    #[error("{0}")]
+    Store(String),
     /// The gateway answered that it does not serve.
     #[error("the gateway does not serve: {0}")]
     Unhealthy(String),

@@ -20,7 +20,7 @@ pub mod error;
 pub mod token;
 
 use crate::pb;
-use args::{AuditCommand, CertsCommand, Cli, Command, TokenCommand};
+use args::{AuditCommand, CertsCommand, Cli, Command, StoreCommand, TokenCommand};
 use clap::Parser;
 use client::Clients;
 pub use error::CliError;
@@ -154,6 +154,27 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 "created": created,
             }),
         );
+    }
+    if let Command::Store { command } = &cli.command {
+        let report = match command {
+            StoreCommand::Reindex { data_dir } => crate::admin::reindex(data_dir),
+            StoreCommand::Migrate { from, to } => crate::admin::migrate(from, to),
+        };
+        return print(out, &report.map_err(CliError::Store)?);
+    }
+    if let Command::Audit {
+        command:
+            AuditCommand::Verify {
+                full: true,
+                data_dir,
+                verifier_key,
+                ..
+            },
+    } = &cli.command
+    {
+        let report = crate::admin::verify_full(data_dir, verifier_key.as_deref())
+            .map_err(CliError::Store)?;
+        return print(out, &report);
     }
     if let Command::Audit {
         command:
@@ -356,7 +377,10 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 Err(CliError::Unhealthy(format!("{service:?} is {status}")))
             }
         }
-        Command::Certs { .. } | Command::Token { .. } | Command::Bench(_) => {
+        Command::Certs { .. }
+        | Command::Token { .. }
+        | Command::Bench(_)
+        | Command::Store { .. } => {
             unreachable!("handled before connecting")
         }
     }

@@ -28,7 +28,7 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
     /// What the record holds.
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
     pub body: Option<Body>,
 }
 
@@ -47,6 +47,18 @@ pub enum Body {
     /// A durable subscription's acknowledged cursor.
     #[prost(message, tag = "4")]
     Cursor(CursorRecord),
+    /// The end of a group commit: the records before it since the last one were written
+    /// together, and indexed together.
+    #[prost(message, tag = "5")]
+    Commit(CommitRecord),
+}
+
+/// The end of a group commit.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct CommitRecord {
+    /// Records the commit wrote before this one.
+    #[prost(uint32, tag = "1")]
+    pub records: u32,
 }
 
 /// Audit leaf `index`: `data` is an encoded `ipex.v1.AuditLeaf`, hashed as it is.

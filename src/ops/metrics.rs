@@ -82,7 +82,13 @@ pub struct Readings {
     pub messages_stored: Reading,
     /// Leaves in the durable exchange log.
     pub audit_tree_size: Reading,
+    /// More gauges read at scrape time: `(name, help, reading)`; a reading of `None` leaves
+    /// the sample out.
+    pub more: Vec<(&'static str, &'static str, MaybeReading)>,
 }
+
+/// A value read at scrape time that may be missing.
+pub type MaybeReading = Box<dyn Fn() -> Option<u64> + Send + Sync>;
 
 /// The labels of `ipex_calls_total` and `ipex_refusals_total`, in this order.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -166,6 +172,7 @@ impl Metrics {
             store_size_bytes,
             messages_stored,
             audit_tree_size,
+            more,
         } = readings;
         // Read by two gauges: messages stored, and the head the lag is measured from.
         let messages_stored: Arc<dyn Fn() -> u64 + Send + Sync> = Arc::from(messages_stored);
@@ -219,6 +226,9 @@ impl Metrics {
             "Leaves in the durable exchange log",
             Scraped(move || Some(audit_tree_size())),
         );
+        for (name, help, reading) in more {
+            registry.register(name, help, Scraped(reading));
+        }
         let open = streams.clone();
         registry.register(
             "ipex_open_streams",
@@ -400,6 +410,7 @@ mod tests {
                 store_size_bytes: Box::new(move || size),
                 messages_stored: Box::new(|| 7),
                 audit_tree_size: Box::new(|| 12),
+                more: Vec::new(),
             },
         )
     }
@@ -490,6 +501,7 @@ mod tests {
                 store_size_bytes: Box::new(|| None),
                 messages_stored: Box::new(|| 0),
                 audit_tree_size: Box::new(|| 0),
+                more: Vec::new(),
             },
         );
         commits.batch_messages.observe(3.0);

@@ -15,7 +15,9 @@ use crate::log::leaf::SignedCheckpoint;
 use crate::log::merkle::{self, Frontier, Hash};
 use crate::log::note::{Checkpoint, NoteSigner};
 use crate::log::record::MessageRecord;
-use crate::log::record::{self, Body, CheckpointRecord, CursorRecord, LeafRecord, LogRecord};
+use crate::log::record::{
+    self, Body, CheckpointRecord, CommitRecord, CursorRecord, LeafRecord, LogRecord,
+};
 use crate::log::tiles::Edge;
 use crate::pb;
 use arc_swap::ArcSwapOption;
@@ -32,6 +34,8 @@ pub(super) struct Published {
     pub(super) seq: AtomicU64,
     /// Durable audit tree size.
     pub(super) tree_size: AtomicU64,
+    /// The durable end of the log.
+    pub(super) log_end: AtomicU64,
     /// Latest durable checkpoint.
     pub(super) checkpoint: ArcSwapOption<SignedCheckpoint>,
     /// Batch sizes and flush times, for the metrics.
@@ -140,6 +144,8 @@ struct Batch {
     live: Vec<Arc<Live>>,
     /// Cursors written in this batch.
     cursors: HashMap<Vec<u8>, u64>,
+    /// Records framed.
+    records: u32,
 }
 
 impl Batch {
@@ -147,6 +153,7 @@ impl Batch {
     fn push(&mut self, record: &LogRecord) -> index::Location {
         let pos = self.base + self.frames.len() as u64;
         let len = record::frame_record(record, &mut self.frames);
+        self.records += 1;
         (pos, len as u32)
     }
 }
@@ -198,6 +205,7 @@ impl Committer {
             messages: 0,
             live: Vec::new(),
             cursors: HashMap::new(),
+            records: 0,
         };
         let mut answers = Vec::with_capacity(jobs.len());
         let mut checkpoint_requested = false;
@@ -264,6 +272,9 @@ impl Committer {
                 self.published
                     .tree_size
                     .store(self.frontier.size(), Ordering::Release);
+                self.published
+                    .log_end
+                    .store(self.appender.end(), Ordering::Release);
                 if let Some(cp) = &signed {
                     self.checkpoint_size = Some(cp.size);
                     self.published.checkpoint.store(Some(Arc::new(cp.clone())));
@@ -340,6 +351,16 @@ impl Committer {
         if batch.frames.is_empty() {
             return Ok(());
         }
+        // A replay indexes the records of a commit together, as the commit did, so that its
+        // runs replace the ones the commit may have left in the index (see `recover`).
+        record::frame_record(
+            &LogRecord {
+                body: Some(Body::Commit(CommitRecord {
+                    records: batch.records,
+                })),
+            },
+            &mut batch.frames,
+        );
         let flushing = Instant::now();
         let at = self
             .appender

@@ -99,7 +99,21 @@ impl SledEngine {
         if let Some(bytes) = cache_bytes {
             config = config.cache_capacity(bytes);
         }
-        let db = config.open()?;
+        // sled's file lock outlives a closed `Db` by a moment while its own threads finish;
+        // a store closed and opened again in one process (a restart in tests, `reindex`)
+        // waits for it rather than failing.
+        let mut attempts = 0;
+        let db = loop {
+            match config.open() {
+                Err(sled::Error::Io(e))
+                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+                {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                other => break other?,
+            }
+        };
         let tree = db.open_tree("ipex")?;
         let log = std::fs::File::open(dir.join("db"))
             .map_err(|e| StoreError::Engine(format!("cannot open sled's log file: {e}")))?;

@@ -27,8 +27,10 @@ pub mod error;
 pub mod index;
 pub mod keys;
 pub mod message;
+pub mod offline;
 mod reader;
 pub mod recover;
+pub mod scrub;
 pub mod segments;
 mod store;
 

@@ -33,7 +33,8 @@ use std::sync::Arc;
 pub const LAYOUT: u32 = 2;
 /// The file that names a data directory's layout.
 pub const FORMAT_FILE: &str = "FORMAT";
-/// Records replayed between two index updates, to bound the memory of a long replay.
+/// Records replayed between two index updates where the log marks no commits (a converted
+/// log), to bound the memory of a long replay.
 const REPLAY_CHUNK: usize = 20_000;
 
 /// A store opened and brought up to its log.
@@ -59,8 +60,8 @@ pub(super) struct OpenOptions<'a> {
     pub cache_bytes: Option<u64>,
     /// Size after which a new segment begins.
     pub segment_bytes: u64,
-    /// Verifies the checkpoints.
-    pub verifier: &'a NoteVerifier,
+    /// Verifies the checkpoints' signatures (with `verify`).
+    pub verifier: Option<&'a NoteVerifier>,
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> OpenStoreError {
@@ -115,7 +116,10 @@ pub(super) fn check_layout(dir: &Path) -> Result<(), OpenStoreError> {
     }
 }
 
-fn signed(note: &str, verifier: Option<&NoteVerifier>) -> Result<SignedCheckpoint, AuditError> {
+pub(super) fn signed(
+    note: &str,
+    verifier: Option<&NoteVerifier>,
+) -> Result<SignedCheckpoint, AuditError> {
     let body = note.split("\n\n").next().unwrap_or_default();
     let parsed = crate::log::note::Checkpoint::parse(&format!("{body}\n")).map_err(|e| {
         AuditError::Store(StoreError::Corrupt {
@@ -138,6 +142,24 @@ fn signed(note: &str, verifier: Option<&NoteVerifier>) -> Result<SignedCheckpoin
     })
 }
 
+/// Checks that `dir` holds a store of this layout, creating nothing.
+pub(super) fn check_layout_exists(dir: &Path) -> Result<(), OpenStoreError> {
+    if !dir.join(FORMAT_FILE).exists() {
+        if dir.join("db").exists() || dir.join("conf").exists() {
+            return Err(OpenStoreError::OldLayout {
+                dir: dir.display().to_string(),
+                current: LAYOUT,
+            });
+        }
+        return Err(OpenStoreError::UnknownLayout {
+            dir: dir.display().to_string(),
+            found: "no FORMAT file: not an ipex data directory".into(),
+            current: LAYOUT,
+        });
+    }
+    check_layout(dir)
+}
+
 /// Opens the store in `dir` and replays the log into the index.
 pub(super) fn open(dir: &Path, options: &OpenOptions<'_>) -> Result<Recovered, OpenStoreError> {
     check_layout(dir)?;
@@ -155,7 +177,7 @@ pub(super) fn open(dir: &Path, options: &OpenOptions<'_>) -> Result<Recovered, O
         next_seq: 1,
         tree_size: 0,
     });
-    let verifier = options.verify.then_some(options.verifier);
+    let verifier = options.verifier.filter(|_| options.verify);
     let indexed = index::latest_checkpoint(engine.as_ref())?;
     let indexed_signed = match &indexed {
         Some(cp) => Some(signed(&cp.note, verifier)?),
@@ -187,6 +209,7 @@ pub(super) fn open(dir: &Path, options: &OpenOptions<'_>) -> Result<Recovered, O
         tile_cache: None,
         latest: indexed_signed.clone(),
         replayed: 0,
+        at_commit: false,
     };
     // The checksums of the segment being written are read whole: acknowledged data there is
     // what a crash or a failing disk would have touched most recently.
@@ -343,6 +366,8 @@ struct Replay<'a> {
     /// The latest checkpoint seen.
     latest: Option<SignedCheckpoint>,
     replayed: usize,
+    /// The record just read ends a commit.
+    at_commit: bool,
 }
 
 impl Replay<'_> {
@@ -418,9 +443,8 @@ impl Replay<'_> {
             }
             Some(Body::Checkpoint(cp)) => {
                 let checkpoint = signed(&cp.note, self.verifier)?;
-                if self.verifier.is_some()
-                    && (checkpoint.size != self.frontier.size()
-                        || checkpoint.root != self.frontier.root())
+                if checkpoint.size != self.frontier.size()
+                    || checkpoint.root != self.frontier.root()
                 {
                     return Err(AuditError::CheckpointMismatch {
                         size: checkpoint.size,
@@ -441,6 +465,10 @@ impl Replay<'_> {
                 self.latest = Some(checkpoint);
             }
             Some(Body::Cursor(c)) => self.writes.cursor(&c.participant, &c.name, c.seq),
+            Some(Body::Commit(_)) => {
+                self.replayed -= 1;
+                self.at_commit = true;
+            }
             None => {
                 return Err(OpenStoreError::Damaged {
                     segment,
@@ -452,10 +480,14 @@ impl Replay<'_> {
         Ok(())
     }
 
-    /// Writes what was gathered when there is a lot of it; `pos` is just after the last
-    /// record gathered.
+    /// Writes what was gathered at the end of each commit — so that the runs it writes are
+    /// the commit's own and replace what the commit may have left in the index before a
+    /// crash — or, in a log that marks no commits, every [`REPLAY_CHUNK`] records (counted
+    /// from where the replay began, so that a replay cut short and begun again writes the
+    /// same runs). `pos` is just after the last record read.
     fn maybe_flush(&mut self, pos: u64) -> Result<(), OpenStoreError> {
-        if self.writes.len() < REPLAY_CHUNK {
+        let at_commit = std::mem::take(&mut self.at_commit);
+        if !at_commit && self.writes.len() < REPLAY_CHUNK {
             return Ok(());
         }
         let at = Applied {

@@ -10,6 +10,7 @@ use super::keys;
 use super::message::{Live, MessageEvents, NewMessage, Stored};
 use super::reader::Reader;
 use super::recover::{self, Recovered};
+use super::scrub::{self, ScrubStats};
 use crate::domain::facets::Facet;
 use crate::log::leaf::SignedCheckpoint;
 use crate::log::merkle::{self, Hash};
@@ -18,7 +19,7 @@ use crate::log::tiles::TileSource;
 use crate::pb;
 use arc_swap::ArcSwapOption;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -45,6 +46,9 @@ pub struct StoreOptions {
     pub quarantine: bool,
     /// How often the index is made durable (what it lacks after a crash is replayed).
     pub index_flush_interval: Duration,
+    /// How often the whole log is checked in the background ([`super::scrub`]); `None`: never.
+    /// The first check begins one interval (at most ten minutes) after the start.
+    pub scrub_interval: Option<Duration>,
 }
 
 impl Default for StoreOptions {
@@ -59,6 +63,7 @@ impl Default for StoreOptions {
             segment_bytes: 64 * 1024 * 1024,
             quarantine: false,
             index_flush_interval: Duration::from_secs(1),
+            scrub_interval: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -73,8 +78,11 @@ pub struct Store {
     queue: Mutex<Option<mpsc::Sender<Job>>>,
     /// The committer thread.
     committer: Mutex<Option<std::thread::JoinHandle<()>>>,
-    /// Ends the index flusher when dropped.
-    flusher: Mutex<Option<std::sync::mpsc::Sender<()>>>,
+    /// The background threads (index flusher, scrub): each ends when its sender is dropped,
+    /// and is joined on close, so that nothing holds the store open after it.
+    background: Mutex<Vec<(std::sync::mpsc::Sender<()>, std::thread::JoinHandle<()>)>>,
+    /// Set on close: a background check in progress stops.
+    closed: Arc<AtomicBool>,
     /// What is durable.
     published: Arc<Published>,
     /// The checkpoint signer's verifier key.
@@ -85,6 +93,8 @@ pub struct Store {
     replayed: usize,
     /// Trees of the tiles proofs used recently.
     tiles: Mutex<TileCache>,
+    /// Progress and results of the background checks of the log.
+    scrub: Arc<ScrubStats>,
 }
 
 fn spawn(
@@ -124,7 +134,7 @@ impl Store {
                 quarantine: options.quarantine,
                 cache_bytes: Some(options.cache_bytes),
                 segment_bytes: options.segment_bytes,
-                verifier: &verifier,
+                verifier: Some(&verifier),
             },
         )?;
         if replayed > 0 {
@@ -133,6 +143,7 @@ impl Store {
         let published = Arc::new(Published {
             seq: AtomicU64::new(next_seq - 1),
             tree_size: AtomicU64::new(frontier.size()),
+            log_end: AtomicU64::new(appender.end()),
             checkpoint: ArcSwapOption::from(checkpoint.clone().map(Arc::new)),
             commits: crate::ops::metrics::CommitStats::default(),
         });
@@ -170,10 +181,11 @@ impl Store {
         })?;
         // The index is made durable off the commit path; what a crash takes from it is
         // replayed from the log at the next start.
+        let mut background = Vec::new();
         let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let engine = reader.engine.clone();
         let every = options.index_flush_interval.max(Duration::from_millis(10));
-        spawn("ipex-index-flush", move || {
+        let flusher = spawn("ipex-index-flush", move || {
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every)
             {
                 if let Err(error) = engine.flush() {
@@ -181,18 +193,43 @@ impl Store {
                 }
             }
         })?;
+        background.push((stop, flusher));
+        let closed = Arc::new(AtomicBool::new(false));
+        let scrub = Arc::new(ScrubStats::new());
+        if let Some(every) = options.scrub_interval {
+            let (reader, published, stats) = (reader.clone(), published.clone(), scrub.clone());
+            let closed = closed.clone();
+            let (stop, stopped) = std::sync::mpsc::channel::<()>();
+            let scrubber = spawn("ipex-scrub", move || {
+                let mut wait = every.min(Duration::from_secs(600));
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(wait)
+                {
+                    wait = every;
+                    scrub_once(&reader, &published, &verifier, &stats, &closed);
+                }
+            })?;
+            background.push((stop, scrubber));
+        }
         Ok(Store {
             reader,
             dir: dir.to_path_buf(),
             queue: Mutex::new(Some(tx)),
             committer: Mutex::new(Some(handle)),
-            flusher: Mutex::new(Some(stop)),
+            background: Mutex::new(background),
+            closed,
             published,
             verifier_key,
             live,
             replayed,
             tiles: Mutex::new(TileCache::new(1024)),
+            scrub,
         })
+    }
+
+    /// Progress and results of the background checks of the log.
+    pub fn scrub_stats(&self) -> Arc<ScrubStats> {
+        self.scrub.clone()
     }
 
     /// Records replayed from the log into the index when the store was opened.
@@ -385,10 +422,17 @@ impl Store {
             // The committer only panics on a bug; the flush below still runs.
             let _ = handle.join();
         }
-        self.flusher
-            .lock()
-            .expect("flusher lock is never poisoned")
-            .take();
+        self.closed.store(true, Ordering::Relaxed);
+        let background = std::mem::take(
+            &mut *self
+                .background
+                .lock()
+                .expect("the background lock is never poisoned"),
+        );
+        for (stop, handle) in background {
+            drop(stop);
+            let _ = handle.join();
+        }
         self.reader.engine.flush()
     }
 
@@ -501,6 +545,48 @@ impl Store {
     /// The highest durable inbox number of `recipient` (0 for an empty inbox).
     pub fn inbox_head(&self, recipient: &str) -> Result<u64, StoreError> {
         index::inbox_head(self.reader.engine.as_ref(), recipient, self.last_seq())
+    }
+}
+
+/// One background check of the whole durable log, paced so that it leaves the cores to the
+/// calls; the result goes to the stats and, when it fails, to the log as an error.
+fn scrub_once(
+    reader: &Reader,
+    published: &Published,
+    verifier: &crate::log::note::NoteVerifier,
+    stats: &ScrubStats,
+    closed: &AtomicBool,
+) {
+    let until = published.log_end.load(Ordering::Acquire);
+    let started = std::time::Instant::now();
+    let result = scrub::check_log(
+        &reader.segments,
+        Some(reader.engine.as_ref()),
+        Some(verifier),
+        until,
+        &stats.leaves_checked,
+        Some((Duration::from_micros(500), closed)),
+    );
+    if closed.load(Ordering::Relaxed) {
+        return;
+    }
+    stats.runs.fetch_add(1, Ordering::Relaxed);
+    match result {
+        Ok(report) => {
+            stats.last_ok.store(1, Ordering::Relaxed);
+            tracing::info!(
+                leaves = report.leaves,
+                messages = report.messages,
+                checkpoints = report.checkpoints,
+                seconds = started.elapsed().as_secs(),
+                "background check of the exchange log passed"
+            );
+        }
+        Err(error) => {
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            stats.last_ok.store(0, Ordering::Relaxed);
+            tracing::error!(%error, "background check of the exchange log FAILED");
+        }
     }
 }
 

@@ -2,6 +2,8 @@
 //! directory, mutual TLS on 127.0.0.1:0, and clients for each participant.
 #![allow(dead_code)]
 
+pub mod process;
+
 use ipex::cli::client::{ClientTls, Clients};
 use ipex::dev::pki::{Ca, Issued};
 use ipex::ops::config::Config;
