@@ -1,46 +1,11 @@
-//! Officer tokens: JWTs that say which officer of a participant makes a call.
+//! Officer tokens: JWTs saying which officer of the calling participant acts, with what scopes.
 //!
-//! mTLS tells the gateway which *participant* (a customs authority, a
-//! marketplace, a carrier…) is calling, but not which of its officers is
-//! acting, nor what that officer may do. A call may therefore carry
-//! `authorization: Bearer <JWT>`: a short-lived token that the participant's
-//! own identity system issued for one officer, naming them (`sub`) and their
-//! scopes (`scope`), signed with a key the participant registered with the
-//! gateway, and bound (RFC 8705, `cnf.x5t#S256`) to the very client
-//! certificate the call arrives on, so that a token copied out of one
-//! participant's systems is worthless anywhere else.
-//!
-//! This module verifies such tokens ([`verify`], or [`TokenCache::verify`] to
-//! skip repeated signature checks), parses the `authorization` metadata
-//! ([`bearer`]), loads the verification keys a participant registered
-//! ([`TokenKeys`], from PEM public keys or a JWKS document), and mints tokens
-//! for development and tests ([`DevSigner`]).
-//!
-//! Division of labour: `jsonwebtoken` parses the header and claims, and
-//! checks the signature (with the one algorithm the header names), the issuer,
-//! the audience and the presence of `exp`, `sub`, `iss` and `aud`. This module
-//! does what it does not: refusing `alg: none`, HMAC and `crit` before any key
-//! is looked at; checking the issuer before the signature, so that another
-//! participant's token is named as such; choosing keys by `kid` and key type;
-//! time checks against the caller's clock (`jsonwebtoken` reads the system
-//! clock, and has neither a lifetime cap nor an `iat` check); the certificate
-//! binding; scopes; and checking keys when they are loaded (type and curve
-//! with `x509-parser`, RSA size and exponent with `rsa`), so that a bad key
-//! fails the configuration rather than every token.
-//!
-//! Error mapping: every [`TokenError`] returned by [`verify`], [`bearer`] and
-//! [`TokenCache::verify`] means the caller is not authenticated as an officer
-//! and maps to gRPC `UNAUTHENTICATED`. Scopes are *not* checked here: the
-//! handler checks [`Officer::has`] for the scope its method needs and answers
-//! `PERMISSION_DENIED` when it is missing.
-//!
-//! Crypto backend: `jsonwebtoken` 10 has no built-in cryptography; it needs
-//! exactly one backend feature (here `rust_crypto`) or a provider installed
-//! with `CryptoProvider::install_default`, and otherwise panics on first use.
-//! [`init`] pins the RustCrypto provider explicitly, so that another crate
-//! enabling `aws_lc_rs` too cannot turn the first verification into a panic.
-//! [`verify`] and [`DevSigner`] call [`init`] themselves; calling it at
-//! start-up is harmless.
+//! mTLS names only the participant, so a call may carry `authorization: Bearer <JWT>` issued by
+//! the participant for one officer, signed with a key it registered and bound (RFC 8705,
+//! `cnf.x5t#S256`) to the client certificate of the call, so that a copied token is worthless
+//! elsewhere. `jsonwebtoken` parses tokens and checks signature and audience; the rest is here.
+//! Every [`TokenError`] of [`verify`] means `UNAUTHENTICATED`; a missing scope
+//! ([`Officer::has`]) is the handler's `PERMISSION_DENIED`.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
@@ -49,9 +14,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
+use jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER;
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
+use jsonwebtoken::jwk::{AlgorithmParameters as Params, EllipticCurve as Curve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, DecodingKeyKind, Validation};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -59,25 +26,17 @@ use x509_parser::oid_registry as oid;
 
 /// Longest token accepted, in bytes; longer ones are refused before any parsing.
 pub const MAX_TOKEN_LEN: usize = 16 * 1024;
-
 /// Smallest RSA modulus accepted for a verification key, in bits.
 pub const MIN_RSA_BITS: usize = 2048;
-
 /// Largest RSA modulus accepted, in bits (the `rsa` crate verifies up to 4096).
 pub const MAX_RSA_BITS: usize = 4096;
 
-/// Pins `jsonwebtoken`'s crypto provider to its RustCrypto backend.
-///
-/// Idempotent and cheap; [`verify`], [`TokenCache::verify`] and [`DevSigner`]
-/// call it themselves. If a provider was already installed (by an earlier
-/// call, by the crate's feature-based default on first use, or by the
-/// application), that provider stays.
+/// Pins `jsonwebtoken`'s crypto provider to RustCrypto, so that another crate enabling a second
+/// backend cannot make the first use panic. Idempotent; [`verify`] calls it.
 pub fn init() {
     static INIT: Once = Once::new();
-    INIT.call_once(|| {
-        // An Err only means some provider is already in place, which is fine.
-        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-    });
+    // An Err only means that some provider is already in place.
+    INIT.call_once(|| _ = DEFAULT_PROVIDER.install_default());
 }
 
 /// The current time as seconds since the Unix epoch (0 if the clock is before it).
@@ -87,13 +46,8 @@ pub fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Why a token (or the `authorization` metadata, or a verification key) was refused.
-///
-/// Every variant that [`verify`], [`bearer`] or [`TokenCache::verify`] returns
-/// maps to gRPC `UNAUTHENTICATED`; a missing scope is the caller's
-/// `PERMISSION_DENIED`, not an error of this type. [`TokenError::InvalidKey`],
-/// [`TokenError::InvalidJwks`] and [`TokenError::Signing`] come only from
-/// loading keys or minting tokens, i.e. from configuration.
+/// Why a token, the `authorization` metadata or a verification key (`InvalidKey`,
+/// `InvalidJwks`) was refused, or a development token could not be signed (`Signing`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenError {
     /// The `authorization` metadata is not `Bearer <token>`.
@@ -126,7 +80,7 @@ pub enum TokenError {
     /// The header has a `crit` parameter; no extension is understood here (RFC 7515 §4.1.11).
     #[error("the token's header marks extensions as critical (crit), and none are supported")]
     CriticalHeader,
-    /// The header's `kid` names no key of the participant (and it has no key without a `kid` to try).
+    /// The header's `kid` names no key of the participant, which has no key without `kid` either.
     #[error("the token's key id {kid:?} names no verification key registered for participant {participant:?}")]
     UnknownKeyId {
         /// The `kid` of the header.
@@ -134,7 +88,7 @@ pub enum TokenError {
         /// The participant named by the client certificate.
         participant: String,
     },
-    /// The key selected by the header's `kid` is of a type (or declared `alg`) that cannot verify the token's `alg`.
+    /// The key the header's `kid` selects cannot verify its `alg` (by type or declared `alg`).
     #[error("the verification key {kid:?} is {key}, which cannot verify a {alg} token")]
     KeyTypeMismatch {
         /// The `kid` of the header.
@@ -330,8 +284,8 @@ pub struct TokenPolicy {
     pub max_lifetime: Duration,
     /// Clock skew tolerated for `exp`, `nbf`, `iat` and the lifetime check (default 30 s).
     pub leeway: Duration,
-    /// Whether a token without `cnf.x5t#S256` is refused (default true). A
-    /// binding that is present is always checked.
+    /// Whether a token without `cnf.x5t#S256` is refused (default true); one that has it is
+    /// always checked.
     pub require_binding: bool,
 }
 
@@ -363,35 +317,30 @@ pub enum KeyKind {
 impl KeyKind {
     /// Whether a key of this kind can verify tokens signed with `alg`.
     pub fn accepts(self, alg: Algorithm) -> bool {
+        self.spec().2.contains(&alg)
+    }
+
+    /// The kind's name, the article before it, and the algorithms it verifies.
+    fn spec(self) -> (&'static str, &'static str, &'static [Algorithm]) {
         use Algorithm::*;
-        matches!(
-            (self, alg),
-            (KeyKind::Ed25519, EdDSA)
-                | (KeyKind::P256, ES256)
-                | (KeyKind::P384, ES384)
-                | (KeyKind::Rsa, RS256 | RS384 | RS512 | PS256 | PS384 | PS512)
-        )
+        match self {
+            KeyKind::Ed25519 => ("Ed25519", "an", &[EdDSA]),
+            KeyKind::P256 => ("P-256", "a", &[ES256]),
+            KeyKind::P384 => ("P-384", "a", &[ES384]),
+            KeyKind::Rsa => ("RSA", "an", &[RS256, RS384, RS512, PS256, PS384, PS512]),
+        }
     }
 
     /// "an Ed25519 key", "a P-256 key"…, for messages.
     fn described(self) -> String {
-        let article = if matches!(self, KeyKind::P256 | KeyKind::P384) {
-            "a"
-        } else {
-            "an"
-        };
-        format!("{article} {self} key")
+        let (name, article, _) = self.spec();
+        format!("{article} {name} key")
     }
 }
 
 impl fmt::Display for KeyKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            KeyKind::Ed25519 => "Ed25519",
-            KeyKind::P256 => "P-256",
-            KeyKind::P384 => "P-384",
-            KeyKind::Rsa => "RSA",
-        })
+        f.write_str(self.spec().0)
     }
 }
 
@@ -404,70 +353,44 @@ struct KeyEntry {
     key: DecodingKey,
 }
 
-impl KeyEntry {
-    fn usable_for(&self, alg: Algorithm) -> bool {
-        self.kind.accepts(alg) && self.alg.is_none_or(|a| a == alg)
-    }
-}
-
-/// The token verification keys one participant registered.
-///
-/// Keys from PEM have no key id; keys from a JWKS have the JWK's `kid` (and,
-/// if the JWK declares an `alg`, verify only that algorithm). A token whose
-/// header has a `kid` is checked against the keys with that `kid`, or, if
-/// there are none, against the keys without a `kid`; a token without `kid`
-/// is checked against every key of a type compatible with its `alg`.
+/// The token verification keys one participant registered. A token's `kid` selects the JWKS
+/// keys with that `kid`, or if there are none the PEM keys (which have none); a token without
+/// `kid` is tried with every key whose type (and declared `alg`) suits its `alg`.
 #[derive(Debug, Clone, Default)]
 pub struct TokenKeys {
     keys: Vec<KeyEntry>,
 }
 
 impl TokenKeys {
-    /// Keys from PEM public keys, one key per string: `PUBLIC KEY` (SPKI:
-    /// Ed25519, EC P-256/P-384 or RSA) or `RSA PUBLIC KEY` (PKCS#1).
-    /// Private keys, certificates, RSA keys outside 2048–4096 bits and other
-    /// curves are refused.
+    /// Keys from PEM, one per string: `PUBLIC KEY` (Ed25519, EC P-256/P-384 or RSA) or
+    /// `RSA PUBLIC KEY` (PKCS#1); anything else, and RSA outside 2048–4096 bits, is refused.
     pub fn from_pem<S: AsRef<str>>(pems: &[S]) -> Result<Self, TokenError> {
         let keys = pems.iter().enumerate().map(|(i, pem)| {
-            let (kind, key) = pem_key(pem.as_ref()).map_err(|reason| TokenError::InvalidKey {
-                key: format!("PEM key #{}", i + 1),
-                reason,
-            })?;
-            Ok(KeyEntry {
-                kid: None,
-                alg: None,
-                kind,
-                key,
-            })
+            let key = format!("PEM key #{}", i + 1);
+            pem_key(pem.as_ref()).map_err(|reason| TokenError::InvalidKey { key, reason })
         });
-        Ok(TokenKeys {
-            keys: keys.collect::<Result<_, TokenError>>()?,
-        })
+        keys.collect::<Result<_, _>>()
+            .map(|keys| TokenKeys { keys })
     }
 
-    /// Keys from a JWKS document (`{"keys": [...]}`) with `OKP` (Ed25519),
-    /// `EC` (P-256, P-384) and `RSA` keys. Keys marked `"use": "enc"` or with
-    /// an encryption `alg` are skipped; symmetric (`oct`) keys, keys carrying
-    /// private material and unsupported curves are refused.
+    /// Keys from a JWKS document (`{"keys": [...]}`) of the same types, skipping encryption
+    /// keys and refusing symmetric keys, private material and other curves.
     pub fn from_jwks(json: &str) -> Result<Self, TokenError> {
-        // Key by key rather than as a `jwk::JwkSet`, which fails the whole
-        // document on one key it cannot represent without saying which, and
-        // silently drops private members that should never have been published.
+        // Key by key rather than as a `jwk::JwkSet`, which fails the whole document on one key
+        // it cannot represent without saying which, and drops private members unseen.
         #[derive(Deserialize)]
-        struct RawJwks {
+        struct Jwks {
             keys: Vec<Value>,
         }
-        let raw: RawJwks = serde_json::from_str(json).map_err(|e| TokenError::InvalidJwks {
+        let jwks: Jwks = serde_json::from_str(json).map_err(|e| TokenError::InvalidJwks {
             reason: e.to_string(),
         })?;
-        let mut keys = Vec::with_capacity(raw.keys.len());
-        for (i, value) in raw.keys.into_iter().enumerate() {
-            let key = match value.get("kid").and_then(Value::as_str) {
-                Some(kid) => format!("JWKS key #{} (kid {kid:?})", i + 1),
-                None => format!("JWKS key #{}", i + 1),
-            };
-            let entry = jwk_key(&value).map_err(|reason| TokenError::InvalidKey { key, reason })?;
-            keys.extend(entry);
+        let mut keys = Vec::with_capacity(jwks.keys.len());
+        for (i, value) in jwks.keys.iter().enumerate() {
+            let kid = value.get("kid").and_then(Value::as_str);
+            let kid = kid.map(|kid| format!(" (kid {kid:?})")).unwrap_or_default();
+            let key = format!("JWKS key #{}{kid}", i + 1);
+            keys.extend(jwk_key(value).map_err(|reason| TokenError::InvalidKey { key, reason })?);
         }
         Ok(TokenKeys { keys })
     }
@@ -497,112 +420,88 @@ impl TokenKeys {
         &self,
         alg: Algorithm,
         kid: Option<&str>,
-        participant_id: &str,
+        participant: &str,
     ) -> Result<Vec<&KeyEntry>, TokenError> {
-        let named: Vec<&KeyEntry> = self
-            .keys
-            .iter()
-            .filter(|k| kid.is_some() && k.kid.as_deref() == kid)
+        // The keys `kid` names; else those without a kid (for a token without one: all keys).
+        let by_kid = kid.is_some() && self.keys.iter().any(|k| k.kid.as_deref() == kid);
+        let pool: Vec<&KeyEntry> = (self.keys.iter())
+            .filter(|k| k.kid.as_deref() == kid || (!by_kid && (kid.is_none() || k.kid.is_none())))
             .collect();
-        if let (Some(kid), Some(first)) = (kid, named.first()) {
-            let usable: Vec<&KeyEntry> = named
-                .iter()
-                .copied()
-                .filter(|k| k.usable_for(alg))
-                .collect();
-            if usable.is_empty() {
-                let restricted = first.alg.map(|a| format!(" restricted to {a:?}"));
-                return Err(TokenError::KeyTypeMismatch {
-                    kid: kid.to_owned(),
-                    key: first.kind.described() + &restricted.unwrap_or_default(),
-                    alg: format!("{alg:?}"),
-                });
-            }
+        let usable: Vec<&KeyEntry> = (pool.iter().copied())
+            .filter(|k| k.kind.accepts(alg) && k.alg.is_none_or(|a| a == alg))
+            .collect();
+        if !usable.is_empty() {
             return Ok(usable);
         }
-        // No key has the token's kid: the keys without one (from PEM) may still match.
-        let pool: Vec<&KeyEntry> = self
-            .keys
-            .iter()
-            .filter(|k| kid.is_none() || k.kid.is_none())
-            .collect();
-        if let (Some(kid), true) = (kid, pool.is_empty()) {
-            return Err(TokenError::UnknownKeyId {
-                kid: kid.to_owned(),
-                participant: participant_id.to_owned(),
-            });
-        }
-        let usable: Vec<&KeyEntry> = pool.into_iter().filter(|k| k.usable_for(alg)).collect();
-        if usable.is_empty() {
-            let mut registered: Vec<String> =
-                self.keys.iter().map(|k| k.kind.to_string()).collect();
-            if registered.is_empty() {
-                registered.push("none".to_owned());
+        let (alg, participant) = (format!("{alg:?}"), participant.to_owned());
+        match (kid.map(str::to_owned), pool.first()) {
+            (Some(kid), None) => Err(TokenError::UnknownKeyId { kid, participant }),
+            (Some(kid), Some(first)) if by_kid => {
+                let restricted = first.alg.map(|a| format!(" restricted to {a:?}"));
+                let key = first.kind.described() + &restricted.unwrap_or_default();
+                Err(TokenError::KeyTypeMismatch { kid, key, alg })
             }
-            return Err(TokenError::NoKeyForAlgorithm {
-                alg: format!("{alg:?}"),
-                participant: participant_id.to_owned(),
-                registered: registered.join(", "),
-            });
+            _ => {
+                let mut registered: Vec<String> = self.iter().map(|(_, k)| k.to_string()).collect();
+                if registered.is_empty() {
+                    registered.push("none".to_owned());
+                }
+                let registered = registered.join(", ");
+                Err(TokenError::NoKeyForAlgorithm {
+                    alg,
+                    participant,
+                    registered,
+                })
+            }
         }
-        Ok(usable)
     }
 }
 
 /// A PEM public key, its type told by its label and SPKI algorithm.
-fn pem_key(pem: &str) -> Result<(KeyKind, DecodingKey), String> {
+fn pem_key(pem: &str) -> Result<KeyEntry, String> {
+    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
     let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes())
         .map_err(|e| format!("is not PEM ({e})"))?;
-    let (kind, key) = match pem.label.as_str() {
-        "PUBLIC KEY" => spki_key(&pem.contents)?,
-        "RSA PUBLIC KEY" => (KeyKind::Rsa, DecodingKey::from_rsa_der(&pem.contents)),
-        label if label.contains("PRIVATE KEY") => {
-            return Err("is a private key; register only the public key".to_owned())
-        }
-        "CERTIFICATE" => {
-            return Err(
-                "is a certificate; register the issuer's public key (PUBLIC KEY) instead"
-                    .to_owned(),
-            )
-        }
+    let unsupported = || "is not an Ed25519, EC P-256/P-384 or RSA public key".to_owned();
+    let spki = match pem.label.as_str() {
+        "PUBLIC KEY" => match SubjectPublicKeyInfo::from_der(&pem.contents) {
+            Ok(([], spki)) => spki,
+            _ => return Err(unsupported()),
+        },
+        "RSA PUBLIC KEY" => return checked(None, None, KeyKind::Rsa, rsa_key(&pem.contents)?),
+        // A private key or a certificate, most likely: say what it is and what is expected.
         label => {
             return Err(format!(
-                "has PEM label {label:?}; expected PUBLIC KEY or RSA PUBLIC KEY"
+                "is a {label:?}; expected a PUBLIC KEY or RSA PUBLIC KEY"
             ))
         }
     };
-    check_key(kind, &key)?;
-    Ok((kind, key))
-}
-
-/// The key of a DER `SubjectPublicKeyInfo`. jsonwebtoken's own PEM loaders
-/// need the type up front and do not report an EC key's curve.
-fn spki_key(der: &[u8]) -> Result<(KeyKind, DecodingKey), String> {
-    use x509_parser::prelude::{FromDer, SubjectPublicKeyInfo};
-    let unsupported = || "is not an Ed25519, EC P-256/P-384 or RSA public key".to_owned();
-    let spki = match SubjectPublicKeyInfo::from_der(der) {
-        Ok(([], spki)) => spki,
-        _ => return Err(unsupported()),
-    };
     let (algorithm, public) = (&spki.algorithm.algorithm, &spki.subject_public_key.data);
-    if *algorithm == oid::OID_SIG_ED25519 {
-        Ok((KeyKind::Ed25519, DecodingKey::from_ed_der(public)))
+    let params = spki.algorithm.parameters.as_ref();
+    let curve = params.and_then(|p| p.as_oid().ok());
+    let (kind, key) = if *algorithm == oid::OID_SIG_ED25519 {
+        (KeyKind::Ed25519, DecodingKey::from_ed_der(public))
     } else if *algorithm == oid::OID_PKCS1_RSAENCRYPTION {
-        Ok((KeyKind::Rsa, DecodingKey::from_rsa_der(public)))
+        (KeyKind::Rsa, rsa_key(public)?)
     } else if *algorithm == oid::OID_KEY_TYPE_EC_PUBLIC_KEY {
-        let curve = spki
-            .algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok());
         let kind = match curve {
             Some(c) if c == oid::OID_EC_P256 => KeyKind::P256,
             Some(c) if c == oid::OID_NIST_EC_P384 => KeyKind::P384,
             _ => return Err("is an EC key on a curve other than P-256 or P-384".to_owned()),
         };
-        Ok((kind, DecodingKey::from_ec_der(public)))
+        (kind, DecodingKey::from_ec_der(public))
     } else {
-        Err(unsupported())
+        return Err(unsupported());
+    };
+    checked(None, None, kind, key)
+}
+
+/// A PKCS#1 `RSAPublicKey`, as the modulus and exponent that [`checked`] reads.
+fn rsa_key(der: &[u8]) -> Result<DecodingKey, String> {
+    use x509_parser::prelude::FromDer;
+    match x509_parser::public_key::RSAPublicKey::from_der(der) {
+        Ok(([], k)) => Ok(DecodingKey::from_rsa_raw_components(k.modulus, k.exponent)),
+        _ => Err("is not a PKCS#1 RSA public key".to_owned()),
     }
 }
 
@@ -616,142 +515,90 @@ fn jwk_key(value: &Value) -> Result<Option<KeyEntry>, String> {
         return Ok(None);
     }
     let jwk = Jwk::deserialize(value).map_err(|e| format!("is not a supported JWK ({e})"))?;
-    let alg = match jwk.common.key_algorithm {
+    let alg: Option<Algorithm> = match jwk.common.key_algorithm {
         None => None,
         Some(KeyAlgorithm::RSA1_5 | KeyAlgorithm::RSA_OAEP | KeyAlgorithm::RSA_OAEP_256) => {
             return Ok(None)
         }
-        Some(declared) => match declared.to_string().parse::<Algorithm>() {
-            Ok(alg) if alg.family() == AlgorithmFamily::Hmac => {
-                return Err(format!(
-                    "declares the symmetric alg {declared}; only asymmetric keys are accepted"
-                ))
-            }
-            Ok(alg) => Some(alg),
-            Err(_) => return Err("declares an unsupported alg".to_owned()),
-        },
+        Some(a) => Some(
+            a.to_string()
+                .parse()
+                .map_err(|_| "declares an unsupported alg")?,
+        ),
     };
     let kind = match &jwk.algorithm {
-        AlgorithmParameters::OctetKey(_) => {
-            return Err("is a symmetric (oct) key; only public keys are accepted".to_owned())
-        }
-        AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-            KeyKind::Ed25519
-        }
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => KeyKind::P256,
-        AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P384 => KeyKind::P384,
-        AlgorithmParameters::RSA(_) => KeyKind::Rsa,
+        Params::OctetKeyPair(p) if p.curve == Curve::Ed25519 => KeyKind::Ed25519,
+        Params::EllipticCurve(p) if p.curve == Curve::P256 => KeyKind::P256,
+        Params::EllipticCurve(p) if p.curve == Curve::P384 => KeyKind::P384,
+        Params::RSA(_) => KeyKind::Rsa,
+        Params::OctetKey(_) => return Err("is a symmetric (oct) key, not a public key".to_owned()),
         _ => return Err("is on an unsupported curve (use Ed25519, P-256 or P-384)".to_owned()),
     };
     if let Some(alg) = alg.filter(|&a| !kind.accepts(a)) {
         return Err(format!("declares alg {alg:?} but is {}", kind.described()));
     }
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("has invalid key data ({e})"))?;
-    check_key(kind, &key)?;
-    Ok(Some(KeyEntry {
-        kid: jwk.common.key_id,
+    checked(jwk.common.key_id, alg, kind, key).map(Some)
+}
+
+/// The entry for `key` once it is known to work, so that a bad key fails the configuration
+/// rather than every token. RSA keys here are always a modulus and exponent.
+fn checked(
+    kid: Option<String>,
+    alg: Option<Algorithm>,
+    kind: KeyKind,
+    key: DecodingKey,
+) -> Result<KeyEntry, String> {
+    match key.kind() {
+        // The size limits, then the `rsa` crate's own checks (odd modulus, exponent range),
+        // which it would otherwise make, and fail, at every verification.
+        DecodingKeyKind::RsaModulusExponent { n, e } => {
+            let n = rsa::BigUint::from_bytes_be(n);
+            let bits = n.bits();
+            if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
+                return Err(format!(
+                    "is a {bits}-bit RSA key; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted"
+                ));
+            }
+            rsa::RsaPublicKey::new(n, rsa::BigUint::from_bytes_be(e))
+                .map_err(|e| format!("is not a usable RSA public key ({e})"))?;
+        }
+        // jsonwebtoken's EdDSA verifier slices the first 32 bytes: shorter would panic.
+        _ if kind == KeyKind::Ed25519 && key.as_bytes().len() != 32 => {
+            return Err("is not a 32-byte Ed25519 public key".to_owned())
+        }
+        // Building the verifier parses the key (point on the curve) as verification will.
+        _ => {
+            (DEFAULT_PROVIDER.verifier_factory)(&kind.spec().2[0], &key)
+                .map_err(|e| format!("is not a valid {kind} public key ({e})"))?;
+        }
+    }
+    Ok(KeyEntry {
+        kid,
         alg,
         kind,
         key,
-    }))
+    })
 }
 
-/// Checks at load time that `key` will work, so a bad key fails the
-/// configuration rather than every token.
-fn check_key(kind: KeyKind, key: &DecodingKey) -> Result<(), String> {
-    let probe = match kind {
-        KeyKind::Ed25519 => {
-            // jsonwebtoken's EdDSA verifier slices the first 32 bytes: shorter would panic.
-            if key.as_bytes().len() != 32 {
-                return Err("is not a 32-byte Ed25519 public key".to_owned());
-            }
-            Algorithm::EdDSA
-        }
-        KeyKind::P256 => Algorithm::ES256,
-        KeyKind::P384 => Algorithm::ES384,
-        KeyKind::Rsa => return check_rsa(key),
-    };
-    // Building the verifier parses the key (point on the curve) as verification will.
-    let factory = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.verifier_factory;
-    factory(&probe, key)
-        .map(drop)
-        .map_err(|e| format!("is not a valid {kind} public key ({e})"))
-}
-
-/// The modulus size limits, then the `rsa` crate's own checks (odd modulus,
-/// exponent range), which it would otherwise make at every verification.
-fn check_rsa(key: &DecodingKey) -> Result<(), String> {
-    use rsa::pkcs1::der::Decode as _;
-    use rsa::BigUint;
-    let (n, e) = match key.kind() {
-        DecodingKeyKind::SecretOrDer(der) => {
-            let parsed = rsa::pkcs1::RsaPublicKey::from_der(der)
-                .map_err(|_| "is not a PKCS#1 RSA public key".to_owned())?;
-            (
-                BigUint::from_bytes_be(parsed.modulus.as_bytes()),
-                BigUint::from_bytes_be(parsed.public_exponent.as_bytes()),
-            )
-        }
-        DecodingKeyKind::RsaModulusExponent { n, e } => {
-            (BigUint::from_bytes_be(n), BigUint::from_bytes_be(e))
-        }
-    };
-    let bits = n.bits();
-    if !(MIN_RSA_BITS..=MAX_RSA_BITS).contains(&bits) {
-        return Err(format!(
-            "is a {bits}-bit RSA key; {MIN_RSA_BITS} to {MAX_RSA_BITS} bits are accepted"
-        ));
-    }
-    rsa::RsaPublicKey::new(n, e)
-        .map(drop)
-        .map_err(|e| format!("is not a usable RSA public key ({e})"))
-}
-
-/// Reads the token out of `authorization` metadata: `Bearer <token>`, the
-/// scheme matched case-insensitively (RFC 7235), surrounding spaces ignored.
+/// Reads the token out of `authorization` metadata: `Bearer <token>`, the scheme matched
+/// case-insensitively (RFC 7235), surrounding spaces ignored.
 pub fn bearer(metadata_value: &str) -> Result<&str, TokenError> {
-    let value = metadata_value.trim();
-    if value.is_empty() {
-        return Err(TokenError::BadAuthorization {
-            reason: "it is empty",
-        });
-    }
-    let (scheme, rest) = value
-        .split_once(|c: char| c.is_ascii_whitespace())
-        .unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Err(TokenError::BadAuthorization {
-            reason: "its scheme is not Bearer",
-        });
-    }
-    let token = rest.trim();
-    if token.is_empty() {
-        return Err(TokenError::BadAuthorization {
-            reason: "no token follows Bearer",
-        });
-    }
-    if token.contains(|c: char| c.is_ascii_whitespace()) {
-        return Err(TokenError::BadAuthorization {
-            reason: "the token contains whitespace",
-        });
-    }
-    Ok(token)
+    let mut words = metadata_value.split_ascii_whitespace();
+    let reason = match (words.next(), words.next(), words.next()) {
+        (None, ..) => "it is empty",
+        (Some(scheme), ..) if !scheme.eq_ignore_ascii_case("bearer") => "its scheme is not Bearer",
+        (_, None, _) => "no token follows Bearer",
+        (_, Some(token), None) => return Ok(token),
+        _ => "the token contains whitespace",
+    };
+    Err(TokenError::BadAuthorization { reason })
 }
 
-/// Verifies an officer token presented by `participant_id` over a client
-/// certificate whose SHA-256 is `cert_sha256`.
-///
-/// `keys` must be the keys registered by `participant_id` (the participant of
-/// the client certificate), never keys looked up by the token's `iss`.
-/// Checks, each with its own [`TokenError`]: well-formed compact JWT; `alg`
-/// asymmetric (`none` and `HS*` refused before any key is looked at); no
-/// `crit`; `iss` equal to `participant_id` (checked before the signature, so
-/// another participant's token fails clearly); key selection by `kid` and
-/// key type; signature; `aud` contains `policy.audience`; `exp` and `sub`
-/// present; `exp` not passed and at most `max_lifetime` ahead; `nbf` and
-/// `iat` not in the future; `sub` not empty; `cnf.x5t#S256` equals
-/// `cert_sha256` (absent: refused if `policy.require_binding`). Time checks
-/// use `now_unix` and allow `policy.leeway`. Unknown scopes are ignored.
+/// Verifies an officer token presented by `participant_id` over a client certificate whose
+/// SHA-256 is `cert_sha256`, with the keys `participant_id` registered (never keys found by the
+/// token's `iss`): the header's `alg` and `crit`, the claims (times against `now_unix`, the
+/// binding), then the signature with the keys its `kid` and `alg` select, and `aud`.
 pub fn verify(
     token: &str,
     participant_id: &str,
@@ -771,89 +618,83 @@ pub fn verify(
         // jsonwebtoken would call an empty signature merely wrong.
         return Err(malformed("its signature is empty"));
     }
-    // The claims are read once before any key is used, so that a garbled
-    // payload is Malformed rather than a bad signature, and a token of another
-    // participant says so (refusing on an unverified claim is safe).
-    let unverified: Claims = jsonwebtoken::dangerous::insecure_decode(token)
+    // The claims are checked before any key is used (refusing on an unverified claim is safe),
+    // so that a garbled payload is Malformed rather than a bad signature, and a token of
+    // another participant is named as such.
+    let claims: Claims = jsonwebtoken::dangerous::insecure_decode(token)
         .map_err(|e| malformed(format!("its payload is not a JSON claims object ({e})")))?
         .claims;
-    let iss = string_claim("iss", unverified.iss.as_ref())?;
+    let iss = string_claim("iss", &claims.iss)?;
     if iss != participant_id {
-        return Err(TokenError::IssuerMismatch {
-            iss: iss.to_owned(),
-            participant: participant_id.to_owned(),
-        });
+        let (iss, participant) = (iss.to_owned(), participant_id.to_owned());
+        return Err(TokenError::IssuerMismatch { iss, participant });
     }
-
-    let candidates = keys.candidates(header.alg, header.kid.as_deref(), participant_id)?;
-    let mut validation = Validation::new(header.alg);
-    validation.set_issuer(&[participant_id]);
-    validation.set_audience(&[&policy.audience]);
-    validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
-    // Times are checked below against `now_unix` (the caller's clock, which
-    // the cache and tests set); jsonwebtoken would read the system clock.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    let mut verified = None;
-    for entry in &candidates {
-        match jsonwebtoken::decode::<Claims>(token, &entry.key, &validation) {
-            Ok(data) => {
-                verified = Some(data.claims);
-                break;
-            }
-            // Keys are checked when loaded, so a key error is unexpected: the next key may do.
-            Err(e) if is_key_failure(e.kind()) => {}
-            Err(e) => return Err(claims_error(e.into_kind(), &unverified, policy)),
-        }
+    let exp = numeric_date("exp", &claims.exp)?.ok_or(TokenError::MissingClaim { claim: "exp" })?;
+    if claims.aud.is_none() {
+        return Err(TokenError::MissingClaim { claim: "aud" });
     }
-    let claims = verified.ok_or_else(|| TokenError::BadSignature {
-        participant: participant_id.to_owned(),
-        tried: candidates.len(),
-    })?;
-
-    let (now, leeway) = (now_unix, policy.leeway.as_secs());
-    let exp = numeric_date("exp", claims.exp.as_ref())?
-        .ok_or(TokenError::MissingClaim { claim: "exp" })?;
-    if now >= exp.saturating_add(leeway) {
-        return Err(TokenError::Expired { exp, now });
-    }
-    let max_secs = policy.max_lifetime.as_secs();
-    if exp > now.saturating_add(max_secs).saturating_add(leeway) {
-        return Err(TokenError::LifetimeTooLong { exp, now, max_secs });
-    }
-    if let Some(nbf) = numeric_date("nbf", claims.nbf.as_ref())? {
-        if nbf > now.saturating_add(leeway) {
-            return Err(TokenError::NotYetValid { nbf, now });
-        }
-    }
-    if let Some(iat) = numeric_date("iat", claims.iat.as_ref())? {
-        if iat > now.saturating_add(leeway) {
-            return Err(TokenError::IssuedInFuture { iat, now });
-        }
-    }
-    let subject = string_claim("sub", claims.sub.as_ref())?;
+    let subject = string_claim("sub", &claims.sub)?;
     if subject.is_empty() {
         return Err(invalid("sub", "is empty"));
     }
-    check_binding(claims.cnf.as_ref(), cert_sha256, policy.require_binding)?;
-    let scopes = match &claims.scope {
-        None => BTreeSet::new(),
-        Some(Value::String(s)) => s
+    let (now, max_secs) = (now_unix, policy.max_lifetime.as_secs());
+    let soon = now.saturating_add(policy.leeway.as_secs());
+    if now >= exp.saturating_add(policy.leeway.as_secs()) {
+        return Err(TokenError::Expired { exp, now });
+    }
+    if exp > soon.saturating_add(max_secs) {
+        return Err(TokenError::LifetimeTooLong { exp, now, max_secs });
+    }
+    if let Some(nbf) = numeric_date("nbf", &claims.nbf)?.filter(|&nbf| nbf > soon) {
+        return Err(TokenError::NotYetValid { nbf, now });
+    }
+    if let Some(iat) = numeric_date("iat", &claims.iat)?.filter(|&iat| iat > soon) {
+        return Err(TokenError::IssuedInFuture { iat, now });
+    }
+    match &claims.cnf {
+        Some(cnf) => check_binding(cnf, cert_sha256)?,
+        None if policy.require_binding => return Err(TokenError::MissingBinding),
+        None => {}
+    }
+    let s = claims.scope.as_ref().map_or(Some(""), Value::as_str);
+    let s = s.ok_or_else(|| invalid("scope", "is not a space-separated string"))?;
+    let officer = Officer {
+        subject: subject.to_owned(),
+        scopes: s
             .split_ascii_whitespace()
             .filter_map(Scope::parse)
             .collect(),
-        Some(_) => return Err(invalid("scope", "is not a space-separated string")),
-    };
-    Ok(Officer {
-        subject: subject.to_owned(),
-        scopes,
         expires_at: exp,
-    })
+    };
+
+    let candidates = keys.candidates(header.alg, header.kid.as_deref(), participant_id)?;
+    let mut validation = Validation::new(header.alg);
+    validation.validate_exp = false; // checked above, against the caller's clock
+    validation.set_required_spec_claims(&["aud"]);
+    validation.set_audience(&[&policy.audience]);
+    for entry in &candidates {
+        // Key errors cannot occur: a key's type and data are checked when it is loaded.
+        let e = match jsonwebtoken::decode::<IgnoredAny>(token, &entry.key, &validation) {
+            Ok(_) => return Ok(officer),
+            Err(e) if matches!(e.kind(), ErrorKind::InvalidSignature) => continue,
+            Err(e) => e,
+        };
+        let audience = policy.audience.clone();
+        return Err(match e.kind() {
+            ErrorKind::InvalidAudience => TokenError::AudienceMismatch { audience },
+            // `aud` is present (see above): jsonwebtoken says missing for the wrong type.
+            ErrorKind::MissingRequiredClaim(_) => {
+                invalid("aud", "is not a string or a list of them")
+            }
+            _ => malformed(e.to_string()),
+        });
+    }
+    let (participant, tried) = (participant_id.to_owned(), candidates.len());
+    Err(TokenError::BadSignature { participant, tried })
 }
 
-/// The claims looked at; others are ignored. They stay JSON values so that
-/// one of the wrong type is named in the error rather than failing the
-/// payload; duplicate names are refused by serde.
+/// The claims looked at, kept as JSON values so that one of the wrong type is named in the
+/// error; serde refuses duplicate names.
 #[derive(Deserialize)]
 struct Claims {
     iss: Option<Value>,
@@ -864,10 +705,9 @@ struct Claims {
     iat: Option<Value>,
     scope: Option<Value>,
     cnf: Option<Value>,
-    /// Flattening makes serde accept only a JSON object: a plain struct
-    /// would also be read from an array, field by field.
+    /// With a flattened member serde reads only a JSON object, not an array field by field.
     #[serde(flatten)]
-    _others: HashMap<String, serde::de::IgnoredAny>,
+    _others: HashMap<String, IgnoredAny>,
 }
 
 fn malformed(reason: impl Into<String>) -> TokenError {
@@ -881,161 +721,74 @@ fn invalid(claim: &'static str, reason: &str) -> TokenError {
     TokenError::InvalidClaim { claim, reason }
 }
 
-/// The header of `token` if its `alg` is one this gateway verifies.
+/// The header of `token` if its `alg` is one this gateway verifies and it has no `crit`.
 fn asymmetric_header(token: &str) -> Result<jsonwebtoken::Header, TokenError> {
     let header = jsonwebtoken::decode_header(token).map_err(|e| {
-        // jsonwebtoken has no `alg` outside its enum (`none`, ES512…) and
-        // calls such a header bad JSON; a refused algorithm should say so.
-        let alg = token
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
-            .and_then(|h| h.get("alg")?.as_str().map(str::to_owned));
-        match alg {
+        // jsonwebtoken has no `alg` outside its enum (`none`, ES512…) and calls such a header
+        // bad JSON; a refused algorithm should say so.
+        let head = URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap_or_default());
+        let head: Option<Value> = head
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok());
+        match head
+            .as_ref()
+            .and_then(|h| Some(h.get("alg")?.as_str()?.to_owned()))
+        {
             Some(alg) if alg.eq_ignore_ascii_case("none") => TokenError::AlgNone,
-            Some(alg) if alg.starts_with("HS") => TokenError::SymmetricAlgorithm { alg },
             Some(alg) if alg.parse::<Algorithm>().is_err() => {
                 TokenError::UnsupportedAlgorithm { alg }
             }
             _ => malformed(format!("its header is not a JSON object with an alg ({e})")),
         }
     })?;
-    if header.alg.family() == AlgorithmFamily::Hmac {
-        return Err(TokenError::SymmetricAlgorithm {
+    match header.alg.family() {
+        AlgorithmFamily::Hmac => Err(TokenError::SymmetricAlgorithm {
             alg: format!("{:?}", header.alg),
-        });
-    }
-    if header.crit.is_some() {
-        return Err(TokenError::CriticalHeader);
-    }
-    Ok(header)
-}
-
-/// Whether `decode` failed on the key or signature, not on the token.
-fn is_key_failure(kind: &ErrorKind) -> bool {
-    matches!(
-        kind,
-        ErrorKind::InvalidSignature
-            | ErrorKind::InvalidEcdsaKey
-            | ErrorKind::InvalidEddsaKey
-            | ErrorKind::InvalidRsaKey(_)
-            | ErrorKind::InvalidKeyFormat
-    )
-}
-
-/// A `decode` failure after the signature check, in this module's terms.
-fn claims_error(kind: ErrorKind, claims: &Claims, policy: &TokenPolicy) -> TokenError {
-    match kind {
-        ErrorKind::InvalidAudience => TokenError::AudienceMismatch {
-            audience: policy.audience.clone(),
-        },
-        // jsonwebtoken keeps the required claims in a HashSet, names whichever
-        // it meets first, and calls a claim of the wrong type missing too: name
-        // the first absent one in a fixed order, else the one it named.
-        ErrorKind::MissingRequiredClaim(name) => {
-            let required = [
-                ("exp", &claims.exp),
-                ("aud", &claims.aud),
-                ("sub", &claims.sub),
-                ("iss", &claims.iss),
-            ];
-            match required.iter().find(|(_, value)| value.is_none()) {
-                Some(&(claim, _)) => TokenError::MissingClaim { claim },
-                None => {
-                    let claim = required.iter().map(|r| r.0).find(|c| *c == name);
-                    invalid(claim.unwrap_or("iss"), "is of the wrong type")
-                }
-            }
-        }
-        // Unreachable after the check in `verify`, which names the issuer.
-        ErrorKind::InvalidIssuer => invalid("iss", "is not this participant"),
-        other => malformed(jsonwebtoken::errors::Error::from(other).to_string()),
+        }),
+        _ if header.crit.is_some() => Err(TokenError::CriticalHeader),
+        _ => Ok(header),
     }
 }
 
-fn string_claim<'a>(claim: &'static str, value: Option<&'a Value>) -> Result<&'a str, TokenError> {
-    match value {
-        None => Err(TokenError::MissingClaim { claim }),
-        Some(Value::String(s)) => Ok(s),
-        Some(_) => Err(invalid(claim, "is not a string")),
-    }
+fn string_claim<'a>(claim: &'static str, value: &'a Option<Value>) -> Result<&'a str, TokenError> {
+    let v = value.as_ref().ok_or(TokenError::MissingClaim { claim })?;
+    v.as_str().ok_or_else(|| invalid(claim, "is not a string"))
 }
 
 /// A NumericDate (RFC 7519 §2), if present: non-negative seconds, fractions truncated.
-fn numeric_date(claim: &'static str, value: Option<&Value>) -> Result<Option<u64>, TokenError> {
-    let Some(value) = value else { return Ok(None) };
-    match (value.as_u64(), value.as_f64()) {
-        (Some(n), _) => Ok(Some(n)),
+fn numeric_date(claim: &'static str, value: &Option<Value>) -> Result<Option<u64>, TokenError> {
+    let secs = match value.as_ref().map(|v| (v.as_u64(), v.as_f64())) {
+        None => return Ok(None),
+        Some((Some(secs), _)) => secs,
         // The cast saturates; the range check keeps it meaningful.
-        (None, Some(f)) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => Ok(Some(f as u64)),
-        _ => Err(invalid(claim, "is not a non-negative number of seconds")),
-    }
+        Some((None, Some(f))) if (0.0..u64::MAX as f64).contains(&f) => f as u64,
+        Some(_) => return Err(invalid(claim, "is not a non-negative number of seconds")),
+    };
+    Ok(Some(secs))
 }
 
 /// RFC 8705 certificate binding: `cnf.x5t#S256` must be the caller's certificate.
-fn check_binding(
-    cnf: Option<&Value>,
-    cert_sha256: &[u8; 32],
-    require_binding: bool,
-) -> Result<(), TokenError> {
-    let invalid = |reason| invalid("cnf", reason);
-    let thumbprint = match cnf {
-        None if require_binding => return Err(TokenError::MissingBinding),
-        None => return Ok(()),
-        Some(Value::Object(map)) => match map.get("x5t#S256") {
-            Some(Value::String(s)) => s,
-            Some(_) => return Err(invalid("has an x5t#S256 member that is not a string")),
-            // A confirmation method we cannot check (e.g. DPoP "jkt") must not pass.
-            None => return Err(invalid(
-                "has no x5t#S256 member; only certificate-bound (RFC 8705) tokens are supported",
-            )),
-        },
-        Some(_) => return Err(invalid("is not a JSON object")),
-    };
-    let bound = URL_SAFE_NO_PAD
-        .decode(thumbprint)
-        .ok()
+fn check_binding(cnf: &Value, cert: &[u8; 32]) -> Result<(), TokenError> {
+    // Another confirmation method (e.g. DPoP "jkt") cannot be checked here, so must not pass.
+    let bound = (cnf.get("x5t#S256").and_then(Value::as_str))
+        .and_then(|t| URL_SAFE_NO_PAD.decode(t).ok())
         .filter(|b| b.len() == 32)
-        .ok_or_else(|| invalid("has an x5t#S256 that is not a base64url SHA-256 digest"))?;
-    if bound.as_slice() != cert_sha256.as_slice() {
-        return Err(TokenError::BindingMismatch {
-            bound: hex::encode(&bound),
-            presented: hex::encode(cert_sha256),
-        });
+        .ok_or_else(|| invalid("cnf", "has no x5t#S256 (RFC 8705) holding a SHA-256 digest"))?;
+    if bound != cert {
+        let (bound, presented) = (hex::encode(bound), hex::encode(cert));
+        return Err(TokenError::BindingMismatch { bound, presented });
     }
     Ok(())
 }
 
-/// A bounded cache of verified tokens, so that a token presented again skips
-/// the signature check (tens of µs for ES256/EdDSA, more for RSA).
-///
-/// Entries are keyed by SHA-256 of the token and remember the participant and
-/// certificate thumbprint the token was verified for: a hit requires both to
-/// match, and `exp` (plus leeway) is re-checked against `now` on every hit.
-/// Anything else falls through to a full [`verify`]. When full, expired
-/// entries are dropped, then the older half. Call [`TokenCache::clear`] when a
-/// participant's keys or the [`TokenPolicy`] change, since cached entries
-/// were accepted under the old ones.
+/// A bounded cache of verified tokens, so that a token presented again skips the signature
+/// check. A hit needs the same token, participant and certificate, and an `exp` (plus leeway)
+/// still ahead. When full, expired entries go first, then an arbitrary half. Call
+/// [`TokenCache::clear`] when keys or the [`TokenPolicy`] change.
 #[derive(Debug)]
 pub struct TokenCache {
     capacity: usize,
-    inner: Mutex<CacheInner>,
-}
-
-#[derive(Debug, Default)]
-struct CacheInner {
-    entries: HashMap<[u8; 32], CacheEntry>,
-    next_seq: u64,
-}
-
-#[derive(Debug)]
-struct CacheEntry {
-    participant: String,
-    cert_sha256: [u8; 32],
-    officer: Officer,
-    /// Insertion order, for evicting the older half.
-    seq: u64,
+    entries: Mutex<HashMap<[u8; 32], Officer>>,
 }
 
 impl Default for TokenCache {
@@ -1050,14 +803,12 @@ impl TokenCache {
 
     /// A cache holding at most `capacity` tokens (0 disables caching).
     pub fn new(capacity: usize) -> Self {
-        TokenCache {
-            capacity,
-            inner: Mutex::new(CacheInner::default()),
-        }
+        let entries = Mutex::default();
+        TokenCache { capacity, entries }
     }
 
-    /// Like [`verify`], answering from the cache when this token was already
-    /// verified for the same participant and certificate and has not expired.
+    /// Like [`verify`], answering from the cache when this token was already verified for the
+    /// same participant and certificate and has not expired.
     pub fn verify(
         &self,
         token: &str,
@@ -1067,51 +818,41 @@ impl TokenCache {
         policy: &TokenPolicy,
         now_unix: u64,
     ) -> Result<Officer, TokenError> {
-        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let leeway = policy.leeway.as_secs();
-        let live = |e: &CacheEntry| now_unix < e.officer.expires_at.saturating_add(leeway);
-        {
-            let mut inner = self.lock();
-            match inner.entries.get(&digest) {
-                Some(e) if e.participant == participant_id && e.cert_sha256 == *cert_sha256 => {
-                    if live(e) {
-                        return Ok(e.officer.clone());
-                    }
-                    inner.entries.remove(&digest);
-                }
-                _ => {}
-            }
+        let digest: [u8; 32] = Sha256::new()
+            .chain_update(cert_sha256)
+            .chain_update((participant_id.len() as u64).to_be_bytes())
+            .chain_update(participant_id)
+            .chain_update(token)
+            .finalize()
+            .into();
+        let live = |o: &Officer| now_unix < o.expires_at.saturating_add(policy.leeway.as_secs());
+        let mut entries = self.lock();
+        if let Some(officer) = entries.get(&digest).filter(|o| live(o)) {
+            return Ok(officer.clone());
         }
+        entries.remove(&digest); // expired, if it was there
+        drop(entries);
         let officer = verify(token, participant_id, keys, cert_sha256, policy, now_unix)?;
-        if self.capacity == 0 {
-            return Ok(officer);
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity {
+            entries.retain(|_, o| live(o));
         }
-        let mut inner = self.lock();
-        if inner.entries.len() >= self.capacity && !inner.entries.contains_key(&digest) {
-            inner.entries.retain(|_, e| live(e));
-            if inner.entries.len() >= self.capacity {
-                // Sequence numbers are unique and below next_seq, so at most
-                // capacity/2 entries survive this.
-                let keep = u64::try_from(self.capacity / 2).unwrap_or(u64::MAX);
-                let cutoff = inner.next_seq.saturating_sub(keep);
-                inner.entries.retain(|_, e| e.seq >= cutoff);
-            }
+        if entries.len() >= self.capacity {
+            let mut kept = 0;
+            entries.retain(|_, _| {
+                kept += 1;
+                kept <= self.capacity / 2
+            });
         }
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        let entry = CacheEntry {
-            participant: participant_id.to_owned(),
-            cert_sha256: *cert_sha256,
-            officer: officer.clone(),
-            seq,
-        };
-        inner.entries.insert(digest, entry);
+        if self.capacity > 0 {
+            entries.insert(digest, officer.clone());
+        }
         Ok(officer)
     }
 
     /// How many tokens are cached.
     pub fn len(&self) -> usize {
-        self.lock().entries.len()
+        self.lock().len()
     }
 
     /// Whether no token is cached.
@@ -1121,13 +862,12 @@ impl TokenCache {
 
     /// Forgets every cached token.
     pub fn clear(&self) {
-        self.lock().entries.clear();
+        self.lock().clear();
     }
 
-    fn lock(&self) -> MutexGuard<'_, CacheInner> {
-        // A panic while holding the lock cannot leave the map inconsistent
-        // (each operation is a single map call), so a poisoned lock is usable.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self) -> MutexGuard<'_, HashMap<[u8; 32], Officer>> {
+        // Each operation is a single map call, so a poisoned lock still holds a consistent map.
+        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
