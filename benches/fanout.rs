@@ -325,7 +325,7 @@ async fn search_step(total: u64) {
         total as f64 / fill.as_secs_f64()
     );
 
-    let gateway = ipex::app::Gateway::open(config).unwrap();
+    let gateway = ipex::app::Gateway::open(config.clone().into(), config).unwrap();
     let caller = gateway
         .identify(
             Some(&ipex::auth::identity::PeerInfo {

@@ -6,7 +6,7 @@ use crate::app::events::Refusal;
 use crate::app::Gateway;
 use crate::grpc::services::{AuditService, ExchangeService, ParticipantsService};
 use crate::grpc::status::{code_name, HANDSHAKE_CODE, HANDSHAKE_METHOD};
-use crate::ops::config::Config;
+use crate::ops::config::{Config, Sources};
 use crate::pb;
 use std::future::Future;
 use std::sync::Arc;
@@ -16,6 +16,9 @@ use tokio::net::TcpListener;
 /// Errors starting or running the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] crate::ops::config::ConfigError),
     /// Registry, policy, certificates or store.
     #[error(transparent)]
     Open(#[from] crate::app::OpenError),
@@ -46,8 +49,23 @@ pub enum ServeError {
 /// GOAWAY), and the calls in flight may finish for up to `shutdown_grace_ms`. Then the store
 /// is flushed and closed, whether or not every call finished. With `metrics_listen` set, it
 /// also serves Prometheus metrics there, from the start until the drain is over.
+///
+/// The configuration is built from `sources` ([`Sources::build`]), and again from them on
+/// every reload; a [`Config`] given whole is its own source.
 pub async fn run(
     listener: TcpListener,
+    sources: impl Into<Sources>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let sources = sources.into();
+    let config = sources.build()?;
+    serve(listener, sources, config, shutdown).await
+}
+
+/// [`run`] with the configuration already built from `sources`.
+async fn serve(
+    listener: TcpListener,
+    sources: Sources,
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -72,7 +90,8 @@ pub async fn run(
             }
         }
     }
-    let gateway = Arc::new(Gateway::open(config)?);
+    let reload_check_ms = config.reload_check_ms;
+    let gateway = Arc::new(Gateway::open(sources, config)?);
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -127,10 +146,7 @@ pub async fn run(
     let participants = pb::participants_server::ParticipantsServer::new(ParticipantsService {
         gateway: gateway.clone(),
     });
-    let reloader = tokio::spawn(crate::ops::reload::watch(
-        gateway.clone(),
-        gateway.config.reload_check_ms,
-    ));
+    let reloader = tokio::spawn(crate::ops::reload::watch(gateway.clone(), reload_check_ms));
     let audit = pb::audit_server::AuditServer::new(AuditService {
         gateway: gateway.clone(),
     });
@@ -239,12 +255,14 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// What the binary does: in development mode creates the PKI if missing, binds the listener,
-/// says how to connect, and serves until `shutdown`.
+/// What the binary does: builds the configuration from `sources`, in development mode
+/// creates the PKI if missing, binds the listener, says how to connect, and serves until
+/// `shutdown`.
 pub async fn start(
-    config: Config,
+    sources: Sources,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
+    let config = sources.build()?;
     if config.dev_mode {
         let dir = config
             .tls
@@ -262,13 +280,16 @@ pub async fn start(
             addr: config.listen,
             source,
         })?;
-    run(listener, config, shutdown).await?;
+    serve(listener, sources, config, shutdown).await?;
     Ok(())
 }
 
 /// Errors of [`start`].
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
+    /// The configuration was refused.
+    #[error(transparent)]
+    Config(#[from] crate::ops::config::ConfigError),
     /// The development PKI could not be created.
     #[error(transparent)]
     Pki(#[from] crate::dev::pki::PkiError),

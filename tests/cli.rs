@@ -524,6 +524,35 @@ fn invalid_config_exits_64_naming_the_key() {
         assert!(output.contains(key), "{key} not named in: {output}");
         assert!(!output.contains(LISTENING), "{key}: {output}");
     }
+
+    // A bad value from the environment too, naming the variable and the key; with or without
+    // a file.
+    let config = tmp.path().join("ipexd.toml");
+    std::fs::write(
+        &config,
+        "registry = \"registry.toml\"\n\n[tls]\ncert = \"server.pem\"\nkey = \"server.key\"\n\
+         client_ca = \"ca.pem\"\n\n[audit]\nsigning_key = \"audit.key\"\n",
+    )
+    .unwrap();
+    for (name, value, key) in [
+        ("IPEX_COMMIT__MAX_BATCH", "many", "commit.max_batch"),
+        ("IPEX_TLS__CRLS", "[1]", "tls.crls"),
+    ] {
+        let mut with_file = command(IPEXD, tmp.path());
+        with_file.args(["--config", config.to_str().unwrap()]);
+        for mut cmd in [with_file, command(IPEXD, tmp.path())] {
+            let out = run(cmd.args(["--listen", "127.0.0.1:0"]).env(name, value));
+            let output = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(out.status.code(), Some(64), "{name}: {output}");
+            assert!(output.contains(name), "{name} not named in: {output}");
+            assert!(output.contains(key), "{key} not named in: {output}");
+            assert!(!output.contains(LISTENING), "{name}: {output}");
+        }
+    }
 }
 
 /// The production examples in `deploy/` are accepted by the gateway's own parsers, and the

@@ -156,3 +156,82 @@ async fn bad_reload_keeps_the_configuration_in_force() {
     );
     gw.stop().await;
 }
+
+/// Registry TOML for the test participants named in `ids` only.
+fn registry_of(ids: &[&str]) -> String {
+    registry_toml("")
+        .split("\n\n")
+        .filter(|block| ids.iter().any(|id| block.contains(&format!("\"{id}\""))))
+        .collect::<Vec<_>>()
+        .join("\n\n")
+}
+
+/// An override from the environment holds across reloads. The gateway reads a file whose
+/// registry lacks express-b, with `IPEX_REGISTRY` (given as data, as captured at start)
+/// naming another registry, of customs-nl and express-b only. The file changes and is
+/// reloaded: its new CRL takes effect, its new `data_dir` and `[commit]` wait for a restart,
+/// and the registry in force is still the environment's — whose own changes are then watched
+/// and taken.
+#[tokio::test]
+async fn environment_overrides_hold_across_reloads() {
+    let mut setup = Setup::with_registry(&registry_of(&[
+        "customs-nl",
+        "customs-fr",
+        "market-a",
+        "market-b",
+        "brand-c",
+    ]));
+    let dir = setup.path().to_path_buf();
+    let overriding = dir.join("overriding-registry.toml");
+    std::fs::write(&overriding, registry_of(&["customs-nl", "express-b"])).unwrap();
+    setup.config.reload_check_ms = 50;
+    let file = dir.join("ipexd.toml");
+    std::fs::write(&file, toml::to_string(&setup.config).unwrap()).unwrap();
+    let env = vec![(
+        "IPEX_REGISTRY".to_string(),
+        overriding.display().to_string(),
+    )];
+    let sources = ipex::ops::config::Sources::file(&file, env, Default::default());
+    let gw = setup.start_from(sources).await;
+    assert_eq!(gw.config.registry, overriding);
+    try_call(&gw, "express-b").await.unwrap();
+    let refused = try_call(&gw, "market-a").await.unwrap_err();
+    assert!(refused.contains("Unauthenticated"), "{refused}");
+
+    // The file changes: a CRL revoking customs-nl (reloaded), a store elsewhere and another
+    // batch size (both for the next start).
+    let crl = dir.join("revoked.crl.pem");
+    let serial = setup.pki.participants["customs-nl"].serial.clone();
+    std::fs::write(&crl, setup.pki.ca.revoke(&[&serial]).unwrap()).unwrap();
+    let mut changed = setup.config.clone();
+    changed.tls.crls = vec![crl];
+    changed.data_dir = dir.join("elsewhere");
+    changed.commit.max_batch = 7;
+    std::fs::write(&file, toml::to_string(&changed).unwrap()).unwrap();
+    assert!(
+        eventually(10, || async { try_call(&gw, "customs-nl").await.is_err() }).await,
+        "the changed file was never reloaded"
+    );
+    // The environment's registry is still in force, not the file's.
+    try_call(&gw, "express-b").await.unwrap();
+    let refused = try_call(&gw, "market-a").await.unwrap_err();
+    assert!(refused.contains("Unauthenticated"), "{refused}");
+    assert!(
+        !dir.join("elsewhere").exists(),
+        "data_dir changed on reload"
+    );
+
+    // The watched registry is the one in force: a participant added to it may call.
+    std::fs::write(
+        &overriding,
+        registry_of(&["customs-nl", "express-b", "market-b"]),
+    )
+    .unwrap();
+    assert!(
+        eventually(10, || async { try_call(&gw, "market-b").await.is_ok() }).await,
+        "the overriding registry was not watched"
+    );
+    try_call(&gw, "express-b").await.unwrap();
+    assert!(try_call(&gw, "market-a").await.is_err());
+    gw.stop().await;
+}

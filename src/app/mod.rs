@@ -26,7 +26,7 @@ use crate::auth::registry::Registry;
 use crate::auth::token::{Scope, TokenCache, TokenKeys, TokenPolicy};
 use crate::domain::policy::Policy;
 use crate::log::note::NoteSigner;
-use crate::ops::config::Config;
+use crate::ops::config::{Config, Sources};
 use crate::pb::{self, Kind, Tlp};
 use crate::storage::{Store, StoreOptions, Stored};
 use arc_swap::ArcSwap;
@@ -187,8 +187,11 @@ pub enum OpenError {
 
 /// The gateway's state, shared by all calls.
 pub struct Gateway {
-    /// The configuration it was started with.
-    pub config: Config,
+    /// What the configuration is built from, again on every reload.
+    sources: Sources,
+    /// The configuration in force: the keys a reload changes take their new values; the
+    /// others ([`Config::keep_start_values`]) keep those of the start.
+    config: ArcSwap<Config>,
     /// The participant registry in force.
     registry: ArcSwap<Registry>,
     /// The policy in force.
@@ -208,7 +211,7 @@ pub struct Gateway {
 /// Why a reload was refused (the configuration in force stays).
 #[derive(Debug, thiserror::Error)]
 pub enum ReloadError {
-    /// The configuration file.
+    /// The configuration: file, environment or flags.
     #[error(transparent)]
     Config(#[from] crate::ops::config::ConfigError),
     /// The registry, the policy, the certificates or the CRLs.
@@ -217,8 +220,9 @@ pub enum ReloadError {
 }
 
 impl Gateway {
-    /// Loads the registry, the policy and the certificates, and opens the store.
-    pub fn open(config: Config) -> Result<Gateway, OpenError> {
+    /// Loads the registry, the policy and the certificates, and opens the store. `config` is
+    /// what `sources` built ([`Sources::build`]); a reload builds again from `sources`.
+    pub fn open(sources: Sources, config: Config) -> Result<Gateway, OpenError> {
         let loaded = Loaded::from(&config)?;
         let store_error = |source: crate::storage::OpenStoreError| OpenError::Store {
             dir: config.data_dir.display().to_string(),
@@ -255,7 +259,8 @@ impl Gateway {
         let store = Arc::new(store);
         let metrics = crate::ops::metrics::Metrics::new(store.commit_stats(), scraped_from(&store));
         Ok(Gateway {
-            config,
+            sources,
+            config: ArcSwap::from_pointee(config),
             registry: ArcSwap::from_pointee(loaded.registry),
             policy: ArcSwap::from_pointee(loaded.policy),
             store,
@@ -266,22 +271,36 @@ impl Gateway {
         })
     }
 
-    /// Re-reads the configuration file (if any), the registry, the policy, the certificates
-    /// and the CRLs, and puts them in force together. If anything is invalid, nothing changes
-    /// and the error says what. Calls in flight and open streams are not disturbed; new calls
-    /// see the new registry and policy, new connections the new certificates and CRLs.
+    /// Builds the configuration again from its sources — the file (or the development
+    /// configuration), the environment captured at start and the flags — re-reads the
+    /// registry, the policy, the certificates and the CRLs it names, and puts them in force
+    /// together. If anything is invalid, nothing changes and the error says what. Keys that
+    /// take effect only at start keep their values; a reload that changes them says so in a
+    /// warning naming them. Calls in flight and open streams are not disturbed; new calls see
+    /// the new registry, policy and token limits, new connections the new certificates and
+    /// CRLs; the files watched for changes are those of the new configuration.
     pub fn reload(&self) -> Result<(), ReloadError> {
-        let fresh = match &self.config.file {
-            Some(path) => Config::load(path)?,
-            None => self.config.clone(),
-        };
+        let mut fresh = self.sources.build()?;
+        let restart = self.config.load().keep_start_values(&mut fresh);
         let loaded = Loaded::from(&fresh)?;
         self.registry.store(Arc::new(loaded.registry));
         self.policy.store(Arc::new(loaded.policy));
         self.tls.store(Arc::new(loaded.tls));
+        self.config.store(Arc::new(fresh));
         // Tokens verified with keys that may have been withdrawn are verified again.
         self.tokens.clear();
+        if !restart.is_empty() {
+            tracing::warn!(
+                keys = %restart.join(", "),
+                "configuration changed in keys that take effect at the next start; their values in force stay"
+            );
+        }
         Ok(())
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<Config> {
+        self.config.load_full()
     }
 
     /// The registry in force.
@@ -289,12 +308,13 @@ impl Gateway {
         self.registry.load_full()
     }
 
-    /// Every file a reload reads, for change detection.
+    /// Every file a reload reads, for change detection: those of the configuration in force.
     pub fn watched_files(&self) -> Vec<std::path::PathBuf> {
-        let mut files = self.config.watched_files();
+        let config = self.config.load();
+        let mut files = config.watched_files();
         files.extend(
             self.registry()
-                .key_files(&crate::auth::registry::registry_dir(&self.config.registry)),
+                .key_files(&crate::auth::registry::registry_dir(&config.registry)),
         );
         files
     }
@@ -309,10 +329,11 @@ impl Gateway {
         scope: Option<Scope>,
     ) -> Result<Caller, Error> {
         let registry = self.registry.load();
+        let config = self.config.load();
         let mut caller = authenticate(peer, &registry)?;
         let participant = caller.participant.clone();
         let Some(header) = authorization else {
-            if participant.require_token.unwrap_or(!self.config.dev_mode) {
+            if participant.require_token.unwrap_or(!config.dev_mode) {
                 return Err(Error::TokenRequired(participant.id.clone()));
             }
             return Ok(caller);
@@ -320,9 +341,9 @@ impl Gateway {
         let token = crate::auth::token::bearer(header)?;
         let empty = TokenKeys::default();
         let keys = registry.token_keys(&participant.id).map_or(&empty, |k| k);
-        let mut policy = TokenPolicy::new(self.config.gateway_id.clone());
-        policy.max_lifetime = std::time::Duration::from_secs(self.config.tokens.max_lifetime_secs);
-        policy.leeway = std::time::Duration::from_secs(self.config.tokens.leeway_secs);
+        let mut policy = TokenPolicy::new(config.gateway_id.clone());
+        policy.max_lifetime = std::time::Duration::from_secs(config.tokens.max_lifetime_secs);
+        policy.leeway = std::time::Duration::from_secs(config.tokens.leeway_secs);
         policy.require_binding = participant.require_token_binding.unwrap_or(true);
         let officer = self.tokens.verify(
             token,

@@ -35,11 +35,9 @@ impl Gateway {
             ));
         }
         let size: usize = envelopes.iter().map(Message::encoded_len).sum();
-        if size > self.config.max_message_bytes {
-            return Err(Error::TooLarge {
-                size,
-                max: self.config.max_message_bytes,
-            });
+        let max = self.config().max_message_bytes;
+        if size > max {
+            return Err(Error::TooLarge { size, max });
         }
         let registry = self.registry.load();
         let policy = self.policy.load();

@@ -1,9 +1,14 @@
 //! `ipexd`, the ipex gateway. Without `--config` it runs in development mode: it creates a
 //! local PKI and participant registry under `certs/dev/` if missing and stores in `./data`.
+//!
+//! The configuration is the file (or the development configuration), overridden by the
+//! `IPEX_…` environment variables, overridden by the flags; it is built again the same way,
+//! with the environment as it was at start, on every reload.
 
 use clap::Parser;
 use ipex::dev::DEV_CERTS_DIR;
-use ipex::ops::config::Config;
+use ipex::ops::config::{Base, Flags, Sources};
+use ipex::server::StartError;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,21 +16,28 @@ use std::process::ExitCode;
 /// Exit code for a configuration error (EX_USAGE).
 const EXIT_CONFIG: u8 = 64;
 
+/// Said after the options by `--help`.
+const AFTER_HELP: &str = "Every configuration key can also be set from the environment, as \
+IPEX_<KEY> or IPEX_<SECTION>__<KEY> (e.g. IPEX_REGISTRY, IPEX_TLS__CRLS). Flags win over the \
+environment, which wins over the file; a reload reads the file again, with the environment \
+as it was at start.";
+
 /// The ipex gateway.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version, about, after_help = AFTER_HELP)]
 struct Args {
     /// Configuration file (TOML). Without it the gateway runs in development mode.
     #[arg(long, env = "IPEX_CONFIG")]
     config: Option<PathBuf>,
-    /// Address to listen on; overrides `listen`.
-    #[arg(long, env = "IPEX_LISTEN")]
+    /// Address to listen on; overrides `listen` (IPEX_LISTEN).
+    #[arg(long)]
     listen: Option<SocketAddr>,
-    /// Store directory; overrides `data_dir`.
-    #[arg(long, env = "IPEX_DATA_DIR")]
+    /// Store directory; overrides `data_dir` (IPEX_DATA_DIR).
+    #[arg(long)]
     data_dir: Option<PathBuf>,
-    /// Address of the Prometheus metrics listener (plain HTTP); overrides `metrics_listen`.
-    #[arg(long, env = "IPEX_METRICS_LISTEN")]
+    /// Address of the Prometheus metrics listener (plain HTTP); overrides `metrics_listen`
+    /// (IPEX_METRICS_LISTEN).
+    #[arg(long)]
     metrics_listen: Option<SocketAddr>,
     /// Where development mode keeps its PKI and registry.
     #[arg(long, env = "IPEX_DEV_CERTS_DIR", default_value = DEV_CERTS_DIR)]
@@ -39,31 +51,31 @@ struct Args {
 async fn main() -> ExitCode {
     let args = Args::parse();
     ipex::server::init_logging(args.log_format);
-    let mut config = match &args.config {
-        Some(path) => match Config::load(path) {
-            Ok(config) => config,
-            Err(error) => {
-                tracing::error!(%error, "configuration refused");
-                return ExitCode::from(EXIT_CONFIG);
-            }
+    let sources = Sources {
+        base: match args.config {
+            Some(path) => Base::File(path),
+            None => Base::Given(Box::new(ipex::dev::config(&args.dev_certs_dir))),
         },
-        None => ipex::dev::config(&args.dev_certs_dir),
+        env: ipex::ops::config::environment(),
+        flags: Flags {
+            listen: args.listen,
+            data_dir: args.data_dir,
+            metrics_listen: args.metrics_listen,
+        },
     };
-    if let Some(listen) = args.listen {
-        config.listen = listen;
+    let ignored = sources.ignored_variables();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "environment variables named IPEX_… that set no configuration key; ignored"
+        );
     }
-    if let Some(dir) = args.data_dir {
-        config.data_dir = dir;
-    }
-    if let Some(addr) = args.metrics_listen {
-        config.metrics_listen = Some(addr);
-    }
-    if let Err(error) = config.apply_env(std::env::vars()) {
-        tracing::error!(%error, "configuration refused");
-        return ExitCode::from(EXIT_CONFIG);
-    }
-    match ipex::server::start(config, ipex::server::shutdown_signal()).await {
+    match ipex::server::start(sources, ipex::server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
+        Err(StartError::Config(error)) => {
+            tracing::error!(%error, "configuration refused");
+            ExitCode::from(EXIT_CONFIG)
+        }
         Err(error) => {
             tracing::error!(%error, "gateway stopped with an error");
             ExitCode::FAILURE

@@ -4,19 +4,23 @@
 
 use super::participant::{Participant, Role};
 use crate::pb::{Kind, Tlp};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// One rule: participants of role `from` may send `kind` to participants of roles `to`.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// The sender's role.
     pub from: Role,
     /// The message kind, e.g. `SEIZURE_NOTIFICATION`.
-    #[serde(deserialize_with = "de_kind")]
+    #[serde(deserialize_with = "de_kind", serialize_with = "ser_kind")]
     pub kind: Kind,
     /// Roles that may receive it.
     pub to: Vec<Role>,
+}
+
+fn ser_kind<S: serde::Serializer>(kind: &Kind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind_name(*kind))
 }
 
 fn de_kind<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Kind, D::Error> {

@@ -6,7 +6,7 @@ pub mod process;
 
 use ipex::cli::client::{ClientTls, Clients};
 use ipex::dev::pki::{Ca, Issued};
-use ipex::ops::config::Config;
+use ipex::ops::config::{Config, Sources};
 use ipex::pb;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -125,7 +125,13 @@ impl Setup {
 
     /// Starts a gateway on these files.
     pub async fn start(&self) -> Gateway {
-        let mut gw = Gateway::start(self.config.clone(), self.pki.clone()).await;
+        self.start_from(self.config.clone().into()).await
+    }
+
+    /// Starts a gateway on these certificates with a configuration built from `sources`
+    /// (a file, an environment of the test's own, flags).
+    pub async fn start_from(&self, sources: Sources) -> Gateway {
+        let mut gw = Gateway::start_from(sources, self.pki.clone()).await;
         gw.files = Some(self.tmp.clone());
         gw
     }
@@ -133,6 +139,13 @@ impl Setup {
 
 impl Gateway {
     pub async fn start(config: Config, pki: std::sync::Arc<Pki>) -> Gateway {
+        Gateway::start_from(config.into(), pki).await
+    }
+
+    /// Starts a gateway whose configuration is built from `sources`, and again from them on
+    /// every reload.
+    pub async fn start_from(sources: Sources, pki: std::sync::Arc<Pki>) -> Gateway {
+        let config = sources.build().unwrap();
         // Through the test writer, so that only failing tests show the gateway's log.
         let _ = tracing_subscriber::fmt()
             .with_test_writer()
@@ -144,9 +157,8 @@ impl Gateway {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let run_config = config.clone();
         let handle = tokio::spawn(async move {
-            ipex::server::run(listener, run_config, async {
+            ipex::server::run(listener, sources, async {
                 let _ = rx.await;
             })
             .await
