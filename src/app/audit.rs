@@ -123,6 +123,23 @@ impl Gateway {
         Ok(pb::GetLeavesResponse { leaves, tree_size })
     }
 
+    /// A tile of the tree's hashes, by its C2SP tlog-tiles path.
+    pub fn tile(&self, request: pb::GetTileRequest) -> Result<pb::GetTileResponse, Error> {
+        let (level, index, width) =
+            crate::log::tiles::parse_path(&request.path).map_err(|e| Error::invalid("path", e))?;
+        let tree_size = self.store.tree_size();
+        let hashes = self.store.tile(level, index, width)?.ok_or_else(|| {
+            Error::NotFound(format!(
+                "tile {} is not in the tree of {tree_size} leaves",
+                request.path
+            ))
+        })?;
+        Ok(pb::GetTileResponse {
+            tile: crate::log::tiles::encode(&hashes),
+            tree_size,
+        })
+    }
+
     /// Records a refused call in the audit log, without waiting for the write.
     pub fn record_refusal(&self, refusal: Refusal) {
         if !self.store.record_later(vec![events::refused(refusal)]) {

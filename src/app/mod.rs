@@ -250,7 +250,12 @@ impl Gateway {
                 ),
                 verify_on_open: config.audit.verify_on_start,
                 live_buffer: config.subscriptions.live_buffer,
-                ..StoreOptions::default()
+                cache_bytes: config.store.cache_bytes,
+                segment_bytes: config.store.segment_bytes,
+                quarantine: config.store.quarantine,
+                index_flush_interval: std::time::Duration::from_millis(config.store.index_flush_ms),
+                scrub_interval: (config.store.scrub_interval_secs > 0)
+                    .then(|| std::time::Duration::from_secs(config.store.scrub_interval_secs)),
             },
             signer,
             Arc::new(events::Events),

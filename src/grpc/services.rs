@@ -353,4 +353,19 @@ impl pb::audit_server::Audit for AuditService {
         )
         .await
     }
+
+    async fn get_tile(
+        &self,
+        request: Request<pb::GetTileRequest>,
+    ) -> Result<Response<pb::GetTileResponse>, Status> {
+        let gw = &self.gateway;
+        handle(
+            gw,
+            "GetTile",
+            Some(Scope::AuditRead),
+            request,
+            |_, r| async move { gw.tile(r) },
+        )
+        .await
+    }
 }

@@ -117,6 +117,9 @@ pub struct Config {
     /// Subscriptions.
     #[serde(default)]
     pub subscriptions: SubscriptionsConfig,
+    /// The store.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// How often to look for changed registry, policy, certificate, CRL and token key files
     /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_reload_check_ms")]
@@ -160,6 +163,54 @@ impl Default for CommitConfig {
             queue: default_queue(),
         }
     }
+}
+
+/// The store: the exchange log's segment files and the index beside them.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The index's page cache (sled), in bytes.
+    #[serde(default = "default_cache_bytes")]
+    pub cache_bytes: u64,
+    /// Size after which the log begins a new segment file, in bytes.
+    #[serde(default = "default_segment_bytes")]
+    pub segment_bytes: u64,
+    /// How often the index is made durable, in milliseconds (what a crash takes from it is
+    /// replayed from the log at the next start).
+    #[serde(default = "default_index_flush_ms")]
+    pub index_flush_ms: u64,
+    /// How often the whole log is checked in the background, in seconds; 0: never.
+    #[serde(default = "default_scrub_interval_secs")]
+    pub scrub_interval_secs: u64,
+    /// At start, move a damaged end of the last log segment aside (into `quarantine/` in the
+    /// data directory) instead of refusing to start.
+    #[serde(default)]
+    pub quarantine: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            cache_bytes: default_cache_bytes(),
+            segment_bytes: default_segment_bytes(),
+            index_flush_ms: default_index_flush_ms(),
+            scrub_interval_secs: default_scrub_interval_secs(),
+            quarantine: false,
+        }
+    }
+}
+
+fn default_cache_bytes() -> u64 {
+    256 * 1024 * 1024
+}
+fn default_segment_bytes() -> u64 {
+    64 * 1024 * 1024
+}
+fn default_index_flush_ms() -> u64 {
+    1000
+}
+fn default_scrub_interval_secs() -> u64 {
+    24 * 3600
 }
 
 /// Subscriptions.
@@ -226,8 +277,9 @@ pub struct AuditConfig {
     /// A new checkpoint at least this often while leaves arrive, in milliseconds.
     #[serde(default = "default_checkpoint_interval_ms")]
     pub checkpoint_interval_ms: u64,
-    /// On start, recompute every leaf hash and tree node and compare the root with the last
-    /// signed checkpoint; a mismatch stops the gateway.
+    /// On start, verify the last signed checkpoint against the tree's tiles and re-hash the
+    /// leaves written after it; a mismatch stops the gateway. The whole log is checked by
+    /// `ipex audit verify --full` and by the background check (`store.scrub_interval_secs`).
     #[serde(default = "default_true")]
     pub verify_on_start: bool,
 }
@@ -309,6 +361,7 @@ impl Config {
             policy: None,
             tokens: TokensConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
+            store: StoreConfig::default(),
             reload_check_ms: default_reload_check_ms(),
             file: None,
         }
@@ -352,6 +405,7 @@ impl Config {
             commit: _,
             audit: _,
             subscriptions: _,
+            store: _,
         } = self;
         let mut changed = Vec::new();
         macro_rules! keep {
@@ -375,6 +429,7 @@ impl Config {
             "[commit]" => commit,
             "[audit]" => audit,
             "[subscriptions]" => subscriptions,
+            "[store]" => store,
         );
         changed
     }
@@ -417,6 +472,15 @@ impl Config {
         }
         if self.commit.queue == 0 {
             return Err("commit.queue: must be at least 1".into());
+        }
+        if self.store.cache_bytes < 1024 * 1024 {
+            return Err("store.cache_bytes: must be at least 1048576 (1 MiB)".into());
+        }
+        if !(1024 * 1024..=2 * 1024 * 1024 * 1024).contains(&self.store.segment_bytes) {
+            return Err("store.segment_bytes: must be 1 MiB to 2 GiB".into());
+        }
+        if self.store.index_flush_ms == 0 {
+            return Err("store.index_flush_ms: must be at least 1".into());
         }
         crate::domain::vocab::participant_id(&self.gateway_id)
             .map_err(|e| format!("gateway_id: {e}"))?;

@@ -99,9 +99,9 @@ impl SledEngine {
         if let Some(bytes) = cache_bytes {
             config = config.cache_capacity(bytes);
         }
-        // sled's file lock outlives a closed `Db` by a moment while its own threads finish;
-        // a store closed and opened again in one process (a restart in tests, `reindex`)
-        // waits for it rather than failing.
+        // sled's file lock lives as long as its `Db`, which the last reader of a closed store
+        // may hold a moment longer; a store closed and opened again in one process (a restart
+        // in tests, an offline command right after a stop) waits for it rather than failing.
         let mut attempts = 0;
         let db = loop {
             match config.open() {
