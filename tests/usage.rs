@@ -48,10 +48,22 @@ fn readme_command_lines() -> Vec<Vec<String>> {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let mut lines = Vec::new();
+    // Inside a block of shell commands (```sh), a line may start with `ipex` itself.
+    let mut in_code = false;
+    let mut shell = false;
     for line in readme.lines() {
+        if let Some(info) = line.trim_start().strip_prefix("```") {
+            in_code = !in_code;
+            shell = in_code && info.trim() == "sh";
+            continue;
+        }
+        let in_code = in_code && shell;
+        let bare = (in_code && line.trim_start().starts_with("ipex "))
+            .then(|| line.len() - line.trim_start().len() + "ipex ".len());
         let Some(at) = ["cargo run --bin ipex -- ", "target/release/ipex "]
             .iter()
             .find_map(|p| line.find(p).map(|i| i + p.len()))
+            .or(bare)
         else {
             continue;
         };
@@ -110,7 +122,10 @@ fn every_documented_flag_combination_parses() {
             .into(),
         "audit checkpoint --refresh".into(),
         "audit verify --file log.jsonl --state s.json --verifier-key a+b+c --proofs 3".into(),
+        "audit verify --full --data-dir data --verifier-key a+b+c".into(),
         "audit export --out log.jsonl".into(),
+        "store reindex --data-dir data".into(),
+        "store migrate --from old --to new".into(),
         "health --service ipex.v1.Exchange".into(),
         "bench --concurrency 1,16 --duration 1s --requests 100 --connections 2 --warmup 0s \
          --json"
