@@ -1,8 +1,13 @@
-//! The single writer of the store. One thread takes every job waiting in its queue, checks
-//! idempotency keys, assigns sequence and inbox numbers, frames the records — audit leaves,
-//! messages, a checkpoint when one is due, cursors — and appends them to the log with one
-//! write and one `fdatasync`. Only then does it update the index (tiles included), publish
-//! what is durable, hand new messages to live subscribers and answer the callers.
+//! The single writer of the store, in two stages of one thread each.
+//!
+//! The committer takes every job waiting in its queue, checks idempotency keys, assigns
+//! sequence and inbox numbers, frames the records — audit leaves, messages, a checkpoint when
+//! one is due, cursors — and appends them to the log with one write and one `fdatasync`. It
+//! hands the durable batch to the indexer, which updates the index (tiles included), then
+//! publishes what is durable, hands new messages to live subscribers and answers the callers.
+//! While the indexer writes batch `k` into the index, the committer frames and syncs batch
+//! `k + 1`; what it must know of batches not yet in the index (their idempotency keys and
+//! cursors) it keeps in memory until the indexer says they are there.
 
 use super::engine::Engine;
 use super::error::{CommitError, StoreError};
@@ -85,7 +90,7 @@ pub(super) struct Committer {
     /// Published after each commit.
     pub(super) published: Arc<Published>,
     /// Set when a write failed: nothing more is written.
-    pub(super) failed: AtomicBool,
+    pub(super) failed: Arc<AtomicBool>,
     /// Most messages per commit.
     pub(super) max_batch: usize,
     /// The right edge of the audit tree, including leaves of the batch being built.
@@ -98,10 +103,71 @@ pub(super) struct Committer {
     pub(super) checkpoint_size: Option<u64>,
     /// A checkpoint at least this often while leaves arrive.
     pub(super) checkpoint_interval: Duration,
-    /// Live subscribers.
-    pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
     /// Builds the audit leaves of the messages stored.
     pub(super) events: Arc<dyn MessageEvents>,
+    /// The second stage, started by [`Committer::run`].
+    pub(super) indexer: Option<Indexer>,
+    /// The number of the last batch the indexer wrote.
+    pub(super) indexed: Arc<AtomicU64>,
+    /// What batches handed to the indexer and not yet in the index hold.
+    pub(super) in_flight: InFlight,
+    /// Batches handed to the indexer.
+    pub(super) batches: u64,
+}
+
+/// The second stage: index, publish, answer.
+pub(super) struct Indexer {
+    /// The index.
+    pub(super) engine: Arc<dyn Engine>,
+    /// Published after each batch.
+    pub(super) published: Arc<Published>,
+    /// Live subscribers.
+    pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    /// Set when a write failed, by either stage: nothing more is written.
+    pub(super) failed: Arc<AtomicBool>,
+    /// The number of the last batch in the index.
+    pub(super) indexed: Arc<AtomicU64>,
+}
+
+/// A batch durable in the log, for the indexer.
+struct Durable {
+    number: u64,
+    writes: IndexWrites,
+    applied: Applied,
+    answers: Vec<Answer>,
+    live: Vec<Arc<Live>>,
+    signed: Option<SignedCheckpoint>,
+    messages: usize,
+    leaves: usize,
+    bytes: usize,
+    started: Instant,
+}
+
+/// A batch's number, its `(sender, id)` keys and its cursor keys.
+type InFlightBatch = (u64, Vec<(String, String)>, Vec<Vec<u8>>);
+
+/// Idempotency keys and cursors of batches the indexer has not yet written.
+#[derive(Default)]
+pub(super) struct InFlight {
+    /// Per batch number, the keys it added below.
+    batches: std::collections::VecDeque<InFlightBatch>,
+    messages: HashMap<(String, String), ([u8; 32], pb::Receipt)>,
+    cursors: HashMap<Vec<u8>, u64>,
+}
+
+impl InFlight {
+    /// Forgets the batches up to `indexed`: the index has them now.
+    fn prune(&mut self, indexed: u64) {
+        while self.batches.front().is_some_and(|(n, _, _)| *n <= indexed) {
+            let (_, messages, cursors) = self.batches.pop_front().expect("checked");
+            for key in messages {
+                self.messages.remove(&key);
+            }
+            for key in cursors {
+                self.cursors.remove(&key);
+            }
+        }
+    }
 }
 
 /// The outcome of the check phase for one message of a job.
@@ -159,8 +225,25 @@ impl Batch {
 }
 
 impl Committer {
-    /// Commits jobs until the queue closes, then signs a last checkpoint.
+    /// Commits jobs until the queue closes, then signs a last checkpoint and waits until the
+    /// indexer has written everything.
     pub(super) fn run(mut self, mut queue: mpsc::Receiver<Job>) {
+        let (to_indexer, from_committer) = std::sync::mpsc::sync_channel::<Durable>(2);
+        let indexer = self.indexer.take().expect("run once");
+        let indexing = std::thread::Builder::new()
+            .name("ipex-indexer".into())
+            .spawn(move || indexer.run(from_committer));
+        let indexing = match indexing {
+            Ok(handle) => handle,
+            Err(error) => {
+                tracing::error!(%error, "cannot start the indexer; refusing writes");
+                self.failed.store(true, Ordering::Relaxed);
+                while let Some(job) = queue.blocking_recv() {
+                    job.fail(StoreError::Failed);
+                }
+                return;
+            }
+        };
         let mut last_checkpoint = Instant::now();
         while let Some(first) = queue.blocking_recv() {
             let mut jobs = vec![first];
@@ -175,16 +258,24 @@ impl Committer {
                 }
             }
             let due = last_checkpoint.elapsed() >= self.checkpoint_interval;
-            if self.commit_jobs(jobs, due) {
+            if self.commit_jobs(jobs, due, &to_indexer) {
                 last_checkpoint = Instant::now();
             }
         }
-        // Closing: sign what is not signed yet.
-        self.commit_jobs(vec![], true);
+        // Closing: sign what is not signed yet, and let the indexer finish.
+        self.commit_jobs(vec![], true, &to_indexer);
+        drop(to_indexer);
+        let _ = indexing.join();
     }
 
-    /// Writes one batch; returns true when it signed a checkpoint.
-    fn commit_jobs(&mut self, jobs: Vec<Job>, checkpoint_due: bool) -> bool {
+    /// Writes one batch to the log and hands it to the indexer; returns true when it signed a
+    /// checkpoint.
+    fn commit_jobs(
+        &mut self,
+        jobs: Vec<Job>,
+        checkpoint_due: bool,
+        indexer: &std::sync::mpsc::SyncSender<Durable>,
+    ) -> bool {
         if self.failed.load(Ordering::Relaxed) {
             for job in jobs {
                 job.fail(StoreError::Failed);
@@ -192,6 +283,7 @@ impl Committer {
             return false;
         }
         let started = Instant::now();
+        self.in_flight.prune(self.indexed.load(Ordering::Acquire));
         let tree_before = self.frontier.clone();
         let seq_before = self.next_seq;
         let heads_before = self.inbox_heads.clone();
@@ -259,94 +351,60 @@ impl Committer {
         } else {
             None
         };
-        let written = self.write(&mut batch);
-        match written {
-            Ok(()) => {
-                if batch.messages > 0 {
-                    let commits = &self.published.commits;
-                    commits.batch_messages.observe(batch.messages as f64);
-                }
-                self.published
-                    .seq
-                    .store(self.next_seq - 1, Ordering::Release);
-                self.published
-                    .tree_size
-                    .store(self.frontier.size(), Ordering::Release);
-                self.published
-                    .log_end
-                    .store(self.appender.end(), Ordering::Release);
-                if let Some(cp) = &signed {
-                    self.checkpoint_size = Some(cp.size);
-                    self.published.checkpoint.store(Some(Arc::new(cp.clone())));
-                }
-                if !batch.frames.is_empty() {
-                    tracing::debug!(
-                        messages = batch.messages,
-                        leaves = batch.leaf_hashes.len(),
-                        bytes = batch.frames.len(),
-                        micros = started.elapsed().as_micros() as u64,
-                        "group commit"
-                    );
-                }
-                for message in batch.live.drain(..) {
-                    // No receiver is not an error: nobody subscribes.
-                    let _ = self.live.send(message);
-                }
-                let latest = self.published.checkpoint.load_full();
-                for answer in answers {
-                    match answer {
-                        Answer::Messages(reply, result) => {
-                            let _ = reply.send(result);
-                        }
-                        Answer::Events(reply, indices) => {
-                            let _ = reply.send(Ok(indices));
-                        }
-                        Answer::Cursor(reply, result) => {
-                            let _ = reply.send(result);
-                        }
-                        Answer::Checkpoint(reply) => {
-                            let _ = reply.send(
-                                latest
-                                    .as_deref()
-                                    .cloned()
-                                    .ok_or(StoreError::Engine("no checkpoint yet".into())),
-                            );
-                        }
-                    }
-                }
-                signed.is_some()
+        if let Err(error) = self.write(&mut batch) {
+            // After a failed fsync the state of the file is unknown (and retrying the
+            // fsync can report success for lost data), so refuse all further writes; what
+            // did reach the log is indexed by the replay at the next start.
+            tracing::error!(%error, "group commit failed; refusing writes until restart");
+            self.failed.store(true, Ordering::Relaxed);
+            self.frontier = tree_before;
+            self.next_seq = seq_before;
+            self.inbox_heads = heads_before;
+            for answer in answers {
+                answer.fail(error.clone());
             }
-            Err(error) => {
-                // After a failed fsync the state of the file is unknown (and retrying the
-                // fsync can report success for lost data), so refuse all further writes;
-                // what did reach the log is indexed by the replay at the next start.
-                tracing::error!(%error, "group commit failed; refusing writes until restart");
-                self.failed.store(true, Ordering::Relaxed);
-                self.frontier = tree_before;
-                self.next_seq = seq_before;
-                self.inbox_heads = heads_before;
-                for answer in answers {
-                    match answer {
-                        Answer::Messages(reply, _) => {
-                            let _ = reply.send(Err(error.clone().into()));
-                        }
-                        Answer::Events(reply, _) => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        Answer::Checkpoint(reply) => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                        Answer::Cursor(reply, _) => {
-                            let _ = reply.send(Err(error.clone()));
-                        }
-                    }
-                }
-                false
+            return false;
+        }
+        if let Some(cp) = &signed {
+            self.checkpoint_size = Some(cp.size);
+        }
+        self.batches += 1;
+        let number = self.batches;
+        self.in_flight.batches.push_back((
+            number,
+            batch.pending.keys().cloned().collect(),
+            batch.cursors.keys().cloned().collect(),
+        ));
+        self.in_flight.messages.extend(batch.pending.drain());
+        self.in_flight.cursors.extend(batch.cursors.drain());
+        let durable = Durable {
+            number,
+            writes: std::mem::take(&mut batch.writes),
+            applied: Applied {
+                pos: self.appender.end(),
+                next_seq: self.next_seq,
+                tree_size: self.frontier.size(),
+            },
+            answers,
+            live: std::mem::take(&mut batch.live),
+            signed: signed.clone(),
+            messages: batch.messages,
+            leaves: batch.leaf_hashes.len(),
+            bytes: batch.frames.len(),
+            started,
+        };
+        if let Err(std::sync::mpsc::SendError(durable)) = indexer.send(durable) {
+            // The indexer is gone: it failed. What is in the log is indexed at the next start.
+            self.failed.store(true, Ordering::Relaxed);
+            for answer in durable.answers {
+                answer.fail(StoreError::Failed);
             }
         }
+        signed.is_some()
     }
 
-    /// Appends the batch's frames to the log durably, then updates the index.
+    /// Appends the batch's frames to the log durably; the tiles its leaves changed join its
+    /// index writes.
     fn write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
         if batch.frames.is_empty() {
             return Ok(());
@@ -371,16 +429,8 @@ impl Committer {
             .flush_seconds
             .observe(flushing.elapsed().as_secs_f64());
         debug_assert_eq!(at, batch.base, "the batch was framed for another position");
-        let mut writes = std::mem::take(&mut batch.writes);
-        writes.tiles(self.edge.append(&batch.leaf_hashes));
-        writes.apply(
-            self.engine.as_ref(),
-            Applied {
-                pos: self.appender.end(),
-                next_seq: self.next_seq,
-                tree_size: self.frontier.size(),
-            },
-        )
+        batch.writes.tiles(self.edge.append(&batch.leaf_hashes));
+        Ok(())
     }
 
     /// Adds a cursor record (and its leaf) to the batch.
@@ -394,7 +444,11 @@ impl Committer {
         batch: &mut Batch,
     ) -> Result<(u64, Option<u64>), StoreError> {
         let key = keys::cursor(participant, name);
-        let current = match batch.cursors.get(&key) {
+        let current = match batch
+            .cursors
+            .get(&key)
+            .or_else(|| self.in_flight.cursors.get(&key))
+        {
             Some(seq) => Some(*seq),
             None => self.engine.get(&key)?.and_then(|v| keys::trailing_u64(&v)),
         };
@@ -464,7 +518,11 @@ impl Committer {
     ) -> Result<Vec<Check>, CommitError> {
         let mut checks = Vec::with_capacity(messages.len());
         for (index, m) in messages.iter().enumerate() {
-            let existing = match pending.get(&(m.sender.clone(), m.id.clone())) {
+            let key = (m.sender.clone(), m.id.clone());
+            let existing = match pending
+                .get(&key)
+                .or_else(|| self.in_flight.messages.get(&key))
+            {
                 Some((digest, receipt)) => Some((*digest, receipt.clone())),
                 None => self.stored_receipt(&m.sender, &m.id)?,
             };
@@ -614,6 +672,107 @@ impl Committer {
         let head = index::inbox_head(self.engine.as_ref(), recipient, u64::MAX)?;
         self.inbox_heads.insert(recipient.to_string(), head);
         Ok(head)
+    }
+}
+
+impl Answer {
+    /// Answers with `error` instead of the result.
+    fn fail(self, error: StoreError) {
+        match self {
+            Answer::Messages(reply, _) => {
+                let _ = reply.send(Err(error.into()));
+            }
+            Answer::Events(reply, _) => {
+                let _ = reply.send(Err(error));
+            }
+            Answer::Checkpoint(reply) => {
+                let _ = reply.send(Err(error));
+            }
+            Answer::Cursor(reply, _) => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
+    /// Answers with the result.
+    fn send(self, latest: Option<&SignedCheckpoint>) {
+        match self {
+            Answer::Messages(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Answer::Events(reply, indices) => {
+                let _ = reply.send(Ok(indices));
+            }
+            Answer::Cursor(reply, result) => {
+                let _ = reply.send(result);
+            }
+            Answer::Checkpoint(reply) => {
+                let _ = reply.send(
+                    latest
+                        .cloned()
+                        .ok_or(StoreError::Engine("no checkpoint yet".into())),
+                );
+            }
+        }
+    }
+}
+
+impl Indexer {
+    /// Writes each durable batch into the index, in order, then publishes it and answers.
+    fn run(self, batches: std::sync::mpsc::Receiver<Durable>) {
+        for batch in batches {
+            if self.failed.load(Ordering::Relaxed) {
+                for answer in batch.answers {
+                    answer.fail(StoreError::Failed);
+                }
+                continue;
+            }
+            if let Err(error) = batch.writes.apply(self.engine.as_ref(), batch.applied) {
+                tracing::error!(%error, "writing the index failed; refusing writes until restart");
+                self.failed.store(true, Ordering::Relaxed);
+                for answer in batch.answers {
+                    answer.fail(error.clone());
+                }
+                continue;
+            }
+            self.indexed.store(batch.number, Ordering::Release);
+            let published = &self.published;
+            if batch.messages > 0 {
+                published
+                    .commits
+                    .batch_messages
+                    .observe(batch.messages as f64);
+            }
+            published
+                .seq
+                .store(batch.applied.next_seq - 1, Ordering::Release);
+            published
+                .tree_size
+                .store(batch.applied.tree_size, Ordering::Release);
+            published
+                .log_end
+                .store(batch.applied.pos, Ordering::Release);
+            if let Some(cp) = &batch.signed {
+                published.checkpoint.store(Some(Arc::new(cp.clone())));
+            }
+            if batch.bytes > 0 {
+                tracing::debug!(
+                    messages = batch.messages,
+                    leaves = batch.leaves,
+                    bytes = batch.bytes,
+                    micros = batch.started.elapsed().as_micros() as u64,
+                    "group commit"
+                );
+            }
+            for message in batch.live {
+                // No receiver is not an error: nobody subscribes.
+                let _ = self.live.send(message);
+            }
+            let latest = published.checkpoint.load_full();
+            for answer in batch.answers {
+                answer.send(latest.as_deref());
+            }
+        }
     }
 }
 

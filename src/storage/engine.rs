@@ -109,7 +109,7 @@ impl SledEngine {
                     if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
                 {
                     attempts += 1;
-                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    std::thread::sleep(std::time::Duration::from_millis(40));
                 }
                 other => break other?,
             }

@@ -3,7 +3,7 @@
 //! once durable; reads go to the index and the log, and see only what the committer
 //! published as durable.
 
-use super::committer::{Committer, Job, Published};
+use super::committer::{Committer, Indexer, Job, Published};
 use super::error::{CommitError, OpenStoreError, StoreError};
 use super::index::{self, CachedNodes, EngineTiles, TileCache};
 use super::keys;
@@ -151,6 +151,8 @@ impl Store {
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
         let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
+        let failed = Arc::new(AtomicBool::new(false));
+        let indexed = Arc::new(AtomicU64::new(0));
         let committer = Committer {
             engine: reader.engine.clone(),
             reader: reader.clone(),
@@ -158,15 +160,24 @@ impl Store {
             next_seq,
             inbox_heads: Default::default(),
             published: published.clone(),
-            failed: Default::default(),
+            failed: failed.clone(),
             max_batch: options.max_batch.max(1),
             frontier,
             edge,
             signer,
             checkpoint_size: checkpoint.map(|c| c.size),
             checkpoint_interval: options.checkpoint_interval,
-            live: live.clone(),
             events,
+            indexer: Some(Indexer {
+                engine: reader.engine.clone(),
+                published: published.clone(),
+                live: live.clone(),
+                failed,
+                indexed: indexed.clone(),
+            }),
+            indexed,
+            in_flight: Default::default(),
+            batches: 0,
         };
         let handle = spawn("ipex-committer", move || committer.run(rx))?;
         // The ticker holds only a weak sender, so closing the store ends it.
