@@ -106,7 +106,9 @@ impl SledEngine {
         let db = loop {
             match config.open() {
                 Err(sled::Error::Io(e))
-                    if e.kind() == std::io::ErrorKind::WouldBlock && attempts < 100 =>
+                    if attempts < 250
+                        && (e.kind() == std::io::ErrorKind::WouldBlock
+                            || e.to_string().contains("could not acquire lock")) =>
                 {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(40));
