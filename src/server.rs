@@ -31,7 +31,7 @@ pub enum ServeError {
     /// The reflection service could not be built from the compiled descriptors.
     #[error("cannot build the reflection service: {0}")]
     Reflection(#[from] crate::grpc::health::ReflectionError),
-    /// The development checkpoint signing key could not be created.
+    /// The development PKI or checkpoint signing key could not be created.
     #[error(transparent)]
     DevKey(#[from] crate::dev::pki::PkiError),
     /// The metrics address (`metrics_listen`) could not be bound.
@@ -262,7 +262,7 @@ pub async fn start(
     sources: Sources,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), StartError> {
-    let config = sources.build()?;
+    let config = sources.build().map_err(ServeError::from)?;
     if config.dev_mode {
         let dir = config
             .tls
@@ -270,7 +270,7 @@ pub async fn start(
             .parent()
             .map(|p| p.to_path_buf())
             .unwrap_or_default();
-        if crate::dev::pki::ensure_dev_pki(&dir)? {
+        if crate::dev::pki::ensure_dev_pki(&dir).map_err(ServeError::from)? {
             tracing::info!(dir = %dir.display(), "created the development PKI and registry");
         }
     }
@@ -287,12 +287,6 @@ pub async fn start(
 /// Errors of [`start`].
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    /// The configuration was refused.
-    #[error(transparent)]
-    Config(#[from] crate::ops::config::ConfigError),
-    /// The development PKI could not be created.
-    #[error(transparent)]
-    Pki(#[from] crate::dev::pki::PkiError),
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

@@ -8,7 +8,7 @@
 use clap::Parser;
 use ipex::dev::DEV_CERTS_DIR;
 use ipex::ops::config::{Base, Flags, Sources};
-use ipex::server::StartError;
+use ipex::server::{ServeError, StartError};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,7 +72,7 @@ async fn main() -> ExitCode {
     }
     match ipex::server::start(sources, ipex::server::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(StartError::Config(error)) => {
+        Err(StartError::Serve(ServeError::Config(error))) => {
             tracing::error!(%error, "configuration refused");
             ExitCode::from(EXIT_CONFIG)
         }

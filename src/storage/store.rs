@@ -118,16 +118,7 @@ impl Store {
         events: Arc<dyn MessageEvents>,
     ) -> Result<Store, OpenStoreError> {
         let verifier = signer.verifier();
-        let Recovered {
-            engine,
-            segments,
-            appender,
-            frontier,
-            edge,
-            next_seq,
-            checkpoint,
-            replayed,
-        } = recover::open(
+        let recovered = recover::open(
             dir,
             &recover::OpenOptions {
                 verify: options.verify_on_open,
@@ -137,6 +128,16 @@ impl Store {
                 verifier: Some(&verifier),
             },
         )?;
+        let Recovered {
+            engine,
+            segments,
+            appender,
+            frontier,
+            edge,
+            next_seq,
+            checkpoint,
+            replayed,
+        } = recovered;
         if replayed > 0 {
             tracing::info!(records = replayed, "exchange log replayed into the index");
         }
