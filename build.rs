@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out_dir.join("ipex_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .emit_rerun_if_changed(false)
+        // Written by hand, so that one message is encoded once for all its subscribers.
+        .extern_path(".ipex.v1.Delivery", "crate::pb::delivery::Delivery")
         .compile_fds(fds)?;
     Ok(())
 }

@@ -1,10 +1,12 @@
 //! Subscription and search benchmark, on a gateway of its own (development mode, temporary
 //! store, mutual TLS on 127.0.0.1, load generator in the same process):
 //!
-//! 1. deliveries per second to 1, 10, 100 and 1000 subscribers, and the latency from the
-//!    Submit reply to the delivery (p50, p99);
-//! 2. peak memory with 100 subscribers of which 10 never read;
-//! 3. Search latency over a store of IPEX_BENCH_SEARCH_MESSAGES messages (default 10^6),
+//! 1. replay: 100 subscribers reading IPEX_BENCH_REPLAY_MESSAGES (default 2×10^4) stored
+//!    messages from the start, without acknowledgements and with an `Ack` every 200;
+//! 2. live: deliveries per second to 1, 10, 100 and 1000 subscribers at the head while
+//!    `Submit` runs, and the latency from the Submit reply to the delivery (p50, p99);
+//! 3. peak memory with 100 subscribers of which 10 never read;
+//! 4. Search latency over a store of IPEX_BENCH_SEARCH_MESSAGES messages (default 10^6),
 //!    written through the store's group commit.
 //!
 //! `cargo bench --bench fanout`. IPEX_BENCH_MESSAGES sets the messages per fan-out step
@@ -17,45 +19,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Mutex;
 use tokio_stream::StreamExt;
 
-const SEIZURE: &str = include_str!("../examples/messages/seizure-notification.json");
+mod common;
 
-fn env_number(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
+use common::{env_number, median, peak_rss_kib, percentile, rss_kib, SEIZURE};
 
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 struct Local {
     _dir: tempfile::TempDir,
@@ -214,6 +183,63 @@ async fn fan_out_step(local: &Local, subscribers: usize, messages: u64) {
     );
 }
 
+/// 100 subscribers replay `stored` messages from sequence number 1; with `ack_every`, each is a
+/// durable subscription that acknowledges every `ack_every` deliveries (and waits for the
+/// answer before it reads on, as a careful consumer does).
+async fn replay_step(local: &Local, stored: u64, ack_every: Option<u64>, tag: &str) -> f64 {
+    const SUBSCRIBERS: usize = 100;
+    let conns = local.clients("rilo-we", 4).await;
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for i in 0..SUBSCRIBERS {
+        let mut c = conns[i % conns.len()].clone();
+        let name = ack_every.map(|_| format!("replay-{tag}-{i}"));
+        readers.push(tokio::spawn(async move {
+            let mut s = c
+                .exchange
+                .subscribe(pb::SubscribeRequest {
+                    durable_name: name.clone().unwrap_or_default(),
+                    start: Some(pb::subscribe_request::Start::FromSeq(1)),
+                    ..Default::default()
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            let mut n = 0u64;
+            while n < stored {
+                match tokio::time::timeout(Duration::from_secs(60), s.next()).await {
+                    Ok(Some(Ok(d))) => {
+                        n += 1;
+                        if let (Some(every), Some(name)) = (ack_every, name.as_ref()) {
+                            if n % every == 0 || n == stored {
+                                c.exchange
+                                    .ack(pb::AckRequest {
+                                        name: name.clone(),
+                                        up_to_seq: d.seq,
+                                    })
+                                    .await
+                                    .unwrap();
+                            }
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            n
+        }));
+    }
+    let mut delivered = 0;
+    for r in readers {
+        delivered += r.await.unwrap();
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let rate = delivered as f64 / elapsed;
+    println!(
+        "replay {tag:<10} {SUBSCRIBERS} subscribers × {stored} stored messages: {delivered} deliveries in {elapsed:.2} s  {rate:>9.0} deliveries/s"
+    );
+    rate
+}
+
 async fn memory_step(local: &Local, messages: u64) {
     // The ten that never read have a connection of their own: on a shared HTTP/2 connection
     // their unread data would hold the connection's flow-control window and stall the others
@@ -252,77 +278,17 @@ async fn memory_step(local: &Local, messages: u64) {
 }
 
 async fn search_step(total: u64) {
-    use ipex::storage::{NewMessage, Store, StoreOptions};
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
     let mut config = ipex::dev::config(&certs);
     config.data_dir = dir.path().join("data");
     config.audit.verify_on_start = false;
-    let key_file = config.audit.signing_key.clone().unwrap();
-    ipex::dev::ensure_signing_key(&key_file, &config.origin()).unwrap();
-    let signer = ipex::log::note::NoteSigner::from_private_key(
-        std::fs::read_to_string(&key_file).unwrap().trim(),
-    )
-    .unwrap();
-    let store = Store::open(
-        &config.data_dir,
-        StoreOptions {
-            verify_on_open: false,
-            ..Default::default()
-        },
-        signer,
-        Arc::new(ipex::app::events::Events),
-    )
-    .unwrap();
-    let template = ipex::pb::json::envelope_from_json(SEIZURE).unwrap();
-    let started = Instant::now();
-    let mut written = 0u64;
-    while written < total {
-        let batch: Vec<NewMessage> = (written..(written + 1000).min(total))
-            .map(|i| {
-                let mut e = template.clone();
-                e.id = format!("s-{i}");
-                e.sender = "customs-nl".into();
-                e.kind = pb::Kind::SeizureNotification as i32;
-                if let Some(pb::envelope::Payload::SeizureNotification(s)) = e.payload.as_mut() {
-                    // 1000 sellers, 50 HS headings, spread evenly.
-                    s.seller.as_mut().unwrap().seller_id = format!("S-{}", i % 1000);
-                    s.items[0].hs_code = format!("{}0399", 10 + i % 50);
-                }
-                let encoded = prost::Message::encode_to_vec(&e);
-                NewMessage {
-                    sender: "customs-nl".into(),
-                    id: e.id.clone(),
-                    kind: pb::Kind::SeizureNotification,
-                    digest: <sha2::Sha256 as sha2::Digest>::digest(&encoded).into(),
-                    encoded,
-                    deliver_to: vec!["rilo-we".into()],
-                    officer: None,
-                    answers: None,
-                    index_prefixes: ipex::storage::index_prefixes(
-                        &ipex::domain::facets::Facets::of(&e),
-                    ),
-                    envelope: Arc::new(e),
-                }
-            })
-            .collect();
-        written += batch.len() as u64;
-        store.commit(batch).await.unwrap();
-        if written % 10_000 == 0 {
-            eprintln!(
-                "search store: {written}/{total} messages, RSS {} MiB",
-                rss_kib() / 1024
-            );
-        }
-    }
-    let fill = started.elapsed();
-    store.close().unwrap();
-    drop(store);
+    let filled = common::fill(&config, total).await;
     println!(
         "search store: {total} messages written in {:.1} s ({:.0} messages/s through group commit)",
-        fill.as_secs_f64(),
-        total as f64 / fill.as_secs_f64()
+        filled.seconds,
+        total as f64 / filled.seconds
     );
 
     let gateway = ipex::app::Gateway::open(config.clone().into(), config).unwrap();
@@ -399,6 +365,29 @@ fn main() {
         .build()
         .unwrap();
     runtime.block_on(async {
+        let replay = env_number("IPEX_BENCH_REPLAY_MESSAGES", 20_000);
+        if replay > 0 {
+            let local = start(1024).await;
+            let senders = local.clients("customs-nl", 4).await;
+            let t = Instant::now();
+            submit_many(&senders, replay, "replay", 64).await;
+            println!(
+                "replay: {replay} GREEN seizure notifications stored in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+            let mut plain = Vec::new();
+            let mut acked = Vec::new();
+            for round in 0..3 {
+                plain.push(replay_step(&local, replay, None, &format!("plain-{round}")).await);
+                acked.push(replay_step(&local, replay, Some(200), &format!("ack200-{round}")).await);
+            }
+            println!(
+                "replay medians of 3: {:.0} deliveries/s without acks, {:.0} deliveries/s with an Ack every 200",
+                median(plain),
+                median(acked)
+            );
+            local.stop().await;
+        }
         let messages = env_number("IPEX_BENCH_MESSAGES", 1000);
         if messages > 0 {
             let local = start(1024).await;
@@ -411,6 +400,9 @@ fn main() {
             memory_step(&local, messages * 10).await;
             local.stop().await;
         }
-        search_step(env_number("IPEX_BENCH_SEARCH_MESSAGES", 1_000_000)).await;
+        let searched = env_number("IPEX_BENCH_SEARCH_MESSAGES", 1_000_000);
+        if searched > 0 {
+            search_step(searched).await;
+        }
     });
 }

@@ -251,6 +251,7 @@ impl Gateway {
                 verify_on_open: config.audit.verify_on_start,
                 live_buffer: config.subscriptions.live_buffer,
                 cache_bytes: config.store.cache_bytes,
+                message_cache_bytes: config.store.message_cache_bytes,
                 segment_bytes: config.store.segment_bytes,
                 quarantine: config.store.quarantine,
                 index_flush_interval: std::time::Duration::from_millis(config.store.index_flush_ms),
@@ -418,13 +419,17 @@ fn addressed_to(envelope: &pb::Envelope, receipt: &pb::Receipt, participant: &st
 }
 
 /// The reader's view of a stored message.
-pub(crate) fn view(stored: Stored, reader: &str) -> pb::StoredMessage {
-    let inbox_no = stored
-        .receipt
+/// The position of a message in `reader`'s inbox; 0 when it is not addressed to it.
+pub(crate) fn inbox_no(receipt: &pb::Receipt, reader: &str) -> u64 {
+    receipt
         .placements
         .iter()
         .find(|p| p.recipient == reader)
-        .map_or(0, |p| p.inbox_no);
+        .map_or(0, |p| p.inbox_no)
+}
+
+pub(crate) fn view(stored: Stored, reader: &str) -> pb::StoredMessage {
+    let inbox_no = inbox_no(&stored.receipt, reader);
     pb::StoredMessage {
         envelope: Some(stored.envelope),
         seq: stored.receipt.seq,

@@ -8,13 +8,13 @@
 //! one message at a time.
 
 use super::error::Error;
-use super::{events, view, Gateway};
+use super::{events, inbox_no, Gateway};
 use crate::auth::identity::Caller;
-use crate::domain::facets::{Facets, MessageFilter};
+use crate::domain::facets::MessageFilter;
 use crate::domain::Violations;
 use crate::pb;
 use crate::pb::limits::MAX_SUBSCRIPTION_NAME;
-use crate::storage::{Live, Stored};
+use crate::storage::Live;
 use std::sync::Arc;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -213,7 +213,7 @@ impl Pump {
                 _ = self.tx.closed() => return,
                 received = live.recv() => match received {
                     Ok(message) if message.receipt.seq == self.next => {
-                        if self.offer(&message.envelope, &message.receipt).await.is_err() {
+                        if self.offer(&message).await.is_err() {
                             return;
                         }
                     }
@@ -241,8 +241,8 @@ impl Pump {
         let end = self.gateway.store.last_seq();
         let stretch_end = end.min(self.next.saturating_add(256));
         while self.next <= stretch_end {
-            match self.gateway.store.get(self.next) {
-                Ok(Some(stored)) => self.offer(&stored.envelope, &stored.receipt).await?,
+            match self.gateway.store.shared(self.next) {
+                Ok(Some(message)) => self.offer(&message).await?,
                 Ok(None) => self.next += 1,
                 Err(error) => {
                     let _ = self.tx.send(Err(Error::from(error))).await;
@@ -254,24 +254,25 @@ impl Pump {
     }
 
     /// Sends the message `self.next` if the subscriber wants it and may read it; moves on.
-    /// The envelope is copied only when it is delivered.
-    async fn offer(&mut self, envelope: &pb::Envelope, receipt: &pb::Receipt) -> Result<(), Stop> {
+    /// What is sent is the message's shared wire form and this reader's inbox number: the
+    /// message is neither copied nor encoded again per subscriber.
+    async fn offer(&mut self, message: &Live) -> Result<(), Stop> {
+        let (envelope, receipt) = (message.envelope.as_ref(), &message.receipt);
         self.next = receipt.seq + 1;
         self.open.at(self.next);
-        let facets = Facets::of(envelope);
-        if !self.filter.matches(envelope, &facets)
+        if !self.filter.accepts(envelope)
             || !self.gateway.may_read_parts(&self.caller, envelope, receipt)
         {
             return Ok(());
         }
-        let stored = Stored {
-            envelope: envelope.clone(),
-            receipt: receipt.clone(),
-        };
         let delivery = pb::Delivery {
-            message: Some(view(stored, self.caller.id())),
+            message: None,
             seq: receipt.seq,
             leaf_index: receipt.leaf_index,
+            wire: Some(pb::WireMessage {
+                shared: message.wire.clone(),
+                inbox_no: inbox_no(receipt, self.caller.id()),
+            }),
         };
         self.tx.send(Ok(delivery)).await.map_err(|_| Stop::Gone)
     }

@@ -340,6 +340,22 @@ impl MessageFilter {
         self.wanted.get(facet)
     }
 
+    /// Does it look at facets at all? When not, [`MessageFilter::matches`] needs none.
+    pub fn wants_facets(&self) -> bool {
+        Facet::ALL
+            .into_iter()
+            .any(|facet| !self.wanted(facet).is_empty())
+    }
+
+    /// Does the envelope match, its facets computed only when the filter looks at them?
+    pub fn accepts(&self, envelope: &pb::Envelope) -> bool {
+        if self.wants_facets() {
+            self.matches(envelope, &Facets::of(envelope))
+        } else {
+            envelope.tlp >= self.min_tlp
+        }
+    }
+
     /// Does the envelope (with its facets) match?
     pub fn matches(&self, envelope: &pb::Envelope, facets: &Facets) -> bool {
         envelope.tlp >= self.min_tlp

@@ -172,6 +172,10 @@ pub struct StoreConfig {
     /// The index's page cache (sled), in bytes.
     #[serde(default = "default_cache_bytes")]
     pub cache_bytes: u64,
+    /// Messages kept decoded for subscribers that replay or follow the log, in bytes: each
+    /// message is read from the log and decoded once for all of them.
+    #[serde(default = "default_message_cache_bytes")]
+    pub message_cache_bytes: u64,
     /// Size after which the log begins a new segment file, in bytes.
     #[serde(default = "default_segment_bytes")]
     pub segment_bytes: u64,
@@ -192,6 +196,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             cache_bytes: default_cache_bytes(),
+            message_cache_bytes: default_message_cache_bytes(),
             segment_bytes: default_segment_bytes(),
             index_flush_ms: default_index_flush_ms(),
             scrub_interval_secs: default_scrub_interval_secs(),
@@ -202,6 +207,9 @@ impl Default for StoreConfig {
 
 fn default_cache_bytes() -> u64 {
     256 * 1024 * 1024
+}
+fn default_message_cache_bytes() -> u64 {
+    64 * 1024 * 1024
 }
 fn default_segment_bytes() -> u64 {
     64 * 1024 * 1024

@@ -1,8 +1,9 @@
 //! The wire protocol, `ipex.v1`: the types, clients and servers generated from `proto/` by
-//! build.rs, their canonical proto3 JSON mapping ([`json`]), and the limits of the protocol
+//! build.rs (and [`delivery`], written by hand), their canonical proto3 JSON mapping ([`json`]), and the limits of the protocol
 //! that both the gateway and its clients must agree on ([`limits`]). The lowest layer: it
 //! imports nothing of the crate, and every other layer may use it.
 
+pub mod delivery;
 pub mod json;
 pub mod limits;
 
@@ -11,6 +12,7 @@ pub mod limits;
 mod generated {
     tonic::include_proto!("ipex.v1");
 }
+pub use delivery::{Delivery, WireMessage};
 pub use generated::*;
 
 /// The compiled descriptors of `ipex.v1`, for reflection and JSON.

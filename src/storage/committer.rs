@@ -123,6 +123,8 @@ pub(super) struct Indexer {
     pub(super) published: Arc<Published>,
     /// Live subscribers.
     pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    /// What subscribers catching up read first.
+    pub(super) recent: Arc<super::reader::Recent>,
     /// Set when a write failed, by either stage: nothing more is written.
     pub(super) failed: Arc<AtomicBool>,
     /// The number of the last batch in the index.
@@ -655,10 +657,11 @@ impl Committer {
                 (m.sender.clone(), m.id.clone()),
                 (m.digest, receipt.clone()),
             );
-            batch.live.push(Arc::new(Live {
-                envelope: m.envelope.clone(),
-                receipt: receipt.clone(),
-            }));
+            batch.live.push(Arc::new(Live::new(
+                m.envelope.clone(),
+                receipt.clone(),
+                &m.encoded,
+            )));
             batch.messages += 1;
             receipts.push(receipt);
         }
@@ -765,6 +768,7 @@ impl Indexer {
                 );
             }
             for message in batch.live {
+                self.recent.insert(message.clone());
                 // No receiver is not an error: nobody subscribes.
                 let _ = self.live.send(message);
             }

@@ -77,13 +77,49 @@ pub fn index_prefixes(facets: &Facets) -> Vec<Vec<u8>> {
     prefixes
 }
 
-/// A message just made durable, as live subscribers receive it.
+/// A durable message as subscribers receive it, from the live ring or from the store's
+/// cache of recent messages: decoded once, and in the wire form its deliveries share.
 #[derive(Clone, Debug)]
 pub struct Live {
     /// The envelope.
     pub envelope: Arc<pb::Envelope>,
     /// Its receipt.
     pub receipt: pb::Receipt,
+    /// The `StoredMessage` fields all readers share, encoded ([`pb::WireMessage::shared`]).
+    pub wire: prost::bytes::Bytes,
+}
+
+impl Live {
+    /// The message whose canonical bytes are `encoded`.
+    pub fn new(envelope: Arc<pb::Envelope>, receipt: pb::Receipt, encoded: &[u8]) -> Live {
+        let wire = pb::WireMessage::shared(
+            encoded,
+            receipt.seq,
+            receipt.stored_at.as_ref(),
+            &receipt.envelope_sha256,
+        );
+        Live {
+            envelope,
+            receipt,
+            wire,
+        }
+    }
+
+    /// Bytes it holds, roughly: what a cache of them weighs.
+    pub fn weight(&self) -> u64 {
+        // The decoded envelope takes about as much again as its wire form.
+        2 * self.wire.len() as u64 + 256
+    }
+}
+
+/// The message of a record read back from the log, shared.
+pub(super) fn decode_live(
+    record: MessageRecord,
+    what: impl Fn() -> String,
+) -> Result<Live, StoreError> {
+    let encoded = record.envelope.clone();
+    let Stored { envelope, receipt } = decode_message(record, what)?;
+    Ok(Live::new(Arc::new(envelope), receipt, &encoded))
 }
 
 /// The message of a record read back from the log.

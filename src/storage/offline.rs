@@ -197,6 +197,7 @@ pub fn migrate_v1(from: &Path, to: &Path) -> Result<Migrated, OpenStoreError> {
     let reader = Reader {
         engine: recovered.engine.clone(),
         segments: recovered.segments.clone(),
+        recent: std::sync::Arc::new(super::reader::Recent::new(1024 * 1024)),
     };
     for entry in old.range(b"e/", b"e0", false) {
         let (key, value) = entry?;

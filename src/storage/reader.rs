@@ -5,7 +5,7 @@ use super::engine::Engine;
 use super::error::StoreError;
 use super::index::{self, EngineTiles, Location};
 use super::keys;
-use super::message::{decode_message, Stored};
+use super::message::{decode_live, decode_message, Live, Stored};
 use super::segments::{self, Segments};
 use crate::log::merkle::Hash;
 use crate::log::record::{self, Body, LogRecord};
@@ -19,6 +19,41 @@ pub struct Reader {
     pub(super) engine: Arc<dyn Engine>,
     /// The log.
     pub(super) segments: Arc<Segments>,
+    /// Messages recently made durable or read for subscribers.
+    pub(super) recent: Arc<Recent>,
+}
+
+/// Messages recently made durable or read for subscribers, decoded and in wire form, up to a
+/// weight in bytes. Subscribers replaying or following the log read mostly the same messages
+/// at about the same time: each is read from the log and decoded once, not once per
+/// subscriber (a message being loaded is loaded once, its other readers wait for it).
+pub struct Recent(quick_cache::sync::Cache<u64, Arc<Live>, ByWeight>);
+
+#[derive(Clone)]
+pub struct ByWeight;
+
+impl quick_cache::Weighter<u64, Arc<Live>> for ByWeight {
+    fn weight(&self, _: &u64, message: &Arc<Live>) -> u64 {
+        message.weight()
+    }
+}
+
+impl Recent {
+    /// A cache of at most `bytes`.
+    pub fn new(bytes: u64) -> Recent {
+        // Estimated items: messages of about 2 KiB once decoded.
+        let items = (bytes / 2048).clamp(16, 1 << 20) as usize;
+        Recent(quick_cache::sync::Cache::with_weighter(
+            items,
+            bytes.max(1),
+            ByWeight,
+        ))
+    }
+
+    /// Keeps a message just made durable.
+    pub fn insert(&self, message: Arc<Live>) {
+        self.0.insert(message.receipt.seq, message);
+    }
 }
 
 impl Reader {
@@ -38,6 +73,30 @@ impl Reader {
             key: what(),
             reason: e.to_string(),
         })
+    }
+
+    /// Message `seq` as subscribers get it, if it is in the index: from the cache of recent
+    /// messages, or read from the log and kept there.
+    pub fn shared(&self, seq: u64) -> Result<Option<Arc<Live>>, StoreError> {
+        let loaded = self.recent.0.get_or_insert_with(&seq, || {
+            let Some(location) = index::message_location(self.engine.as_ref(), seq)? else {
+                return Err(None);
+            };
+            match self.record(location).map_err(Some)?.body {
+                Some(Body::Message(m)) => decode_live(m, || format!("message {seq}"))
+                    .map(Arc::new)
+                    .map_err(Some),
+                _ => Err(Some(StoreError::Corrupt {
+                    key: format!("message {seq}"),
+                    reason: "the index points at a record that is not a message".into(),
+                })),
+            }
+        });
+        match loaded {
+            Ok(message) => Ok(Some(message)),
+            Err(None) => Ok(None),
+            Err(Some(error)) => Err(error),
+        }
     }
 
     /// Message `seq`, if it is in the index.

@@ -40,6 +40,8 @@ pub struct StoreOptions {
     pub live_buffer: usize,
     /// The index's page cache, in bytes.
     pub cache_bytes: u64,
+    /// Messages kept decoded for subscribers that replay or follow the log, in bytes.
+    pub message_cache_bytes: u64,
     /// Size after which the log begins a new segment file, in bytes.
     pub segment_bytes: u64,
     /// At start, move a damaged end of the log aside instead of refusing to start.
@@ -60,6 +62,7 @@ impl Default for StoreOptions {
             verify_on_open: true,
             live_buffer: 1024,
             cache_bytes: 256 * 1024 * 1024,
+            message_cache_bytes: 64 * 1024 * 1024,
             segment_bytes: 64 * 1024 * 1024,
             quarantine: false,
             index_flush_interval: Duration::from_secs(1),
@@ -148,7 +151,11 @@ impl Store {
             checkpoint: ArcSwapOption::from(checkpoint.clone().map(Arc::new)),
             commits: crate::ops::metrics::CommitStats::default(),
         });
-        let reader = Reader { engine, segments };
+        let reader = Reader {
+            engine,
+            segments,
+            recent: Arc::new(super::reader::Recent::new(options.message_cache_bytes)),
+        };
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
         let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
@@ -173,6 +180,7 @@ impl Store {
                 engine: reader.engine.clone(),
                 published: published.clone(),
                 live: live.clone(),
+                recent: reader.recent.clone(),
                 failed,
                 indexed: indexed.clone(),
             }),
@@ -512,6 +520,15 @@ impl Store {
     /// What the committer measured of its group commits.
     pub fn commit_stats(&self) -> &crate::ops::metrics::CommitStats {
         &self.published.commits
+    }
+
+    /// The message with sequence number `seq`, if durable, as subscribers get it: shared with
+    /// every other reader of it through the cache of recent messages.
+    pub fn shared(&self, seq: u64) -> Result<Option<Arc<Live>>, StoreError> {
+        if seq == 0 || seq > self.last_seq() {
+            return Ok(None);
+        }
+        self.reader.shared(seq)
     }
 
     /// The message with sequence number `seq`, if durable.

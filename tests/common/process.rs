@@ -79,6 +79,11 @@ impl Ipexd {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn endpoint(&self) -> String {
         format!("https://{}", self.addr)
     }

@@ -1,0 +1,115 @@
+//! Store benchmark: for 10^4, 10^5 and 10^6 stored GREEN seizure notifications
+//! (IPEX_BENCH_STORE_SIZES, comma-separated), the bytes on disk per message against the
+//! envelope and leaf bytes it keeps, the time from starting a real `ipexd` on that store to its
+//! first answered `Get` over mutual TLS (median of 3 restarts), and the gateway's resident
+//! memory after start and after 2000 reads.
+//!
+//! The store is filled through its group commit (1000 messages each), without the network in
+//! front of it; `ipex bench` measures Submit over the network.
+//!
+//! `cargo bench --bench store`.
+
+mod common;
+#[path = "../tests/common/process.rs"]
+mod process;
+
+use common::{bytes_under, median, status_kib};
+use ipex::cli::client::{ClientTls, Clients};
+use ipex::pb;
+use std::time::Instant;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+async fn reader(gw: &process::Ipexd, dir: &std::path::Path) -> Clients {
+    let tls = ClientTls::dev(&dir.join("certs/dev"), "rilo-we").unwrap();
+    Clients::new(
+        ipex::cli::client::connect(&gw.endpoint(), &tls)
+            .await
+            .unwrap(),
+    )
+}
+
+async fn size_step(total: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs/dev");
+    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::dev::config(&certs);
+    config.data_dir = dir.path().join("data");
+    let filled = common::fill(&config, total).await;
+    let log = bytes_under(&config.data_dir.join("log"));
+    let all = bytes_under(&config.data_dir);
+    let kept = filled.envelope_bytes + filled.leaf_bytes;
+    println!(
+        "{total:>8} messages: filled in {:.1} s ({:.0}/s); {} leaves; disk {:.1} MiB = {:.0} B/message \
+         (log {:.0} B, index {:.0} B); envelope + leaf bytes {:.0} B/message; disk ÷ kept {:.2}",
+        filled.seconds,
+        total as f64 / filled.seconds,
+        filled.leaves,
+        all as f64 / MIB,
+        all as f64 / total as f64,
+        log as f64 / total as f64,
+        (all - log) as f64 / total as f64,
+        kept as f64 / total as f64,
+        all as f64 / kept as f64,
+    );
+
+    let mut restarts = Vec::new();
+    let mut rss_start = Vec::new();
+    let mut rss_read = Vec::new();
+    for _ in 0..3 {
+        let started = Instant::now();
+        let mut gw = process::Ipexd::start(dir.path());
+        let mut client = reader(&gw, dir.path()).await;
+        client
+            .exchange
+            .get(pb::GetRequest {
+                key: Some(pb::get_request::Key::Seq(total)),
+            })
+            .await
+            .unwrap();
+        restarts.push(started.elapsed().as_secs_f64());
+        let pid = gw.pid().to_string();
+        rss_start.push(status_kib(&pid, "VmRSS:") as f64 / 1024.0);
+        for i in 0..2000u64 {
+            client
+                .exchange
+                .get(pb::GetRequest {
+                    key: Some(pb::get_request::Key::Seq(1 + (i * 7919) % total)),
+                })
+                .await
+                .unwrap();
+        }
+        rss_read.push(status_kib(&pid, "VmRSS:") as f64 / 1024.0);
+        gw.sigterm();
+        assert!(gw.wait().success(), "ipexd did not stop cleanly");
+    }
+    println!(
+        "{total:>8} messages: restart to first Get {:.3} s (median of 3: {}); RSS after start {:.0} MiB, after 2000 Gets {:.0} MiB",
+        median(restarts.clone()),
+        restarts
+            .iter()
+            .map(|s| format!("{s:.3}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        median(rss_start),
+        median(rss_read),
+    );
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let sizes =
+        std::env::var("IPEX_BENCH_STORE_SIZES").unwrap_or_else(|_| "10000,100000,1000000".into());
+    runtime.block_on(async {
+        for size in sizes.split(',').filter_map(|s| s.trim().parse().ok()) {
+            size_step(size).await;
+        }
+    });
+}
