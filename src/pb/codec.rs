@@ -61,11 +61,19 @@ impl<U: Message + Default> Decoder for MessageDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let len = buf.remaining();
-        U::decode(&mut *buf)
-            .map(Some)
-            .map_err(|e| undecodable(message_name::<U>(), &e, len - buf.remaining(), len))
+        decode_from(buf).map(Some)
     }
+}
+
+/// Decodes `bytes` as a `U` exactly as the gateway decodes a request body.
+pub fn decode<U: Message + Default>(mut bytes: &[u8]) -> Result<U, Status> {
+    decode_from(&mut bytes)
+}
+
+fn decode_from<U: Message + Default>(buf: &mut impl Buf) -> Result<U, Status> {
+    let len = buf.remaining();
+    U::decode(&mut *buf)
+        .map_err(|e| undecodable(message_name::<U>(), &e, len - buf.remaining(), len))
 }
 
 /// The proto name of a generated message type: `ipex.v1.SubmitRequest`.
@@ -157,10 +165,7 @@ mod tests {
     use crate::pb;
 
     fn decode<U: Message + Default + std::fmt::Debug>(bytes: &[u8]) -> Status {
-        let len = bytes.len();
-        let mut buf = bytes;
-        let error = U::decode(&mut buf).unwrap_err();
-        undecodable(message_name::<U>(), &error, len - buf.len(), len)
+        super::decode::<U>(bytes).unwrap_err()
     }
 
     #[test]
