@@ -1,5 +1,6 @@
-//! `Submit` and `SubmitBatch`: validate and authorize each envelope, check what it says about
-//! other messages, decide its recipients, and commit all of them or none.
+//! `Submit` and `SubmitBatch`: authorize and validate each envelope, check what it says about
+//! other messages (answering a message the sender may not read as one that is not stored),
+//! decide its recipients, and commit all of them or none.
 
 use super::error::Error;
 use super::{addressed_to, Gateway};
@@ -102,13 +103,12 @@ impl Gateway {
                 .collect();
             policy.authorize_send(sender, kind, &recipients)?;
         }
-        let recipients_given = envelope.recipients.len();
         let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
         let kind = valid.kind();
         let envelope = valid.envelope();
 
         let mut v = Violations::default();
-        let mut recipients: Vec<&Participant> = Vec::with_capacity(recipients_given);
+        let mut recipients: Vec<&Participant> = Vec::with_capacity(envelope.recipients.len());
         for (i, id) in envelope.recipients.iter().enumerate() {
             match registry.get(id) {
                 Some(p) => recipients.push(p),
