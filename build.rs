@@ -17,7 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(protos, ["proto"])?;
     let out_dir = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out_dir.join("ipex_descriptor.bin"), fds.encode_to_vec())?;
+    // Our codec: a request that does not decode is INVALID_ARGUMENT naming the field.
     tonic_prost_build::configure()
+        .codec_path("crate::pb::codec::Codec")
         .emit_rerun_if_changed(false)
         // Written by hand, so that one message is encoded once for all its subscribers.
         .extern_path(".ipex.v1.Delivery", "crate::pb::delivery::Delivery")

@@ -6,6 +6,7 @@ use crate::app::events::Refusal;
 use crate::app::Gateway;
 use crate::grpc::services::{AuditService, ExchangeService, ParticipantsService};
 use crate::grpc::status::{code_name, HANDSHAKE_CODE, HANDSHAKE_METHOD};
+use crate::grpc::undecodable::Undecodable;
 use crate::ops::config::{Config, Sources};
 use crate::pb;
 use std::future::Future;
@@ -168,9 +169,9 @@ async fn serve(
         .add_service(health.service())
         .add_service(crate::grpc::health::reflection_v1()?)
         .add_service(crate::grpc::health::reflection_v1alpha()?)
-        .add_service(exchange)
-        .add_service(participants)
-        .add_service(audit)
+        .add_service(Undecodable::new(exchange, gateway.clone()))
+        .add_service(Undecodable::new(participants, gateway.clone()))
+        .add_service(Undecodable::new(audit, gateway.clone()))
         .serve_with_incoming_shutdown(incoming, signal);
     let grace_over = async {
         health.drained().await;

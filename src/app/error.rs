@@ -29,9 +29,16 @@ pub enum Error {
     /// The policy does not allow the message.
     #[error(transparent)]
     Denied(#[from] Denial),
-    /// The caller may not read this message.
-    #[error("{0}")]
-    ReadDenied(String),
+    /// The caller may not read this message, and may not learn that it exists: it is
+    /// answered exactly as a message that does not exist. `withheld` says why, for the
+    /// gateway's own log, never for the caller or the audit log it can read.
+    #[error("{answer}")]
+    Hidden {
+        /// What the caller is told: the sentence of a message that is not stored.
+        answer: String,
+        /// Why it was refused.
+        withheld: String,
+    },
     /// The request is invalid; the violations name the fields.
     #[error("invalid request: {0}")]
     Invalid(Violations),
@@ -80,6 +87,15 @@ impl Error {
         let mut v = Violations::default();
         v.add(field, description);
         Error::Invalid(v)
+    }
+
+    /// Why a [`Error::Hidden`] refusal was made, which the caller is not told.
+    pub fn withheld(&self) -> Option<&str> {
+        match self {
+            Error::Hidden { withheld, .. } => Some(withheld),
+            Error::Batch { first, .. } => first.withheld(),
+            _ => None,
+        }
     }
 
     /// The field violations the caller is told of, if the request was invalid.

@@ -3,6 +3,7 @@
 //! or a handshake refused. The store writes the leaves; what they say is decided here.
 
 use crate::auth::identity::Caller;
+use crate::domain::violations::bounded;
 use crate::pb::{self, audit_leaf::Event};
 use crate::storage::{MessageEvents, NewMessage};
 
@@ -88,14 +89,21 @@ pub struct Refusal {
     pub reason: String,
 }
 
-/// The leaf of a refusal.
+/// Most bytes of a refusal's reason in its leaf: the status message, already bounded, with
+/// room for nothing more. Whatever a caller sends, its refusal's leaf stays small.
+pub const MAX_REFUSAL_REASON_BYTES: usize = 1024;
+/// Most bytes of each other text of a refusal's leaf (participant, peer, method, code).
+const MAX_REFUSAL_FIELD_BYTES: usize = 256;
+
+/// The leaf of a refusal, every text in it bounded.
 pub fn refused(refusal: Refusal) -> pb::AuditLeaf {
+    let short = |text: String| bounded(text, MAX_REFUSAL_FIELD_BYTES);
     leaf(Event::Refused(pb::CallRefused {
-        participant: refusal.participant,
-        certificate_sha256: refusal.certificate_sha256,
-        peer: refusal.peer,
-        method: refusal.method,
-        code: refusal.code,
-        reason: refusal.reason,
+        participant: short(refusal.participant),
+        certificate_sha256: short(refusal.certificate_sha256),
+        peer: short(refusal.peer),
+        method: short(refusal.method),
+        code: short(refusal.code),
+        reason: bounded(refusal.reason, MAX_REFUSAL_REASON_BYTES),
     }))
 }

@@ -5,7 +5,7 @@ use super::error::Error;
 use super::{events, view, Gateway};
 use crate::auth::identity::Caller;
 use crate::domain::Violations;
-use crate::pb::limits::{DEFAULT_PAGE, MAX_PAGE};
+use crate::pb::limits::{DEFAULT_PAGE, MAX_FILTER_VALUES, MAX_PAGE};
 use crate::pb::{self, Kind, Tlp};
 
 impl Gateway {
@@ -26,15 +26,21 @@ impl Gateway {
                 return Err(Error::invalid("key", "is required: seq or ref"));
             }
         };
-        let stored =
-            stored.ok_or_else(|| Error::NotFound(format!("no message {what} is stored")))?;
+        // A message the caller may not read is answered as one that is not stored, so that
+        // no one learns which ids exist.
+        let answer = format!("no message {what} is stored that {} may read", caller.id());
+        let Some(stored) = stored else {
+            return Err(Error::NotFound(answer));
+        };
         if !self.may_read(caller, &stored) {
             let tlp = Tlp::try_from(stored.envelope.tlp).unwrap_or(Tlp::Unspecified);
-            return Err(Error::ReadDenied(format!(
-                "tlp: message {what} is {} and {} may not read it",
-                tlp.as_str_name(),
-                caller.id()
-            )));
+            return Err(Error::Hidden {
+                answer,
+                withheld: format!(
+                    "tlp: message {what} is {} and not addressed to the reader",
+                    tlp.as_str_name()
+                ),
+            });
         }
         self.record_read(caller, "Get", vec![stored.receipt.seq])
             .await?;
@@ -66,6 +72,15 @@ impl Gateway {
     ) -> Result<pb::ListInboxResponse, Error> {
         let mut v = Violations::default();
         let limit = super::page_limit(request.limit, DEFAULT_PAGE, MAX_PAGE, &mut v);
+        if request.kinds.len() > MAX_FILTER_VALUES {
+            v.add(
+                "kinds",
+                format!(
+                    "at most {MAX_FILTER_VALUES} values, not {}",
+                    request.kinds.len()
+                ),
+            );
+        }
         let mut kinds = Vec::with_capacity(request.kinds.len());
         for (i, k) in request.kinds.iter().enumerate() {
             match Kind::try_from(*k) {

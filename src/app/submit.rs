@@ -1,5 +1,6 @@
-//! `Submit` and `SubmitBatch`: validate and authorize each envelope, check what it says about
-//! other messages, decide its recipients, and commit all of them or none.
+//! `Submit` and `SubmitBatch`: authorize and validate each envelope, check what it says about
+//! other messages (answering a message the sender may not read as one that is not stored),
+//! decide its recipients, and commit all of them or none.
 
 use super::error::Error;
 use super::{addressed_to, Gateway};
@@ -80,7 +81,10 @@ impl Gateway {
         })
     }
 
-    /// Turns one envelope into a message ready to store.
+    /// Turns one envelope into a message ready to store: first who may send what (the
+    /// sender's role, the payload's kind, the registered recipients' roles), so that a
+    /// sender learns nothing of the fields of a message it may not send; then the fields;
+    /// then what it says about other messages.
     fn prepare(
         &self,
         caller: &Caller,
@@ -89,8 +93,17 @@ impl Gateway {
         registry: &Registry,
         policy: &Policy,
     ) -> Result<NewMessage, Error> {
-        let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
         let sender = &caller.participant;
+        if let Some(payload) = &envelope.payload {
+            let kind = crate::domain::payload::kind_of(payload);
+            let recipients: Vec<&Participant> = envelope
+                .recipients
+                .iter()
+                .filter_map(|id| registry.get(id).map(AsRef::as_ref))
+                .collect();
+            policy.authorize_send(sender, kind, &recipients)?;
+        }
+        let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
         let kind = valid.kind();
         let envelope = valid.envelope();
 
@@ -108,7 +121,6 @@ impl Gateway {
         if !v.is_empty() {
             return Err(v.into());
         }
-        policy.authorize_send(sender, kind, &recipients)?;
         let answers = self.check_links(caller, envelope, path)?;
 
         let deliver_to: Vec<String> = if recipients.is_empty() {
@@ -189,10 +201,21 @@ impl Gateway {
             return Ok(None);
         };
         let field = format!("{path}.refs[0]");
-        match self.store.get_by_ref(&first.sender, &first.id)? {
+        // A message the caller may not read is answered as one that is not stored: an answer
+        // learns nothing of other participants' messages.
+        let stored = self
+            .store
+            .get_by_ref(&first.sender, &first.id)?
+            .filter(|stored| self.may_read(caller, stored));
+        match stored {
             None => v.add(
                 field,
-                format!("no message {:?} from {} is stored", first.id, first.sender),
+                format!(
+                    "no message {:?} from {} is stored that {} may read",
+                    first.id,
+                    first.sender,
+                    caller.id()
+                ),
             ),
             Some(stored) if stored.envelope.kind != answers as i32 => v.add(
                 field,

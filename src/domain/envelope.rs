@@ -8,12 +8,8 @@
 
 use super::violations::Violations;
 use super::{payload, vocab};
+use crate::pb::limits::{MAX_RECIPIENTS, MAX_REFS, MAX_TERRITORIAL_SCOPE};
 use crate::pb::{self, Kind, Tlp};
-
-/// Most recipients of one envelope.
-pub const MAX_RECIPIENTS: usize = 100;
-/// Most references of one envelope.
-pub const MAX_REFS: usize = 20;
 /// How far in the future `created_at` may lie (clock skew between organisations).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 /// The payload schema version this gateway speaks.
@@ -97,6 +93,15 @@ impl ValidEnvelope {
             }
         };
         check_recipients(&envelope.recipients, sender, tlp, path, &mut v);
+        if envelope.territorial_scope.len() > MAX_TERRITORIAL_SCOPE {
+            v.add(
+                format!("{path}.territorial_scope"),
+                format!(
+                    "at most {MAX_TERRITORIAL_SCOPE} countries, not {}",
+                    envelope.territorial_scope.len()
+                ),
+            );
+        }
         for (i, country) in envelope.territorial_scope.iter().enumerate() {
             if let Err(e) = vocab::country(country) {
                 v.add(format!("{path}.territorial_scope[{i}]"), e);
@@ -105,7 +110,7 @@ impl ValidEnvelope {
         if envelope.refs.len() > MAX_REFS {
             v.add(
                 format!("{path}.refs"),
-                format!("at most {MAX_REFS} references"),
+                format!("at most {MAX_REFS} references, not {}", envelope.refs.len()),
             );
         }
         for (i, r) in envelope.refs.iter().enumerate() {
@@ -172,7 +177,13 @@ fn check_created_at(
 fn check_recipients(recipients: &[String], sender: &str, tlp: Tlp, path: &str, v: &mut Violations) {
     let field = format!("{path}.recipients");
     if recipients.len() > MAX_RECIPIENTS {
-        v.add(&field, format!("at most {MAX_RECIPIENTS} recipients"));
+        v.add(
+            &field,
+            format!(
+                "at most {MAX_RECIPIENTS} recipients, not {}",
+                recipients.len()
+            ),
+        );
     }
     if recipients.is_empty() && !matches!(tlp, Tlp::Clear | Tlp::Green | Tlp::Unspecified) {
         v.add(

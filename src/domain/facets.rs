@@ -6,6 +6,7 @@
 
 use super::violations::Violations;
 use super::vocab;
+use crate::pb::limits::MAX_FILTER_VALUES;
 use crate::pb::{self, envelope::Payload, Kind, Tlp};
 
 /// A searchable property of a message. Countries, HS codes and ids are as sent; brands are
@@ -242,6 +243,26 @@ impl MessageFilter {
             return Ok(out);
         };
         let mut v = Violations::default();
+        let mut at_most = |field: &str, len: usize| {
+            if len > MAX_FILTER_VALUES {
+                v.add(
+                    format!("{path}.{field}"),
+                    format!("at most {MAX_FILTER_VALUES} values, not {len}"),
+                );
+            }
+        };
+        at_most("kinds", f.kinds.len());
+        for (field, len) in [
+            ("hs_prefixes", f.hs_prefixes.len()),
+            ("origin_countries", f.origin_countries.len()),
+            ("destination_countries", f.destination_countries.len()),
+            ("location_countries", f.location_countries.len()),
+            ("brands", f.brands.len()),
+            ("carriers", f.carriers.len()),
+            ("platforms", f.platforms.len()),
+        ] {
+            at_most(field, len);
+        }
         for (i, k) in f.kinds.iter().enumerate() {
             match Kind::try_from(*k) {
                 Ok(Kind::Unspecified) | Err(_) => v.add(
@@ -264,7 +285,7 @@ impl MessageFilter {
             if b.trim().is_empty() || b.chars().count() > 200 {
                 Err("must be 1 to 200 characters".into())
             } else {
-                Ok(())
+                vocab::plain_text(b)
             }
         };
         let fields: [(Facet, &str, &[String], Check); 7] = [

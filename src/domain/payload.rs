@@ -12,8 +12,11 @@
 //!   required (not `*_UNSPECIFIED`) unless noted; an enum value the schema does not define is
 //!   always refused.
 //! - Text fields without a stated limit are capped: identifiers at [`ID_MAX`] characters, names
-//!   at [`NAME_MAX`], addresses at [`ADDRESS_MAX`], lists without a stated maximum at
-//!   [`LIST_MAX`] items.
+//!   at [`NAME_MAX`], addresses at [`ADDRESS_MAX`]. Every repeated field has a maximum, in
+//!   [`crate::pb::limits`] so that clients know it too.
+//! - Free text (names, descriptions, explanations, identifiers that are not codes) refuses
+//!   control characters but tab and line feed, and the bidirectional overrides
+//!   ([`vocab::plain_text`]).
 //! - An `IpRight` must name its owner; registration number and office are required except for
 //!   copyright, which is not registered. Its type may not be `UNSAFE_PRODUCT` (not a right).
 //! - A product or seized item must name the brand unless it is an unsafe product; then at
@@ -26,6 +29,7 @@
 
 use super::violations::Violations;
 use super::vocab;
+use crate::pb::limits::*;
 use crate::pb::{self, envelope::Payload, Kind};
 use prost_types::Timestamp;
 
@@ -36,8 +40,6 @@ pub const ID_MAX: usize = 128;
 pub const NAME_MAX: usize = 200;
 /// Most characters of a postal address.
 pub const ADDRESS_MAX: usize = 500;
-/// Most items of a list whose size the proto does not state.
-pub const LIST_MAX: usize = 100;
 
 /// Most characters of a product or goods description.
 const DESCRIPTION_MAX: usize = 500;
@@ -100,7 +102,13 @@ fn takedown_notice(
     created_at: Option<&Timestamp>,
 ) {
     required_code(v, &field(p, "platform"), &m.platform, vocab::participant_id);
-    count(v, &field(p, "listing_urls"), m.listing_urls.len(), 1, 100);
+    count(
+        v,
+        &field(p, "listing_urls"),
+        m.listing_urls.len(),
+        1,
+        MAX_LISTING_URLS,
+    );
     for (i, url) in m.listing_urls.iter().enumerate() {
         required_code(v, &index(p, "listing_urls", i), url, vocab::http_url);
     }
@@ -130,7 +138,7 @@ fn takedown_notice(
         legal_basis(v, &field(p, "legal_basis"), basis);
     }
     required_enum::<pb::SourceType>(v, &field(p, "source_type"), m.source_type);
-    count(v, &field(p, "evidence"), m.evidence.len(), 0, 20);
+    count(v, &field(p, "evidence"), m.evidence.len(), 0, MAX_EVIDENCE);
     for (i, e) in m.evidence.iter().enumerate() {
         evidence(v, &index(p, "evidence", i), e);
     }
@@ -180,7 +188,7 @@ fn takedown_outcome(v: &mut Violations, p: &str, m: &pb::TakedownOutcome) {
         &field(p, "territorial_scope"),
         m.territorial_scope.len(),
         0,
-        vocab::COUNTRIES.len(),
+        MAX_TERRITORIAL_SCOPE,
     );
     for (i, c) in m.territorial_scope.iter().enumerate() {
         required_code(v, &index(p, "territorial_scope", i), c, vocab::country);
@@ -238,11 +246,23 @@ fn seller_flag(v: &mut Violations, p: &str, m: &pb::SellerFlag, created_at: Opti
     if let Some(trader) = &m.trader {
         trader_data(v, &field(p, "trader"), trader);
     }
-    count(v, &field(p, "pseudonyms"), m.pseudonyms.len(), 0, 20);
+    count(
+        v,
+        &field(p, "pseudonyms"),
+        m.pseudonyms.len(),
+        0,
+        MAX_PSEUDONYMS,
+    );
     for (i, pseudonym) in m.pseudonyms.iter().enumerate() {
         seller_pseudonym(v, &index(p, "pseudonyms", i), pseudonym);
     }
-    count(v, &field(p, "reasons"), m.reasons.len(), 1, LIST_MAX);
+    count(
+        v,
+        &field(p, "reasons"),
+        m.reasons.len(),
+        1,
+        MAX_FLAG_REASONS,
+    );
     for (i, &reason) in m.reasons.iter().enumerate() {
         let rp = index(p, "reasons", i);
         if required_enum::<pb::FlagReason>(v, &rp, reason).is_some()
@@ -265,7 +285,7 @@ fn seller_flag(v: &mut Violations, p: &str, m: &pb::SellerFlag, created_at: Opti
         &field(p, "linked_listing_urls"),
         m.linked_listing_urls.len(),
         0,
-        100,
+        MAX_LINKED_LISTINGS,
     );
     for (i, url) in m.linked_listing_urls.iter().enumerate() {
         required_code(v, &index(p, "linked_listing_urls", i), url, vocab::http_url);
@@ -275,12 +295,12 @@ fn seller_flag(v: &mut Violations, p: &str, m: &pb::SellerFlag, created_at: Opti
         &field(p, "linked_seizures"),
         m.linked_seizures.len(),
         0,
-        LIST_MAX,
+        MAX_LINKED_SEIZURES,
     );
     for (i, r) in m.linked_seizures.iter().enumerate() {
         message_ref(v, &index(p, "linked_seizures", i), r);
     }
-    count(v, &field(p, "brands"), m.brands.len(), 0, LIST_MAX);
+    count(v, &field(p, "brands"), m.brands.len(), 0, MAX_BRANDS);
     for (i, brand) in m.brands.iter().enumerate() {
         required_str(v, &index(p, "brands", i), brand, NAME_MAX);
     }
@@ -307,7 +327,7 @@ fn seizure_notification(v: &mut Violations, p: &str, m: &pb::SeizureNotification
     if let Some(transport) = &m.transport {
         transport_refs(v, &field(p, "transport"), transport);
     }
-    count(v, &field(p, "items"), m.items.len(), 1, 200);
+    count(v, &field(p, "items"), m.items.len(), 1, MAX_SEIZED_ITEMS);
     for (i, item) in m.items.iter().enumerate() {
         seized_item(v, &index(p, "items", i), item);
     }
@@ -373,14 +393,26 @@ fn shipment_alert(v: &mut Violations, p: &str, m: &pb::ShipmentAlert) {
 /// respond-by is optional.
 fn data_request(v: &mut Violations, p: &str, m: &pb::DataRequest, created_at: Option<&Timestamp>) {
     required_enum::<pb::DataSubject>(v, &field(p, "subject"), m.subject);
-    count(v, &field(p, "identifiers"), m.identifiers.len(), 1, 100);
+    count(
+        v,
+        &field(p, "identifiers"),
+        m.identifiers.len(),
+        1,
+        MAX_IDENTIFIERS,
+    );
     for (i, id) in m.identifiers.iter().enumerate() {
         required_str(v, &index(p, "identifiers", i), id, IDENTIFIER_MAX);
     }
     if let Some(basis) = required_msg(v, &field(p, "legal_basis"), &m.legal_basis) {
         legal_basis(v, &field(p, "legal_basis"), basis);
     }
-    count(v, &field(p, "fields"), m.fields.len(), 1, LIST_MAX);
+    count(
+        v,
+        &field(p, "fields"),
+        m.fields.len(),
+        1,
+        MAX_REQUESTED_FIELDS,
+    );
     for (i, name) in m.fields.iter().enumerate() {
         required_code(v, &index(p, "fields", i), name, field_name);
     }
@@ -398,7 +430,7 @@ fn data_response(v: &mut Violations, p: &str, m: &pb::DataResponse) {
     use pb::ResponseStatus as S;
     let status = required_enum::<S>(v, &field(p, "status"), m.status);
     let when = status_clause(status.map(|s| s.as_str_name()));
-    count(v, &field(p, "records"), m.records.len(), 0, 100);
+    count(v, &field(p, "records"), m.records.len(), 0, MAX_RECORDS);
     match status {
         Some(S::Refused | S::NoData) if !m.records.is_empty() => {
             v.add(field(p, "records"), format!("must be empty {when}"));
@@ -612,7 +644,7 @@ fn seized_item(v: &mut Violations, p: &str, m: &pb::SeizedItem) {
 /// A `DataRecord`: the identifier it answers and at most 100 fields.
 fn data_record(v: &mut Violations, p: &str, m: &pb::DataRecord) {
     required_str(v, &field(p, "identifier"), &m.identifier, IDENTIFIER_MAX);
-    count(v, &field(p, "fields"), m.fields.len(), 0, 100);
+    count(v, &field(p, "fields"), m.fields.len(), 0, MAX_RECORD_FIELDS);
     for (i, f) in m.fields.iter().enumerate() {
         let fp = index(p, "fields", i);
         required_code(v, &field(&fp, "name"), &f.name, field_name);
@@ -729,9 +761,10 @@ fn required_str(v: &mut Violations, path: &str, value: &str, max: usize) {
     }
 }
 
-/// An optional text: at most `max` characters.
+/// An optional text: at most `max` characters, no control character but tab and line feed,
+/// no bidirectional override ([`vocab::plain_text`]).
 fn optional_str(v: &mut Violations, path: &str, value: &str, max: usize) {
-    if let Err(e) = vocab::max_chars(value, max) {
+    if let Err(e) = vocab::max_chars(value, max).and_then(|()| vocab::plain_text(value)) {
         v.add(path, e);
     }
 }

@@ -268,9 +268,12 @@ fn url_with(value: &str, https_only: bool) -> Result<(), String> {
         return Err(format!("a URL may have at most {URL_MAX_CHARS} characters"));
     }
     // The url crate quietly trims and percent-encodes; a URL we pass on must be exact.
-    if value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if value
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control() || is_bidi_override(c))
+    {
         return Err(format!(
-            "{} is not {wanted} URL: it contains a space or control character",
+            "{} is not {wanted} URL: it contains a space, control or bidirectional character",
             quoted(value)
         ));
     }
@@ -424,9 +427,62 @@ pub fn max_chars(value: &str, max: usize) -> Result<(), String> {
     }
 }
 
+/// The Unicode bidirectional embeddings, overrides and isolates (U+202A–U+202E,
+/// U+2066–U+2069): they make a text display differently from what is stored.
+pub fn is_bidi_override(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Checks a text a person will read (a name, a description, an explanation): no control
+/// character but tab and line feed (C0, DEL and C1 are refused, carriage return too), and no
+/// bidirectional override, so that what is displayed is what is stored.
+pub fn plain_text(value: &str) -> Result<(), String> {
+    let refused = value
+        .chars()
+        .find(|&c| (c.is_control() && c != '\t' && c != '\n') || is_bidi_override(c));
+    match refused {
+        None => Ok(()),
+        Some(c) if is_bidi_override(c) => Err(format!(
+            "must not contain the bidirectional control character U+{:04X}",
+            u32::from(c)
+        )),
+        Some(c) => Err(format!(
+            "must not contain the control character U+{:04X}",
+            u32::from(c)
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_text_refuses_controls_and_bidi_overrides() {
+        assert!(plain_text("Lucky Star\tTrading\nCo., Ltd. — 深圳").is_ok());
+        assert_eq!(
+            plain_text("evil\u{1b}[2J").unwrap_err(),
+            "must not contain the control character U+001B"
+        );
+        assert_eq!(
+            plain_text("line\r\n").unwrap_err(),
+            "must not contain the control character U+000D"
+        );
+        assert!(plain_text("\u{7f}").is_err());
+        assert!(plain_text("\u{85}").is_err());
+        for c in ['\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}'] {
+            assert_eq!(
+                plain_text(&format!("Nike{c}ekiN")).unwrap_err(),
+                format!(
+                    "must not contain the bidirectional control character U+{:04X}",
+                    u32::from(c)
+                )
+            );
+        }
+        // Marks that do not override the direction stay allowed.
+        assert!(plain_text("\u{200E}\u{200F}").is_ok());
+        assert!(http_url("https://market-a.example/\u{202E}gpj.exe").is_err());
+    }
 
     fn sorted_unique(list: &[&str]) -> bool {
         list.windows(2).all(|w| w[0] < w[1])
@@ -435,6 +491,7 @@ mod tests {
     #[test]
     fn lists_are_sorted_and_complete() {
         assert!(sorted_unique(COUNTRIES));
+        assert_eq!(COUNTRIES.len(), crate::pb::limits::MAX_TERRITORIAL_SCOPE);
         assert_eq!(COUNTRIES.len(), 249);
         assert!(COUNTRIES.iter().all(|c| c.len() == 2));
         assert!(sorted_unique(CURRENCIES));

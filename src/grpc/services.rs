@@ -41,13 +41,61 @@ pub struct AuditService {
     pub gateway: Arc<Gateway>,
 }
 
+/// The scope an officer token must grant for each method; `None` for the calls any caller
+/// may make.
+pub fn scope_of(method: &str) -> Option<Scope> {
+    match method {
+        "Submit" | "SubmitBatch" => Some(Scope::ExchangeSubmit),
+        "Get" | "ListInbox" | "Search" => Some(Scope::ExchangeRead),
+        "Subscribe" | "Ack" => Some(Scope::Subscribe),
+        "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetLeaves" | "GetTile" => {
+            Some(Scope::AuditRead)
+        }
+        _ => None,
+    }
+}
+
+/// The methods of the gateway's own services, as the metrics and the audit log name them.
+pub const METHODS: &[&str] = &[
+    "Submit",
+    "SubmitBatch",
+    "Get",
+    "ListInbox",
+    "Subscribe",
+    "Ack",
+    "Search",
+    "WhoAmI",
+    "List",
+    "GetCheckpoint",
+    "GetInclusionProof",
+    "GetConsistencyProof",
+    "GetLeaves",
+    "GetTile",
+];
+
 /// Logs a refused call, records it in the audit log, and turns the error into its status.
-fn refuse(
+pub(crate) fn refuse(
     gateway: &Gateway,
     method: &'static str,
     peer: Option<&PeerInfo>,
     error: Error,
 ) -> Status {
+    let withheld = error.withheld().map(str::to_string);
+    let status = status(error);
+    record_refusal(gateway, method, peer, &status, withheld.as_deref());
+    status
+}
+
+/// Logs `status` as the refusal of a call, counts it, and records it in the audit log.
+/// `withheld` is what the caller is not told (why a message it may not read was "not
+/// found"): it goes to the gateway's log only, never to the audit log the caller can read.
+pub(crate) fn record_refusal(
+    gateway: &Gateway,
+    method: &'static str,
+    peer: Option<&PeerInfo>,
+    status: &Status,
+    withheld: Option<&str>,
+) {
     let participant = peer
         .and_then(|p| p.cert.participant.as_ref().ok())
         .map_or("", |id| id.as_str());
@@ -55,7 +103,6 @@ fn refuse(
         .and_then(|p| p.remote_addr)
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let status = status(error);
     gateway.metrics.refusal(method, code_name(status.code()));
     tracing::info!(
         method,
@@ -63,6 +110,7 @@ fn refuse(
         remote,
         code = ?status.code(),
         reason = status.message(),
+        withheld,
         "refused"
     );
     gateway.record_refusal(Refusal {
@@ -73,16 +121,14 @@ fn refuse(
         code: code_name(status.code()).to_string(),
         reason: status.message().to_string(),
     });
-    status
 }
 
-/// Every handler: identify the caller (certificate, token, scope), act, reply; a refusal at
-/// any step is logged, audited and mapped to its status in one place, and every answer is
-/// counted and timed for the metrics.
+/// Every handler: identify the caller (certificate, token, the method's scope), act, reply; a
+/// refusal at any step is logged, audited and mapped to its status in one place, and every
+/// answer is counted and timed for the metrics.
 async fn handle<Req, Res, Fut>(
     gateway: &Gateway,
     method: &'static str,
-    scope: Option<Scope>,
     request: Request<Req>,
     act: impl FnOnce(Caller, Req) -> Fut,
 ) -> Result<Response<Res>, Status>
@@ -91,12 +137,8 @@ where
 {
     let started = Instant::now();
     let peer = request.extensions().get::<PeerInfo>().cloned();
-    // A value that is not visible ASCII cannot be a bearer token: it is refused as one.
-    let authorization = request
-        .metadata()
-        .get("authorization")
-        .map(|v| v.to_str().unwrap_or("\u{fffd}"));
-    let result = match gateway.identify(peer.as_ref(), authorization, scope) {
+    let authorization = authorization(request.metadata().as_ref());
+    let result = match gateway.identify(peer.as_ref(), authorization, scope_of(method)) {
         Ok(caller) => act(caller, request.into_inner()).await,
         Err(e) => Err(e),
     };
@@ -110,6 +152,14 @@ where
     answer
 }
 
+/// The value of a call's `authorization` header. A value that is not visible ASCII cannot be
+/// a bearer token: it is refused as one.
+pub(crate) fn authorization(headers: &tonic::codegen::http::HeaderMap) -> Option<&str> {
+    headers
+        .get("authorization")
+        .map(|v| v.to_str().unwrap_or("\u{fffd}"))
+}
+
 #[tonic::async_trait]
 impl pb::exchange_server::Exchange for ExchangeService {
     type SubscribeStream = DeliveryStream;
@@ -119,30 +169,24 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::SubmitRequest>,
     ) -> Result<Response<pb::SubmitResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "Submit",
-            Some(Scope::ExchangeSubmit),
-            request,
-            |caller, r| async move {
-                let envelope = r
-                    .envelope
-                    .ok_or_else(|| Error::invalid("envelope", "is required"))?;
-                let receipt = gw.submit(&caller, vec![envelope], false).await?.remove(0);
-                tracing::info!(
-                    method = "Submit",
-                    participant = caller.id(),
-                    id = %receipt.id,
-                    seq = receipt.seq,
-                    recipients = receipt.placements.len(),
-                    duplicate = receipt.duplicate,
-                    "accepted"
-                );
-                Ok(pb::SubmitResponse {
-                    receipt: Some(receipt),
-                })
-            },
-        )
+        handle(gw, "Submit", request, |caller, r| async move {
+            let envelope = r
+                .envelope
+                .ok_or_else(|| Error::invalid("envelope", "is required"))?;
+            let receipt = gw.submit(&caller, vec![envelope], false).await?.remove(0);
+            tracing::info!(
+                method = "Submit",
+                participant = caller.id(),
+                id = %receipt.id,
+                seq = receipt.seq,
+                recipients = receipt.placements.len(),
+                duplicate = receipt.duplicate,
+                "accepted"
+            );
+            Ok(pb::SubmitResponse {
+                receipt: Some(receipt),
+            })
+        })
         .await
     }
 
@@ -151,23 +195,17 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::SubmitBatchRequest>,
     ) -> Result<Response<pb::SubmitBatchResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "SubmitBatch",
-            Some(Scope::ExchangeSubmit),
-            request,
-            |caller, r| async move {
-                let receipts = gw.submit(&caller, r.envelopes, true).await?;
-                tracing::info!(
-                    method = "SubmitBatch",
-                    participant = caller.id(),
-                    messages = receipts.len(),
-                    first_seq = receipts.first().map_or(0, |r| r.seq),
-                    "accepted"
-                );
-                Ok(pb::SubmitBatchResponse { receipts })
-            },
-        )
+        handle(gw, "SubmitBatch", request, |caller, r| async move {
+            let receipts = gw.submit(&caller, r.envelopes, true).await?;
+            tracing::info!(
+                method = "SubmitBatch",
+                participant = caller.id(),
+                messages = receipts.len(),
+                first_seq = receipts.first().map_or(0, |r| r.seq),
+                "accepted"
+            );
+            Ok(pb::SubmitBatchResponse { receipts })
+        })
         .await
     }
 
@@ -176,18 +214,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "Get",
-            Some(Scope::ExchangeRead),
-            request,
-            |caller, r| async move {
-                let message = gw.get(&caller, r.key).await?;
-                Ok(pb::GetResponse {
-                    message: Some(message),
-                })
-            },
-        )
+        handle(gw, "Get", request, |caller, r| async move {
+            let message = gw.get(&caller, r.key).await?;
+            Ok(pb::GetResponse {
+                message: Some(message),
+            })
+        })
         .await
     }
 
@@ -196,13 +228,9 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::ListInboxRequest>,
     ) -> Result<Response<pb::ListInboxResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "ListInbox",
-            Some(Scope::ExchangeRead),
-            request,
-            |caller, r| async move { gw.list_inbox(&caller, r).await },
-        )
+        handle(gw, "ListInbox", request, |caller, r| async move {
+            gw.list_inbox(&caller, r).await
+        })
         .await
     }
 
@@ -211,18 +239,12 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "Subscribe",
-            Some(Scope::Subscribe),
-            request,
-            |caller, r| async move {
-                let deliveries = gw.subscribe(caller, r).await?;
-                let to_status: fn(Result<pb::Delivery, Error>) -> Result<pb::Delivery, Status> =
-                    |delivery| delivery.map_err(status);
-                Ok(futures::StreamExt::map(deliveries, to_status))
-            },
-        )
+        handle(gw, "Subscribe", request, |caller, r| async move {
+            let deliveries = gw.subscribe(caller, r).await?;
+            let to_status: fn(Result<pb::Delivery, Error>) -> Result<pb::Delivery, Status> =
+                |delivery| delivery.map_err(status);
+            Ok(futures::StreamExt::map(deliveries, to_status))
+        })
         .await
     }
 
@@ -231,13 +253,9 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::AckRequest>,
     ) -> Result<Response<pb::AckResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "Ack",
-            Some(Scope::Subscribe),
-            request,
-            |caller, r| async move { gw.ack(&caller, r).await },
-        )
+        handle(gw, "Ack", request, |caller, r| async move {
+            gw.ack(&caller, r).await
+        })
         .await
     }
 
@@ -246,13 +264,9 @@ impl pb::exchange_server::Exchange for ExchangeService {
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "Search",
-            Some(Scope::ExchangeRead),
-            request,
-            |caller, r| async move { gw.search(&caller, r).await },
-        )
+        handle(gw, "Search", request, |caller, r| async move {
+            gw.search(&caller, r).await
+        })
         .await
     }
 }
@@ -263,19 +277,13 @@ impl pb::participants_server::Participants for ParticipantsService {
         &self,
         request: Request<pb::WhoAmIRequest>,
     ) -> Result<Response<pb::WhoAmIResponse>, Status> {
-        handle(
-            &self.gateway,
-            "WhoAmI",
-            None,
-            request,
-            |caller, _| async move {
-                Ok(pb::WhoAmIResponse {
-                    participant: Some(caller.participant.to_pb()),
-                    certificate_sha256: hex::encode(caller.fingerprint),
-                    officer: caller.officer.clone().unwrap_or_default(),
-                })
-            },
-        )
+        handle(&self.gateway, "WhoAmI", request, |caller, _| async move {
+            Ok(pb::WhoAmIResponse {
+                participant: Some(caller.participant.to_pb()),
+                certificate_sha256: hex::encode(caller.fingerprint),
+                officer: caller.officer.clone().unwrap_or_default(),
+            })
+        })
         .await
     }
 
@@ -284,7 +292,7 @@ impl pb::participants_server::Participants for ParticipantsService {
         request: Request<pb::ListParticipantsRequest>,
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
         let gw = &self.gateway;
-        handle(gw, "List", None, request, |_, _| async move {
+        handle(gw, "List", request, |_, _| async move {
             let participants = gw.registry().iter().map(|p| p.to_pb()).collect();
             Ok(pb::ListParticipantsResponse { participants })
         })
@@ -299,13 +307,9 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetCheckpointRequest>,
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "GetCheckpoint",
-            Some(Scope::AuditRead),
-            request,
-            |_, r| async move { gw.checkpoint(r.refresh).await },
-        )
+        handle(gw, "GetCheckpoint", request, |_, r| async move {
+            gw.checkpoint(r.refresh).await
+        })
         .await
     }
 
@@ -314,13 +318,9 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetInclusionProofRequest>,
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "GetInclusionProof",
-            Some(Scope::AuditRead),
-            request,
-            |_, r| async move { gw.inclusion_proof(r) },
-        )
+        handle(gw, "GetInclusionProof", request, |_, r| async move {
+            gw.inclusion_proof(r)
+        })
         .await
     }
 
@@ -329,13 +329,9 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetConsistencyProofRequest>,
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "GetConsistencyProof",
-            Some(Scope::AuditRead),
-            request,
-            |_, r| async move { gw.consistency_proof(r) },
-        )
+        handle(gw, "GetConsistencyProof", request, |_, r| async move {
+            gw.consistency_proof(r)
+        })
         .await
     }
 
@@ -344,13 +340,9 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetLeavesRequest>,
     ) -> Result<Response<pb::GetLeavesResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "GetLeaves",
-            Some(Scope::AuditRead),
-            request,
-            |caller, r| async move { gw.leaves(&caller, r) },
-        )
+        handle(gw, "GetLeaves", request, |caller, r| async move {
+            gw.leaves(&caller, r)
+        })
         .await
     }
 
@@ -359,13 +351,6 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetTileRequest>,
     ) -> Result<Response<pb::GetTileResponse>, Status> {
         let gw = &self.gateway;
-        handle(
-            gw,
-            "GetTile",
-            Some(Scope::AuditRead),
-            request,
-            |_, r| async move { gw.tile(r) },
-        )
-        .await
+        handle(gw, "GetTile", request, |_, r| async move { gw.tile(r) }).await
     }
 }

@@ -1,8 +1,10 @@
 //! The wire protocol, `ipex.v1`: the types, clients and servers generated from `proto/` by
-//! build.rs (and [`delivery`], written by hand), their canonical proto3 JSON mapping ([`json`]), and the limits of the protocol
-//! that both the gateway and its clients must agree on ([`limits`]). The lowest layer: it
-//! imports nothing of the crate, and every other layer may use it.
+//! build.rs with our [`codec`] (and [`delivery`], written by hand), their canonical proto3
+//! JSON mapping ([`json`]), and the limits of the protocol that both the gateway and its
+//! clients must agree on ([`limits`]). The lowest layer: it imports nothing of the crate, and
+//! every other layer may use it.
 
+pub mod codec;
 pub mod delivery;
 pub mod json;
 pub mod limits;
