@@ -252,6 +252,7 @@ impl Gateway {
                 ),
                 verify_on_open: config.audit.verify_on_start,
                 live_buffer: config.subscriptions.live_buffer,
+                live_buffer_bytes: config.subscriptions.live_buffer_bytes,
                 cache_bytes: config.store.cache_bytes,
                 segment_bytes: config.store.segment_bytes,
                 quarantine: config.store.quarantine,

@@ -122,7 +122,7 @@ pub(super) struct Indexer {
     /// Published after each batch.
     pub(super) published: Arc<Published>,
     /// Live subscribers.
-    pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    pub(super) live: super::live::LivePublisher,
     /// Set when a write failed, by either stage: nothing more is written.
     pub(super) failed: Arc<AtomicBool>,
     /// The number of the last batch in the index.
@@ -658,6 +658,7 @@ impl Committer {
             batch.live.push(Arc::new(Live {
                 envelope: m.envelope.clone(),
                 receipt: receipt.clone(),
+                bytes: m.encoded.len(),
             }));
             batch.messages += 1;
             receipts.push(receipt);
@@ -765,8 +766,7 @@ impl Indexer {
                 );
             }
             for message in batch.live {
-                // No receiver is not an error: nobody subscribes.
-                let _ = self.live.send(message);
+                self.live.publish(message);
             }
             let latest = published.checkpoint.load_full();
             for answer in batch.answers {

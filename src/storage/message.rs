@@ -84,6 +84,8 @@ pub struct Live {
     pub envelope: Arc<pb::Envelope>,
     /// Its receipt.
     pub receipt: pb::Receipt,
+    /// Its size as stored (the encoded envelope), what the live ring counts.
+    pub bytes: usize,
 }
 
 /// The message of a record read back from the log.

@@ -119,12 +119,19 @@ impl Ipexd {
         self.child.id()
     }
 
-    /// Where it serves metrics, as it logged it.
+    /// Where it serves metrics, as it logged it (just after it said it listens).
     pub fn metrics_addr(&self) -> String {
-        let entry = self
-            .logged("metrics listening (plain HTTP, GET /metrics)")
-            .expect("ipexd logs where it serves metrics");
-        entry["fields"]["addr"].as_str().unwrap().to_string()
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(entry) = self.logged("metrics listening (plain HTTP, GET /metrics)") {
+                return entry["fields"]["addr"].as_str().unwrap().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ipexd did not say where it serves metrics"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The first log entry whose message is `message`.
