@@ -25,10 +25,16 @@ const EXPIRED: usize = 3;
 /// Handshakes with a certificate of another CA naming customs-nl.
 const FOREIGN: usize = 2;
 
-/// Writes the configuration file of `setup` with `limits`, for `ipexd --config`.
-fn write_config(setup: &Setup, limits: ipex::ops::config::LimitsConfig) -> String {
+/// Writes the configuration file of `setup` with `limits` and a handshake timeout of
+/// `handshake_timeout_ms`, for `ipexd --config`.
+fn write_config(
+    setup: &Setup,
+    limits: ipex::ops::config::LimitsConfig,
+    handshake_timeout_ms: u64,
+) -> String {
     let mut config = setup.config.clone();
     config.limits = limits;
+    config.handshake_timeout_ms = handshake_timeout_ms;
     let path = setup.path().join("ipexd.toml");
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     path.display().to_string()
@@ -166,6 +172,7 @@ async fn refused_handshakes_are_summarised_and_readable_by_the_participant_named
             handshake_summary_interval_ms: 3_600_000,
             ..Default::default()
         },
+        10_000,
     );
     let mut gw = start(&setup, &config);
     let addr = gw.endpoint().trim_start_matches("https://").to_string();
@@ -296,9 +303,10 @@ async fn refused_handshakes_are_summarised_and_readable_by_the_participant_named
 }
 
 /// With two handshakes and four connections per source address, a third stalled socket and a
-/// fifth connection are closed at once, long before the handshake timeout, and counted in
-/// `ipex_connections_refused_total`; once the others close, the address is served again. The
-/// summaries of an interval of 500 ms count the refusals as they come.
+/// fifth connection are closed at once, before the handshake timeout, and counted in
+/// `ipex_connections_refused_total`; once the others close, the address is served again. A
+/// socket that never begins its handshake is closed at the timeout (1 s here). The summaries
+/// of an interval of 500 ms count every refusal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() {
     let setup = Setup::new();
@@ -309,6 +317,7 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
             max_connections_per_source: 4,
             max_handshakes_per_source: 2,
         },
+        1000,
     );
     let mut gw = start(&setup, &config);
     let began = Instant::now();
@@ -329,8 +338,8 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
         .expect("the third socket is closed at once");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "closed before the handshake timeout (10 s)"
+        started.elapsed() < Duration::from_millis(500),
+        "closed before the handshake timeout (1 s)"
     );
     assert!(
         common::eventually(5, || async { metric(&metrics, handshakes).await == 1.0 }).await,
@@ -352,14 +361,19 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
         }
         open.push(served.expect("served within the limits"));
     }
+    // Connections that the gateway had yet to see closed may have been refused already.
+    let connections = r#"ipex_connections_refused_total{limit="connections_per_source"}"#;
+    let refused_before = metric(&metrics, connections).await;
     let mut fifth = TcpStream::connect(&addr).await.unwrap();
     let read = tokio::time::timeout(Duration::from_secs(5), fifth.read(&mut byte))
         .await
         .expect("the fifth connection is closed at once");
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
-    let connections = r#"ipex_connections_refused_total{limit="connections_per_source"}"#;
     assert!(
-        common::eventually(5, || async { metric(&metrics, connections).await == 1.0 }).await,
+        common::eventually(5, || async {
+            metric(&metrics, connections).await == refused_before + 1.0
+        })
+        .await,
         "the refusal is counted"
     );
     open.pop();
@@ -374,6 +388,27 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
     assert!(again.is_some(), "served again once a connection closed");
     drop(again);
     drop(open);
+
+    // A socket that stays silent is closed at the handshake timeout (once the gateway has
+    // seen the connections above closed: until then it is closed at once, over the limit).
+    let mut waited = Duration::ZERO;
+    for _ in 0..50 {
+        let mut silent = TcpStream::connect(&addr).await.unwrap();
+        let started = Instant::now();
+        let read = tokio::time::timeout(Duration::from_secs(10), silent.read(&mut byte))
+            .await
+            .expect("the silent socket is closed at the handshake timeout");
+        assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+        waited = started.elapsed();
+        if waited > Duration::from_millis(200) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(5)).contains(&waited),
+        "closed after {waited:?}"
+    );
 
     // Summaries are written while the gateway runs, every interval that had refusals.
     let tree = r#"ipex_audit_tree_size"#;
@@ -414,4 +449,5 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
         counted(&written, "connection closed during the handshake"),
         2
     );
+    assert_eq!(counted(&written, "no handshake within 1s"), 1);
 }
