@@ -2,8 +2,9 @@
 //! the tests start exactly the same server. Wiring only: every layer below is built and
 //! joined here.
 
-use crate::app::events::Refusal;
+use crate::app::handshakes::HandshakeTally;
 use crate::app::Gateway;
+use crate::auth::tls::{AcceptLimits, HandshakeFailure};
 use crate::grpc::services::{AuditService, ExchangeService, ParticipantsService};
 use crate::grpc::status::{code_name, HANDSHAKE_CODE, HANDSHAKE_METHOD};
 use crate::grpc::undecodable::Undecodable;
@@ -47,9 +48,12 @@ pub enum ServeError {
 
 /// Serves the gateway on `listener` until `shutdown` completes, then drains: health turns
 /// NOT_SERVING, the listener closes, connections are told to send no new calls (HTTP/2
-/// GOAWAY), and the calls in flight may finish for up to `shutdown_grace_ms`. Then the store
-/// is flushed and closed, whether or not every call finished. With `metrics_listen` set, it
-/// also serves Prometheus metrics there, from the start until the drain is over.
+/// GOAWAY), and the calls in flight may finish for up to `shutdown_grace_ms`. Then the
+/// refused handshakes counted since the last summary are written, and the store is flushed
+/// and closed, whether or not every call finished. With `metrics_listen` set, it also serves
+/// Prometheus metrics there, from the start until the drain is over; in development mode, a
+/// metrics port already taken (another development gateway on the machine) gives way to a
+/// free one, logged.
 ///
 /// The configuration is built from `sources` ([`Sources::build`]), and again from them on
 /// every reload; a [`Config`] given whole is its own source.
@@ -70,18 +74,19 @@ async fn serve(
     config: Config,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
-    let handshake_timeout = Duration::from_millis(config.handshake_timeout_ms);
+    let limits = AcceptLimits {
+        handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+        max_connections_per_source: config.limits.max_connections_per_source,
+        max_handshakes_per_source: config.limits.max_handshakes_per_source,
+    };
+    let summary_interval = Duration::from_millis(config.limits.handshake_summary_interval_ms);
     let grace_ms = config.shutdown_grace_ms;
     let max_message = config.max_message_bytes;
     let dev_mode = config.dev_mode;
     let data_dir = config.data_dir.display().to_string();
     // Bound before the store is opened, so that a taken port stops the start early.
     let metrics_listener = match config.metrics_listen {
-        Some(addr) => Some(
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| ServeError::MetricsBind { addr, source })?,
-        ),
+        Some(addr) => Some(bind_metrics(addr, dev_mode).await?),
         None => None,
     };
     if config.dev_mode {
@@ -123,23 +128,30 @@ async fn serve(
             gateway.metrics.clone(),
         ));
     }
-    let recorder = gateway.clone();
+    // Refused handshakes are counted here and written as one summary per interval: an
+    // outsider cannot make the gateway write a leaf per connection.
+    let tally = Arc::new(HandshakeTally::default());
+    let counter = tally.clone();
+    let counted = gateway.metrics.clone();
     let incoming = crate::auth::tls::incoming(
         listener,
         gateway.tls.clone(),
-        handshake_timeout,
-        Arc::new(move |failure: crate::auth::tls::HandshakeFailure| {
-            let code = code_name(HANDSHAKE_CODE);
-            recorder.metrics.refusal(HANDSHAKE_METHOD, code);
-            recorder.record_refusal(Refusal {
-                peer: failure.remote_addr.to_string(),
-                method: HANDSHAKE_METHOD.into(),
-                code: code.into(),
-                reason: failure.reason,
-                ..Refusal::default()
-            })
+        limits,
+        Arc::new(move |failure: HandshakeFailure| {
+            match failure.limit {
+                Some(limit) => counted.connection_refused(limit.label()),
+                None => counted.refusal(HANDSHAKE_METHOD, code_name(HANDSHAKE_CODE)),
+            }
+            counter.count(&failure);
         }),
     );
+    let (stop_summaries, summaries_stopped) = tokio::sync::oneshot::channel::<()>();
+    let summaries = tokio::spawn(summarise_handshakes(
+        gateway.clone(),
+        tally.clone(),
+        summary_interval,
+        summaries_stopped,
+    ));
     let exchange = pb::exchange_server::ExchangeServer::new(ExchangeService {
         gateway: gateway.clone(),
     })
@@ -186,6 +198,16 @@ async fn serve(
     }
     reloader.abort();
     metrics.abort_all();
+    // The last interval's refused handshakes, before the store closes.
+    let _ = stop_summaries.send(());
+    let _ = summaries.await;
+    match gateway.record_handshake_refusals(&tally).await {
+        Ok(0) => {}
+        Ok(leaves) => tracing::info!(leaves, "refused handshakes summarised"),
+        Err(error) => {
+            tracing::warn!(%error, "the last summary of refused handshakes was not written")
+        }
+    }
     // Joining the committer and the last flush block: keep them off the runtime's workers.
     let closing = gateway.clone();
     tokio::task::spawn_blocking(move || closing.store.close())
@@ -196,6 +218,59 @@ async fn serve(
         "store flushed; gateway stopped"
     );
     Ok(())
+}
+
+/// Writes a summary of the refused handshakes counted every `interval`, until `stop`.
+async fn summarise_handshakes(
+    gateway: Arc<Gateway>,
+    tally: Arc<HandshakeTally>,
+    interval: Duration,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+    loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                // Not cancelled by `stop`: a summary taken from the tally is always written.
+                match gateway.record_handshake_refusals(&tally).await {
+                    Ok(0) => {}
+                    Ok(leaves) => tracing::debug!(leaves, "refused handshakes summarised"),
+                    Err(error) => tracing::warn!(%error, "a summary of refused handshakes was not written"),
+                }
+            }
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// Binds the metrics listener on `addr`. In development mode, when `addr` is taken — by
+/// another development gateway on the same machine, which uses the same default — a free
+/// port on the same address is used instead, with a warning; otherwise that is an error.
+async fn bind_metrics(
+    addr: std::net::SocketAddr,
+    dev_mode: bool,
+) -> Result<TcpListener, ServeError> {
+    match TcpListener::bind(addr).await {
+        Ok(listener) => Ok(listener),
+        Err(error) if dev_mode && error.kind() == std::io::ErrorKind::AddrInUse => {
+            let free = std::net::SocketAddr::new(addr.ip(), 0);
+            let listener = TcpListener::bind(free)
+                .await
+                .map_err(|source| ServeError::MetricsBind { addr: free, source })?;
+            let taken = addr.to_string();
+            let addr = listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default();
+            tracing::warn!(
+                taken,
+                %addr,
+                "metrics_listen is taken; development mode listens for metrics on a free port instead"
+            );
+            Ok(listener)
+        }
+        Err(source) => Err(ServeError::MetricsBind { addr, source }),
+    }
 }
 
 /// The largest request tonic decodes at all. Requests between `max_message_bytes` and this

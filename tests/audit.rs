@@ -202,8 +202,9 @@ async fn events_are_leaves_visible_to_their_parties_only() {
     gw.stop().await;
 }
 
-/// Refused calls are leaves too: by a registered participant (visible to it), by an
-/// unregistered certificate, and failed handshakes.
+/// Refused calls are leaves too: by a registered participant (visible to it) and by an
+/// unregistered certificate. A failed handshake is not a leaf of its own: it is counted in
+/// the next summary of refused handshakes (tests/handshakes.rs).
 #[tokio::test]
 async fn refusals_are_recorded() {
     let gw = Setup::new().start().await;
@@ -249,7 +250,7 @@ async fn refusals_are_recorded() {
                 },
             )
             .collect::<Vec<_>>();
-        if !refused.is_empty() && cp.tree_size >= 3 {
+        if !refused.is_empty() && cp.tree_size >= 2 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -270,11 +271,7 @@ async fn refusals_are_recorded() {
     // The other two refusals are leaves that market-a sees as hashes only; their count shows.
     let cp = refresh(&mut market).await;
     let all = leaves(&mut market, 0, cp.tree_size).await;
-    assert_eq!(
-        all.len(),
-        3,
-        "submit refusal, unregistered caller, failed handshake"
-    );
+    assert_eq!(all.len(), 2, "submit refusal, unregistered caller");
     gw.stop().await;
 }
 

@@ -75,8 +75,8 @@ started=""
 for attempt in 1 2 3; do
   port="$(free_port)"
   echo "python client: starting ipexd on 127.0.0.1:$port (attempt $attempt)"
-  # Development mode also serves metrics on a fixed port (127.0.0.1:9464): ask for any free
-  # loopback port instead, so that another gateway on this machine does not stop this one.
+  # Development mode also serves metrics, on 127.0.0.1:9464 or a free port when another
+  # gateway holds that one: ask for a free loopback port outright, as nothing here reads them.
   (cd "$tmp" && exec env -u IPEX_CONFIG IPEX_METRICS_LISTEN=127.0.0.1:0 \
     RUST_LOG="${RUST_LOG:-info}" "$ipexd" \
     --listen "127.0.0.1:$port" --dev-certs-dir "$certs" --data-dir "$tmp/data") \

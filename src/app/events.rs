@@ -107,3 +107,19 @@ pub fn refused(refusal: Refusal) -> pb::AuditLeaf {
         reason: bounded(refusal.reason, MAX_REFUSAL_REASON_BYTES),
     }))
 }
+
+/// The leaf of refused handshakes counted since `since`: `participant` is the registered
+/// participant every entry's certificate names, or empty.
+pub fn handshakes_refused(
+    participant: String,
+    since: std::time::SystemTime,
+    entries: Vec<pb::RefusedHandshakes>,
+    untallied: u64,
+) -> pb::AuditLeaf {
+    leaf(Event::HandshakesRefused(pb::HandshakesRefused {
+        participant,
+        since: Some(since.into()),
+        entries,
+        untallied,
+    }))
+}

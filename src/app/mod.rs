@@ -8,6 +8,7 @@
 //! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
 //! - [`audit`] — checkpoints, proofs and leaves of the exchange log;
 //! - [`events`] — every audit event, built in one place;
+//! - [`handshakes`] — refused handshakes, counted and summarised;
 //! - [`error`] — what a call can fail with.
 //!
 //! Uses [`crate::storage`], [`crate::auth`], [`crate::log`], [`crate::domain`], [`crate::ops`]
@@ -16,6 +17,7 @@
 pub mod audit;
 pub mod error;
 pub mod events;
+pub mod handshakes;
 pub mod read;
 pub mod search;
 pub mod submit;
@@ -250,6 +252,7 @@ impl Gateway {
                 ),
                 verify_on_open: config.audit.verify_on_start,
                 live_buffer: config.subscriptions.live_buffer,
+                live_buffer_bytes: config.subscriptions.live_buffer_bytes,
                 cache_bytes: config.store.cache_bytes,
                 message_cache_bytes: config.store.message_cache_bytes,
                 segment_bytes: config.store.segment_bytes,

@@ -1,11 +1,12 @@
-//! Live subscriptions. Every message made durable is published once on a bounded broadcast
-//! ring ([`crate::storage::Store::live`]); each subscriber's task takes what it may read and
-//! wants from the ring, in sequence order. A subscriber that falls behind the ring — a slow
-//! link, a client that does not read — is switched to reading from the store until it has
-//! caught up, then back to the ring. Memory stays bounded whatever the number of slow
-//! subscribers (the ring is shared; each stream buffers a few deliveries), and within one
-//! stream nothing is skipped or repeated: the task's next sequence number only moves forward,
-//! one message at a time.
+//! Live subscriptions. Every message made durable is published once on a shared ring bounded
+//! in messages and bytes ([`crate::storage::Store::live`]); each subscriber's task takes what
+//! it may read and wants from the ring, in sequence order. A subscriber that falls behind the
+//! ring — a slow link, a client that does not read — is switched to reading from the store
+//! until it has caught up, then back to the ring; it holds nothing of the ring meanwhile.
+//! Memory stays bounded whatever the number of slow subscribers: the ring is shared, and each
+//! stream buffers at most [`STREAM_BUFFER`] deliveries and [`STREAM_BUFFER_BYTES`] bytes
+//! before its task waits for the client. Within one stream nothing is skipped or repeated: the
+//! task's next sequence number only moves forward, one message at a time.
 
 use super::error::Error;
 use super::{events, inbox_no, Gateway};
@@ -14,10 +15,11 @@ use crate::domain::facets::MessageFilter;
 use crate::domain::Violations;
 use crate::pb;
 use crate::pb::limits::MAX_SUBSCRIPTION_NAME;
-use crate::storage::Live;
+use crate::storage::{Live, LiveError, LiveReceiver};
+use std::pin::Pin;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc, watch};
-use tokio_stream::wrappers::ReceiverStream;
+use std::task::{Context, Poll};
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
 
 /// Subscriptions.
 impl Gateway {
@@ -135,11 +137,32 @@ fn check_subscription_name(name: &str, field: &str, v: &mut Violations) {
 }
 
 /// Deliveries a stream buffers before its task waits for the client.
-const STREAM_BUFFER: usize = 32;
+pub const STREAM_BUFFER: usize = 32;
+
+/// Bytes of deliveries (encoded) a stream buffers before its task waits for the client; a
+/// delivery larger than this is sent alone.
+pub const STREAM_BUFFER_BYTES: usize = 256 * 1024;
+
+/// A delivery waiting for the client, and the share of the stream's byte budget it holds.
+type Buffered = (Result<pb::Delivery, Error>, Option<OwnedSemaphorePermit>);
 
 /// The stream of one subscriber: deliveries in sequence order, ended by an error when the
 /// gateway shuts down or the store cannot be read.
-pub type DeliveryStream = ReceiverStream<Result<pb::Delivery, Error>>;
+pub struct DeliveryStream {
+    buffered: mpsc::Receiver<Buffered>,
+}
+
+impl futures::Stream for DeliveryStream {
+    type Item = Result<pb::Delivery, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // The permit is dropped here: the bytes are the transport's now, within HTTP/2 flow
+        // control.
+        self.buffered
+            .poll_recv(cx)
+            .map(|next| next.map(|(delivery, _permit)| delivery))
+    }
+}
 
 /// Starts delivering to `caller` every message from sequence number `next` on that matches
 /// `filter` and that it may read. `live` must have been subscribed before `next` was chosen,
@@ -150,7 +173,7 @@ pub fn spawn(
     caller: Caller,
     filter: MessageFilter,
     next: u64,
-    live: broadcast::Receiver<Arc<Live>>,
+    live: LiveReceiver,
     closing: watch::Receiver<bool>,
 ) -> DeliveryStream {
     let (tx, rx) = mpsc::channel(STREAM_BUFFER);
@@ -162,11 +185,12 @@ pub fn spawn(
             filter,
             next,
             tx,
+            budget: Arc::new(Semaphore::new(STREAM_BUFFER_BYTES)),
             open,
         }
         .run(live, closing),
     );
-    ReceiverStream::new(rx)
+    DeliveryStream { buffered: rx }
 }
 
 struct Pump {
@@ -175,7 +199,9 @@ struct Pump {
     filter: MessageFilter,
     /// The next sequence number to consider.
     next: u64,
-    tx: mpsc::Sender<Result<pb::Delivery, Error>>,
+    tx: mpsc::Sender<Buffered>,
+    /// The bytes the stream may buffer ([`STREAM_BUFFER_BYTES`]).
+    budget: Arc<Semaphore>,
     /// Counts the stream as open, and publishes `next`, for the metrics; dropped with the pump.
     open: crate::ops::metrics::OpenStream,
 }
@@ -187,18 +213,14 @@ enum Stop {
 }
 
 impl Pump {
-    async fn run(
-        mut self,
-        mut live: broadcast::Receiver<Arc<Live>>,
-        mut closing: watch::Receiver<bool>,
-    ) {
+    async fn run(mut self, mut live: LiveReceiver, mut closing: watch::Receiver<bool>) {
         // Behind: the start lies before the durable end, or the ring overtook us. Then read
         // from the store until caught up; otherwise take each message from the ring.
         let mut behind = self.next <= self.gateway.store.last_seq();
         loop {
             self.open.at(self.next);
             if *closing.borrow() {
-                let _ = self.tx.send(Err(Error::ShuttingDown)).await;
+                let _ = self.tx.send((Err(Error::ShuttingDown), None)).await;
                 return;
             }
             if behind {
@@ -211,7 +233,7 @@ impl Pump {
             tokio::select! {
                 _ = closing.changed() => continue,
                 _ = self.tx.closed() => return,
-                received = live.recv() => match received {
+                received = live.recv(self.next) => match received {
                     Ok(message) if message.receipt.seq == self.next => {
                         if self.offer(&message).await.is_err() {
                             return;
@@ -219,18 +241,16 @@ impl Pump {
                     }
                     // A gap (cannot happen without a lag, but cheap to be sure of): fill it
                     // from the store, this message included.
-                    Ok(message) if message.receipt.seq > self.next => behind = true,
-                    // Already delivered from the store.
-                    Ok(_) => {}
-                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    Ok(_) => behind = true,
+                    Err(LiveError::Lagged) => {
                         tracing::debug!(
                             participant = self.caller.id(),
-                            missed,
+                            next = self.next,
                             "subscriber fell behind the live ring; catching up from the store"
                         );
                         behind = true;
                     }
-                    Err(broadcast::error::RecvError::Closed) => return,
+                    Err(LiveError::Closed) => return,
                 },
             }
         }
@@ -245,7 +265,7 @@ impl Pump {
                 Ok(Some(message)) => self.offer(&message).await?,
                 Ok(None) => self.next += 1,
                 Err(error) => {
-                    let _ = self.tx.send(Err(Error::from(error))).await;
+                    let _ = self.tx.send((Err(Error::from(error)), None)).await;
                     return Err(Stop::Gone);
                 }
             }
@@ -274,6 +294,16 @@ impl Pump {
                 inbox_no: inbox_no(receipt, self.caller.id()),
             }),
         };
-        self.tx.send(Ok(delivery)).await.map_err(|_| Stop::Gone)
+        let bytes = prost::Message::encoded_len(&delivery).clamp(1, STREAM_BUFFER_BYTES);
+        // Waits while the stream holds its budget: the client is not reading. A closed
+        // client is noticed by the send below.
+        let permit = tokio::select! {
+            permit = self.budget.clone().acquire_many_owned(bytes as u32) => permit.ok(),
+            () = self.tx.closed() => return Err(Stop::Gone),
+        };
+        self.tx
+            .send((Ok(delivery), permit))
+            .await
+            .map_err(|_| Stop::Gone)
     }
 }

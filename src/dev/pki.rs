@@ -92,6 +92,25 @@ impl Ca {
         self.issue_client(id, Some(&format!("{URI_SAN_PREFIX}{id}")))
     }
 
+    /// Issues a client certificate for participant `id` valid from `not_before` to
+    /// `not_after` only: tests use it for expired certificates.
+    pub fn issue_participant_valid(
+        &self,
+        id: &str,
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> Result<Issued, PkiError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.distinguished_name = name(id);
+        params
+            .subject_alt_names
+            .push(SanType::URI(format!("{URI_SAN_PREFIX}{id}").try_into()?));
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_before = not_before;
+        params.not_after = not_after;
+        self.sign(params)
+    }
+
     /// Issues a client certificate with an arbitrary URI SAN, or none: tests use it for
     /// certificates that name no participant.
     pub fn issue_client(

@@ -29,7 +29,10 @@ pub fn parties(leaf: &pb::AuditLeaf) -> Vec<&str> {
         Some(Event::Answered(e)) => vec![e.sender.as_str(), e.answered_sender.as_str()],
         Some(Event::Acked(e)) => vec![e.participant.as_str()],
         Some(Event::Refused(e)) if !e.participant.is_empty() => vec![e.participant.as_str()],
-        Some(Event::Refused(_)) | None => vec![],
+        Some(Event::HandshakesRefused(e)) if !e.participant.is_empty() => {
+            vec![e.participant.as_str()]
+        }
+        Some(Event::Refused(_)) | Some(Event::HandshakesRefused(_)) | None => vec![],
     }
 }
 

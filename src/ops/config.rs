@@ -120,6 +120,9 @@ pub struct Config {
     /// The store.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Limits on what clients that are not yet identified may cost the gateway.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// How often to look for changed registry, policy, certificate, CRL and token key files
     /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_reload_check_ms")]
@@ -229,18 +232,65 @@ pub struct SubscriptionsConfig {
     /// behind reads from the store until it has caught up.
     #[serde(default = "default_live_buffer")]
     pub live_buffer: usize,
+    /// Bytes of envelopes kept in memory for live subscribers (shared by all): the ring holds
+    /// at most `live_buffer` messages and at most this many bytes, whichever is reached first.
+    #[serde(default = "default_live_buffer_bytes")]
+    pub live_buffer_bytes: usize,
 }
 
 impl Default for SubscriptionsConfig {
     fn default() -> Self {
         SubscriptionsConfig {
             live_buffer: default_live_buffer(),
+            live_buffer_bytes: default_live_buffer_bytes(),
         }
     }
 }
 
 fn default_live_buffer() -> usize {
     1024
+}
+fn default_live_buffer_bytes() -> usize {
+    64 * 1024 * 1024
+}
+
+/// Limits on connections and handshakes, which anyone who can reach the port can open.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Refused TLS handshakes are counted, by reason, source address and certificate, and
+    /// written to the exchange log as one summary per this many milliseconds (and at
+    /// shutdown), instead of one leaf each.
+    #[serde(default = "default_handshake_summary_interval_ms")]
+    pub handshake_summary_interval_ms: u64,
+    /// Connections one source address may hold open at once, handshakes included; more are
+    /// closed as they arrive.
+    #[serde(default = "default_max_connections_per_source")]
+    pub max_connections_per_source: usize,
+    /// TLS handshakes one source address may have in progress at once; more connections are
+    /// closed as they arrive.
+    #[serde(default = "default_max_handshakes_per_source")]
+    pub max_handshakes_per_source: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            handshake_summary_interval_ms: default_handshake_summary_interval_ms(),
+            max_connections_per_source: default_max_connections_per_source(),
+            max_handshakes_per_source: default_max_handshakes_per_source(),
+        }
+    }
+}
+
+fn default_handshake_summary_interval_ms() -> u64 {
+    60_000
+}
+fn default_max_connections_per_source() -> usize {
+    256
+}
+fn default_max_handshakes_per_source() -> usize {
+    32
 }
 
 /// Officer tokens (JWT, `authorization: Bearer …`).
@@ -370,6 +420,7 @@ impl Config {
             tokens: TokensConfig::default(),
             subscriptions: SubscriptionsConfig::default(),
             store: StoreConfig::default(),
+            limits: LimitsConfig::default(),
             reload_check_ms: default_reload_check_ms(),
             file: None,
         }
@@ -389,7 +440,8 @@ impl Config {
     /// Reloaded: `registry`, `[tls]` (certificate, key, client CA, CRLs), `[policy]`,
     /// `[tokens]`. Kept until the next start, because what they set is built once when the
     /// gateway starts: `listen`, `metrics_listen`, `data_dir`, `[commit]`, `[audit]` (the
-    /// listeners and the store), `subscriptions.live_buffer` (the store's ring),
+    /// listeners and the store), `[subscriptions]` (the store's ring), `[limits]` (the
+    /// acceptor and the handshake summary),
     /// `gateway_id` (the default checkpoint origin), `dev_mode`, `max_message_bytes` (the
     /// decoder's ceiling), `handshake_timeout_ms` (the acceptor), `shutdown_grace_ms` and
     /// `reload_check_ms`.
@@ -414,6 +466,7 @@ impl Config {
             audit: _,
             subscriptions: _,
             store: _,
+            limits: _,
         } = self;
         let mut changed = Vec::new();
         macro_rules! keep {
@@ -438,6 +491,7 @@ impl Config {
             "[audit]" => audit,
             "[subscriptions]" => subscriptions,
             "[store]" => store,
+            "[limits]" => limits,
         );
         changed
     }
@@ -462,6 +516,18 @@ impl Config {
         }
         if self.subscriptions.live_buffer < 16 {
             return Err("subscriptions.live_buffer: must be at least 16".into());
+        }
+        if self.subscriptions.live_buffer_bytes < 1024 * 1024 {
+            return Err("subscriptions.live_buffer_bytes: must be at least 1048576 (1 MiB)".into());
+        }
+        if self.limits.handshake_summary_interval_ms == 0 {
+            return Err("limits.handshake_summary_interval_ms: must be at least 1".into());
+        }
+        if self.limits.max_connections_per_source == 0 {
+            return Err("limits.max_connections_per_source: must be at least 1".into());
+        }
+        if self.limits.max_handshakes_per_source == 0 {
+            return Err("limits.max_handshakes_per_source: must be at least 1".into());
         }
         if self.tokens.max_lifetime_secs == 0 {
             return Err("tokens.max_lifetime_secs: must be at least 1".into());

@@ -98,6 +98,13 @@ struct MethodCode {
     code: &'static str,
 }
 
+/// The label of `ipex_connections_refused_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabel {
+    /// The per-source limit that closed the connection.
+    limit: &'static str,
+}
+
 /// The label of `ipex_call_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
@@ -136,6 +143,8 @@ pub struct Metrics {
     call_seconds: Family<MethodLabel, Histogram>,
     /// Refused calls and handshakes, by method and code.
     refusals: Family<MethodCode, Counter>,
+    /// Connections closed before any handshake, by the per-source limit that closed them.
+    connections_refused: Family<LimitLabel, Counter>,
     /// Subscription streams open; shared with the gauges that read them and with each
     /// stream's [`OpenStream`].
     streams: Arc<Mutex<Streams>>,
@@ -180,6 +189,7 @@ impl Metrics {
         let call_seconds =
             Family::<MethodLabel, Histogram>::new_with_constructor(seconds_histogram);
         let refusals = Family::<MethodCode, Counter>::default();
+        let connections_refused = Family::<LimitLabel, Counter>::default();
         let streams = Arc::new(Mutex::new(Streams::default()));
 
         // Registration order is exposition order. The library appends `_total` to counter
@@ -199,6 +209,11 @@ impl Metrics {
             "ipex_refusals",
             "Calls refused, by method and code; failed TLS handshakes as method \"handshake\"",
             refusals.clone(),
+        );
+        registry.register(
+            "ipex_connections_refused",
+            "Connections closed before any handshake, by the per-source limit that closed them",
+            connections_refused.clone(),
         );
         registry.register(
             "ipex_commit_batch_messages",
@@ -256,6 +271,7 @@ impl Metrics {
             calls,
             call_seconds,
             refusals,
+            connections_refused,
             streams,
         }
     }
@@ -273,6 +289,14 @@ impl Metrics {
     pub fn refusal(&self, method: &'static str, code: &'static str) {
         self.refusals
             .get_or_create(&MethodCode { method, code })
+            .inc();
+    }
+
+    /// Counts one connection closed before any handshake by the per-source limit `limit`
+    /// (`connections_per_source`, `handshakes_per_source`).
+    pub fn connection_refused(&self, limit: &'static str) {
+        self.connections_refused
+            .get_or_create(&LimitLabel { limit })
             .inc();
     }
 

@@ -122,9 +122,7 @@ pub(super) struct Indexer {
     /// Published after each batch.
     pub(super) published: Arc<Published>,
     /// Live subscribers.
-    pub(super) live: tokio::sync::broadcast::Sender<Arc<Live>>,
-    /// What subscribers catching up read first.
-    pub(super) recent: Arc<super::reader::Recent>,
+    pub(super) live: super::live::LivePublisher,
     /// Set when a write failed, by either stage: nothing more is written.
     pub(super) failed: Arc<AtomicBool>,
     /// The number of the last batch in the index.
@@ -768,9 +766,7 @@ impl Indexer {
                 );
             }
             for message in batch.live {
-                self.recent.insert(message.clone());
-                // No receiver is not an error: nobody subscribes.
-                let _ = self.live.send(message);
+                self.live.publish(message);
             }
             let latest = published.checkpoint.load_full();
             for answer in batch.answers {

@@ -26,6 +26,7 @@ pub mod engine;
 pub mod error;
 pub mod index;
 pub mod keys;
+pub mod live;
 pub mod message;
 pub mod offline;
 mod reader;
@@ -36,6 +37,7 @@ mod store;
 
 pub use engine::{Engine, SledEngine, WriteBatch};
 pub use error::{AuditError, CommitError, OpenStoreError, StoreError};
+pub use live::{LiveError, LivePublisher, LiveReceiver};
 pub use message::{index_prefixes, Live, MessageEvents, NewMessage, Stored};
 pub use reader::Reader;
 pub use store::{Store, StoreOptions};

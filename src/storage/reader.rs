@@ -19,14 +19,15 @@ pub struct Reader {
     pub(super) engine: Arc<dyn Engine>,
     /// The log.
     pub(super) segments: Arc<Segments>,
-    /// Messages recently made durable or read for subscribers.
+    /// Messages recently read for subscribers.
     pub(super) recent: Arc<Recent>,
 }
 
-/// Messages recently made durable or read for subscribers, decoded and in wire form, up to a
-/// weight in bytes. Subscribers replaying or following the log read mostly the same messages
-/// at about the same time: each is read from the log and decoded once, not once per
-/// subscriber (a message being loaded is loaded once, its other readers wait for it).
+/// Messages recently read for subscribers, decoded and in wire form, up to a weight in bytes.
+/// Subscribers replaying the log, or catching up after they fell behind the live ring, read
+/// mostly the same messages at about the same time: each is read from the log and decoded
+/// once, not once per subscriber (a message being loaded is loaded once, its other readers
+/// wait for it). Messages just made durable are not put here: the live ring holds them.
 pub struct Recent(quick_cache::sync::Cache<u64, Arc<Live>, ByWeight>);
 
 #[derive(Clone)]
@@ -48,11 +49,6 @@ impl Recent {
             bytes.max(1),
             ByWeight,
         ))
-    }
-
-    /// Keeps a message just made durable.
-    pub fn insert(&self, message: Arc<Live>) {
-        self.0.insert(message.receipt.seq, message);
     }
 }
 

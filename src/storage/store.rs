@@ -38,6 +38,8 @@ pub struct StoreOptions {
     /// Messages kept for live subscribers; one that falls further behind catches up from the
     /// store.
     pub live_buffer: usize,
+    /// Bytes of messages (encoded envelopes) kept for live subscribers, at most.
+    pub live_buffer_bytes: usize,
     /// The index's page cache, in bytes.
     pub cache_bytes: u64,
     /// Messages kept decoded for subscribers that replay or follow the log, in bytes.
@@ -61,6 +63,7 @@ impl Default for StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             verify_on_open: true,
             live_buffer: 1024,
+            live_buffer_bytes: 64 * 1024 * 1024,
             cache_bytes: 256 * 1024 * 1024,
             message_cache_bytes: 64 * 1024 * 1024,
             segment_bytes: 64 * 1024 * 1024,
@@ -91,7 +94,7 @@ pub struct Store {
     /// The checkpoint signer's verifier key.
     verifier_key: String,
     /// Messages just made durable, in sequence order, for live subscribers.
-    live: tokio::sync::broadcast::Sender<Arc<Live>>,
+    live: super::live::LivePublisher,
     /// Records replayed into the index at start.
     replayed: usize,
     /// Trees of the tiles proofs used recently.
@@ -158,7 +161,8 @@ impl Store {
         };
         let (tx, rx) = mpsc::channel(options.queue.max(1));
         let verifier_key = signer.verifier_key();
-        let (live, _) = tokio::sync::broadcast::channel(options.live_buffer.max(16));
+        let live =
+            super::live::LivePublisher::new(options.live_buffer.max(16), options.live_buffer_bytes);
         let failed = Arc::new(AtomicBool::new(false));
         let indexed = Arc::new(AtomicU64::new(0));
         let committer = Committer {
@@ -180,7 +184,6 @@ impl Store {
                 engine: reader.engine.clone(),
                 published: published.clone(),
                 live: live.clone(),
-                recent: reader.recent.clone(),
                 failed,
                 indexed: indexed.clone(),
             }),
@@ -258,8 +261,8 @@ impl Store {
     }
 
     /// Receives every message made durable from now on, in sequence order. A receiver that
-    /// falls more than `live_buffer` messages behind is told it lagged.
-    pub fn live(&self) -> tokio::sync::broadcast::Receiver<Arc<Live>> {
+    /// falls more than `live_buffer` messages or `live_buffer_bytes` behind is told it lagged.
+    pub fn live(&self) -> super::live::LiveReceiver {
         self.live.subscribe()
     }
 

@@ -28,15 +28,17 @@ pub struct Ipexd {
 impl Ipexd {
     /// Starts `ipexd` in development mode in `dir` on a free port and waits until it listens.
     pub fn start(dir: &Path) -> Ipexd {
+        Ipexd::start_with(dir, &["--metrics-listen", "127.0.0.1:0"])
+    }
+
+    /// Starts `ipexd` in `dir` on a free port with `args` added (`--config …`, or no metrics
+    /// flag to keep the development default) and waits until it listens.
+    pub fn start_with(dir: &Path, args: &[&str]) -> Ipexd {
         let mut cmd = Command::new(IPEXD);
-        cmd.current_dir(dir).env("RUST_LOG", "info").args([
-            "--listen",
-            "127.0.0.1:0",
-            "--metrics-listen",
-            "127.0.0.1:0",
-            "--log-format",
-            "json",
-        ]);
+        cmd.current_dir(dir)
+            .env("RUST_LOG", "info")
+            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(args);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("IPEX_") {
                 cmd.env_remove(name);
@@ -79,11 +81,6 @@ impl Ipexd {
         }
     }
 
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
     pub fn endpoint(&self) -> String {
         format!("https://{}", self.addr)
     }
@@ -114,6 +111,26 @@ impl Ipexd {
             }
             assert!(Instant::now() < deadline, "ipexd did not exit in time");
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The process id, to read its memory from `/proc`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Where it serves metrics, as it logged it (just after it said it listens).
+    pub fn metrics_addr(&self) -> String {
+        let deadline = Instant::now() + DEADLINE;
+        loop {
+            if let Some(entry) = self.logged("metrics listening (plain HTTP, GET /metrics)") {
+                return entry["fields"]["addr"].as_str().unwrap().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "ipexd did not say where it serves metrics"
+            );
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 
