@@ -15,14 +15,17 @@
 //!          └──► dev, log, domain, pb                auth ─┘
 //! ```
 //!
-//! - [`pb`] — the wire protocol `ipex.v1` (generated), its proto3 JSON, the protocol's limits;
+//! - [`pb`] — the wire protocol `ipex.v1` (generated, with `Delivery` written by hand so that a
+//!   message is encoded once for all its subscribers), the codec that names where a request
+//!   failed to decode, its proto3 JSON, the protocol's limits;
 //! - [`domain`] — vocabulary and validation, facets and filters, policy, participants (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
 //!   checkpoints, who may see a leaf, offline verification;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
 //! - [`ops`] — configuration, Prometheus metrics, reload;
-//! - [`storage`] — the engine behind a trait, the one key layout, the committer, the start-up
-//!   check of the log;
+//! - [`storage`] — the exchange log's segment files (the source of truth), the index engine
+//!   behind a trait with the one key layout, the committer and indexer, the live ring and the
+//!   cache of recent messages, the start-up check, replay and offline tools;
 //! - [`app`] — what each call does, with every audit event built in one place;
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
 //! - [`dev`] — the development PKI, keys and configuration;
