@@ -35,11 +35,7 @@ struct Local {
 }
 
 async fn start(live_buffer: usize) -> Local {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
-    let mut config = ipex::dev::config(&certs);
-    config.data_dir = dir.path().join("data");
+    let (dir, certs, mut config) = common::dev_setup();
     config.subscriptions.live_buffer = live_buffer;
     config.metrics_listen = None;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -278,11 +274,7 @@ async fn memory_step(local: &Local, messages: u64) {
 }
 
 async fn search_step(total: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
-    let mut config = ipex::dev::config(&certs);
-    config.data_dir = dir.path().join("data");
+    let (_dir, certs, mut config) = common::dev_setup();
     config.audit.verify_on_start = false;
     let filled = common::fill(&config, total).await;
     println!(

@@ -33,11 +33,7 @@ async fn reader(gw: &process::Ipexd, dir: &std::path::Path) -> Clients {
 }
 
 async fn size_step(total: u64) {
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs/dev");
-    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
-    let mut config = ipex::dev::config(&certs);
-    config.data_dir = dir.path().join("data");
+    let (dir, _, config) = common::dev_setup();
     let filled = common::fill(&config, total).await;
     let log = bytes_under(&config.data_dir.join("log"));
     let all = bytes_under(&config.data_dir);

@@ -9,21 +9,10 @@ mod common;
 use common::process::Ipexd;
 use std::path::Path;
 use std::process::Command;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The message of the warning a development gateway logs when the metrics port is taken.
 const TAKEN: &str =
     "metrics_listen is taken; development mode listens for metrics on a free port instead";
-
-async fn scrape(addr: &str) -> String {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = String::new();
-    tcp.read_to_string(&mut response).await.unwrap();
-    response
-}
 
 /// Two development gateways with different `--listen` and the default metrics address both
 /// start and serve their own metrics; the one that found 127.0.0.1:9464 taken logs a warning
@@ -54,7 +43,7 @@ async fn two_development_gateways_share_a_machine() {
     assert_eq!(warning["fields"]["addr"], second_metrics.as_str());
     assert!(second_metrics.starts_with("127.0.0.1:"));
     for addr in [&first_metrics, &second_metrics] {
-        let response = scrape(addr).await;
+        let response = common::metrics_page(addr).await;
         assert!(
             response.starts_with("HTTP/1.0 200 OK") || response.starts_with("HTTP/1.1 200 OK"),
             "{response}"

@@ -143,19 +143,6 @@ fn counted(summaries: &[(u64, pb::HandshakesRefused)], reason: &str) -> u64 {
         .sum()
 }
 
-/// Scrapes the gateway's metrics: every sample line, by name and labels.
-async fn metric(addr: &str, sample: &str) -> f64 {
-    let mut tcp = TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or(0.0)
-}
-
 /// 200 certificate-less handshakes, 3 with an expired certificate and 2 with a foreign CA's
 /// certificate write three leaves in all — one summary for the certificate-less ones and one
 /// for each registered participant named — at the shutdown that ends an interval, and no leaf
@@ -205,7 +192,10 @@ async fn refused_handshakes_are_summarised_and_readable_by_the_participant_named
     let handshakes = r#"ipex_refusals_total{method="handshake",code="UNAUTHENTICATED"}"#;
     let total = (CERTIFICATE_LESS + EXPIRED + FOREIGN) as f64;
     assert!(
-        common::eventually(10, || async { metric(&metrics, handshakes).await >= total }).await,
+        common::eventually(10, || async {
+            common::metric(&metrics, handshakes).await.unwrap_or(0.0) >= total
+        })
+        .await,
         "every refused handshake is counted in the metrics"
     );
     gw.sigterm();
@@ -342,7 +332,10 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
         "closed before the handshake timeout (1 s)"
     );
     assert!(
-        common::eventually(5, || async { metric(&metrics, handshakes).await == 1.0 }).await,
+        common::eventually(5, || async {
+            common::metric(&metrics, handshakes).await.unwrap_or(0.0) == 1.0
+        })
+        .await,
         "the refusal is counted"
     );
     drop(stalled);
@@ -363,7 +356,7 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
     }
     // Connections that the gateway had yet to see closed may have been refused already.
     let connections = r#"ipex_connections_refused_total{limit="connections_per_source"}"#;
-    let refused_before = metric(&metrics, connections).await;
+    let refused_before = common::metric(&metrics, connections).await.unwrap_or(0.0);
     let mut fifth = TcpStream::connect(&addr).await.unwrap();
     let read = tokio::time::timeout(Duration::from_secs(5), fifth.read(&mut byte))
         .await
@@ -371,7 +364,7 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     assert!(
         common::eventually(5, || async {
-            metric(&metrics, connections).await == refused_before + 1.0
+            common::metric(&metrics, connections).await.unwrap_or(0.0) == refused_before + 1.0
         })
         .await,
         "the refusal is counted"
@@ -413,14 +406,17 @@ async fn each_source_address_may_hold_only_so_many_handshakes_and_connections() 
     // Summaries are written while the gateway runs, every interval that had refusals.
     let tree = r#"ipex_audit_tree_size"#;
     assert!(
-        common::eventually(5, || async { metric(&metrics, tree).await >= 1.0 }).await,
+        common::eventually(5, || async {
+            common::metric(&metrics, tree).await.unwrap_or(0.0) >= 1.0
+        })
+        .await,
         "a summary is written before the shutdown"
     );
     // Connecting again while the gateway had yet to notice the stalled sockets closed may
     // have been refused too: the summaries count what the metrics counted.
     let (refused_handshakes, refused_connections) = (
-        metric(&metrics, handshakes).await,
-        metric(&metrics, connections).await,
+        common::metric(&metrics, handshakes).await.unwrap_or(0.0),
+        common::metric(&metrics, connections).await.unwrap_or(0.0),
     );
     assert!(refused_handshakes >= 1.0);
     assert!(refused_connections >= 1.0);

@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{example, get, inbox, submit, violated_fields, Setup};
+use common::{example, get, inbox, submit, trailer_bytes, violated_fields, Setup};
 use ipex::cli::client::Clients;
 use ipex::pb::{self, envelope::Payload};
 use prost::bytes::{Buf, BufMut};
@@ -99,37 +99,6 @@ async fn refusals(clients: &mut Clients, n: usize) -> Vec<(pb::CallRefused, usiz
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     found
-}
-
-/// The bytes of the trailers that carry `status` at most: `grpc-status`, `grpc-message`
-/// percent-encoded as gRPC does, `grpc-status-details-bin` in base64, and the other
-/// metadata.
-fn trailer_bytes(status: &Status) -> usize {
-    let message: usize = status
-        .message()
-        .bytes()
-        .map(|b| {
-            if (0x20..0x7f).contains(&b) && b != b'%' {
-                1
-            } else {
-                3
-            }
-        })
-        .sum();
-    let details = status.details().len().div_ceil(3) * 4;
-    let other: usize = status
-        .metadata()
-        .as_ref()
-        .iter()
-        .map(|(name, value)| name.as_str().len() + value.len())
-        .sum();
-    "grpc-status".len()
-        + 2
-        + "grpc-message".len()
-        + message
-        + "grpc-status-details-bin".len()
-        + details
-        + other
 }
 
 /// Random, truncated, overlong, invalid UTF-8 and 5,000-deep bodies are INVALID_ARGUMENT

@@ -10,7 +10,6 @@ use common::Setup;
 use ipex::cli::client::Clients;
 use ipex::pb;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Items of each seizure, and characters of each item's description: about 120 KB a message.
 const ITEMS: usize = 200;
@@ -60,18 +59,6 @@ fn rss_kb(pid: u32) -> u64 {
         .find_map(|line| line.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmRSS in /proc/<pid>/status")
-}
-
-async fn metric(addr: &str, name: &str) -> f64 {
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    tcp.read_to_string(&mut body).await.unwrap();
-    body.lines()
-        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or(-1.0)
 }
 
 async fn submit_many(customs: &mut Clients, from: usize, count: usize, deadline: Instant) {
@@ -153,7 +140,10 @@ async fn stuck_subscribers_hold_bounded_memory_and_give_it_back() {
     }
     assert!(
         common::eventually(10, || async {
-            metric(&metrics, "ipex_open_streams").await == STUCK as f64
+            common::metric(&metrics, "ipex_open_streams")
+                .await
+                .unwrap_or(-1.0)
+                == STUCK as f64
         })
         .await,
         "the stuck streams are open"
@@ -161,7 +151,10 @@ async fn stuck_subscribers_hold_bounded_memory_and_give_it_back() {
     submit_many(&mut customs, BEFORE, DURING, deadline).await;
     let during = settled_rss(pid).await;
     assert!(
-        metric(&metrics, "ipex_subscriber_lag_messages").await > 0.0,
+        common::metric(&metrics, "ipex_subscriber_lag_messages")
+            .await
+            .unwrap_or(-1.0)
+            > 0.0,
         "the stuck streams are behind"
     );
 
@@ -169,7 +162,10 @@ async fn stuck_subscribers_hold_bounded_memory_and_give_it_back() {
     drop(channels);
     assert!(
         common::eventually(10, || async {
-            metric(&metrics, "ipex_open_streams").await == 0.0
+            common::metric(&metrics, "ipex_open_streams")
+                .await
+                .unwrap_or(-1.0)
+                == 0.0
         })
         .await,
         "the stuck streams closed"

@@ -4,6 +4,9 @@
 //! cases per property; `PROPTEST_CASES=200000 cargo test --release --test properties` runs
 //! them long (the `fuzz/` targets do the same under libFuzzer).
 
+mod common;
+
+use common::trailer_bytes;
 use ipex::app::error::Error;
 use ipex::domain::{ValidEnvelope, Violations};
 use ipex::pb::{self, codec::decode};
@@ -44,23 +47,6 @@ fn read_examples() -> Vec<pb::Envelope> {
         .iter()
         .map(|p| pb::json::envelope_from_json(&std::fs::read_to_string(p).unwrap()).unwrap())
         .collect()
-}
-
-/// The most bytes the trailers of `status` take (`grpc-message` percent-encoded,
-/// `grpc-status-details-bin` in base64).
-fn trailer_bytes(status: &tonic::Status) -> usize {
-    let message: usize = status
-        .message()
-        .bytes()
-        .map(|b| {
-            if (0x20..0x7f).contains(&b) && b != b'%' {
-                1
-            } else {
-                3
-            }
-        })
-        .sum();
-    64 + message + status.details().len().div_ceil(3) * 4
 }
 
 /// A refusal of the decoder: INVALID_ARGUMENT, a short sentence, small trailers.

@@ -66,6 +66,21 @@ pub fn bytes_under(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// A temporary directory with a development PKI under `certs/dev` and the development
+/// configuration with its store in `data`, as `ipexd` in development mode would use them there.
+pub fn dev_setup() -> (
+    tempfile::TempDir,
+    std::path::PathBuf,
+    ipex::ops::config::Config,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs/dev");
+    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
+    let mut config = ipex::dev::config(&certs);
+    config.data_dir = dir.path().join("data");
+    (dir, certs, config)
+}
+
 /// What [`fill`] wrote.
 pub struct Filled {
     pub seconds: f64,

@@ -5,7 +5,7 @@
 //! bytes; decoding always gives the decoded form. build.rs points the generated code here
 //! (`extern_path`), so the service and its clients use this type.
 
-use super::StoredMessage;
+use super::generated::StoredMessage;
 use prost::bytes::{Buf, BufMut, Bytes};
 use prost::encoding::{self, DecodeContext, WireType};
 use prost::{DecodeError, Message};

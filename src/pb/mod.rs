@@ -9,11 +9,7 @@ pub mod delivery;
 pub mod json;
 pub mod limits;
 
-/// The code prost and tonic generate, kept apart so that lints apply to ours only.
-#[allow(missing_docs, clippy::all)]
-mod generated {
-    tonic::include_proto!("ipex.v1");
-}
+mod generated;
 pub use delivery::{Delivery, WireMessage};
 pub use generated::*;
 

@@ -318,3 +318,55 @@ pub fn flip_leaf_bit(data_dir: &Path, index: u64) -> (u32, u64) {
     }
     panic!("leaf {index} is not in the log");
 }
+
+/// The bytes of the trailers that carry `status` at most: `grpc-status`, `grpc-message`
+/// percent-encoded as gRPC does, `grpc-status-details-bin` in base64, and the other
+/// metadata.
+pub fn trailer_bytes(status: &tonic::Status) -> usize {
+    let message: usize = status
+        .message()
+        .bytes()
+        .map(|b| {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                1
+            } else {
+                3
+            }
+        })
+        .sum();
+    let details = status.details().len().div_ceil(3) * 4;
+    let other: usize = status
+        .metadata()
+        .as_ref()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    "grpc-status".len()
+        + 2
+        + "grpc-message".len()
+        + message
+        + "grpc-status-details-bin".len()
+        + details
+        + other
+}
+
+/// The gateway's `/metrics` response at `addr` (plain HTTP/1.0), headers and body.
+pub async fn metrics_page(addr: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tcp.read_to_string(&mut response).await.unwrap();
+    response
+}
+
+/// The value of the first metric sample at `addr` that starts with `sample` (its name, and
+/// labels if given).
+pub async fn metric(addr: &str, sample: &str) -> Option<f64> {
+    metrics_page(addr)
+        .await
+        .lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+}
