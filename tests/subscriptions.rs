@@ -1,5 +1,6 @@
 //! Subscriptions and search over real mutual TLS: filters, visibility, durable resumption
-//! across disconnects and restarts, slow subscribers, many subscribers.
+//! across disconnects and restarts, slow subscribers, many subscribers, Acks on the channel
+//! of unread streams.
 
 mod common;
 
@@ -795,6 +796,112 @@ async fn fifty_concurrent_subscribers() {
             expected,
             "{hs}"
         );
+    }
+    gw.stop().await;
+}
+
+/// Consumers that stop reading their stream while they wait for the answer to their `Ack` on
+/// the same channel, as a careful consumer does: with the client's default HTTP/2 windows a
+/// few such streams held the whole connection window, and neither the answers nor any more
+/// deliveries could be sent. Eight durable replays on one channel, each holding at least
+/// 1 MiB unread, and the Acks are answered; then each reads on to the end, acknowledging
+/// every 200 deliveries, with nothing skipped or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acks_answer_while_streams_on_the_channel_are_unread() {
+    const STREAMS: usize = 8;
+    const MESSAGES: u64 = 2500;
+    let gw = Setup::new().start().await;
+    let nl = gw.client("customs-nl").await;
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let mut submitters = Vec::new();
+    for _ in 0..16 {
+        let (mut c, next) = (nl.clone(), next.clone());
+        submitters.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= MESSAGES {
+                    break;
+                }
+                let e = seizure(
+                    &format!("r{i}"),
+                    "640399",
+                    "CN",
+                    "NL",
+                    ("NL", "NLAMS"),
+                    "Acme",
+                    "express-b",
+                    "market-a",
+                    Tlp::Green,
+                    &[],
+                );
+                submit(&mut c, e).await.unwrap();
+            }
+        }));
+    }
+    for s in submitters {
+        s.await.unwrap();
+    }
+    // One channel for every stream and every Ack.
+    let reader = gw.client("rilo-we").await;
+    let mut streams = Vec::new();
+    for i in 0..STREAMS {
+        let mut c = reader.clone();
+        let name = format!("paused-{i}");
+        let mut stream = open(&mut c, pb::Filter::default(), &name, Some(1)).await;
+        let first = take(&mut stream, 1).await.remove(0);
+        assert_eq!(first.seq, 1);
+        let bytes = prost::Message::encoded_len(&first) as u64 * MESSAGES;
+        assert!(
+            bytes >= 1 << 20,
+            "each stream must hold 1 MiB unread: {bytes}"
+        );
+        streams.push((c, name, stream));
+    }
+    // Let the gateway send what the windows allow, then Ack on the same channel.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (c, name, _) in &mut streams {
+        let answer = tokio::time::timeout(
+            Duration::from_secs(10),
+            c.exchange.ack(pb::AckRequest {
+                name: name.clone(),
+                up_to_seq: 1,
+            }),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name}: no answer to Ack while the streams are unread"))
+        .unwrap()
+        .into_inner();
+        assert_eq!(answer.acked_seq, 1, "{name}");
+    }
+    let mut readers = Vec::new();
+    for (mut c, name, mut stream) in streams {
+        readers.push(tokio::spawn(async move {
+            let mut seqs = vec![1];
+            while (seqs.len() as u64) < MESSAGES {
+                let d = take(&mut stream, 1).await.remove(0);
+                seqs.push(d.seq);
+                if seqs.len() % 200 == 0 || seqs.len() as u64 == MESSAGES {
+                    let answer = tokio::time::timeout(
+                        Duration::from_secs(10),
+                        c.exchange.ack(pb::AckRequest {
+                            name: name.clone(),
+                            up_to_seq: d.seq,
+                        }),
+                    )
+                    .await
+                    .unwrap_or_else(|_| panic!("{name}: no answer to Ack at {}", d.seq))
+                    .unwrap()
+                    .into_inner();
+                    assert_eq!(answer.acked_seq, d.seq, "{name}");
+                }
+            }
+            (name, seqs)
+        }));
+    }
+    let expected: Vec<u64> = (1..=MESSAGES).collect();
+    for r in readers {
+        let (name, seqs) = r.await.unwrap();
+        assert_eq!(seqs, expected, "{name}: gap or duplicate");
     }
     gw.stop().await;
 }

@@ -77,6 +77,19 @@ impl ClientTls {
     }
 }
 
+/// HTTP/2 receive window of each call on a channel: what one stream the application does not
+/// read may hold in the client (1 MiB).
+pub const STREAM_WINDOW: u32 = 1 << 20;
+
+/// HTTP/2 receive window of a channel as a whole: the largest HTTP/2 allows, so that it never
+/// binds before the windows of the streams do. In the HTTP/2 client, bytes a stream received
+/// count against the connection's window until the application reads them; with the default
+/// windows (2 MiB a stream, 5 MiB the connection) three subscription streams left unread — a
+/// consumer waiting for the answer to its `Ack` on the same channel — took the whole window,
+/// and that answer, like every other byte for the channel, could no longer be sent. What an
+/// unread stream holds stays bounded by [`STREAM_WINDOW`].
+pub const CONNECTION_WINDOW: u32 = (1 << 31) - 1;
+
 /// Opens a channel to `endpoint` (`https://127.0.0.1:50051`).
 pub async fn connect(endpoint: &str, tls: &ClientTls) -> Result<Channel, ClientError> {
     let err = |source| ClientError::Connect {
@@ -91,6 +104,8 @@ pub async fn connect(endpoint: &str, tls: &ClientTls) -> Result<Channel, ClientE
         .map_err(err)?
         .tls_config(config)
         .map_err(err)?
+        .initial_stream_window_size(STREAM_WINDOW)
+        .initial_connection_window_size(CONNECTION_WINDOW)
         .connect()
         .await
         .map_err(err)
