@@ -237,9 +237,9 @@ async fn replay_step(local: &Local, stored: u64, ack_every: Option<u64>, tag: &s
 }
 
 async fn memory_step(local: &Local, messages: u64) {
-    // The ten that never read have a connection of their own: on a shared HTTP/2 connection
-    // their unread data would hold the connection's flow-control window and stall the others
-    // (a client-side effect, not the gateway's).
+    // The ten that never read have a connection of their own, as a deployment would give a
+    // consumer that may stall; the client's connection window is wide enough that they would
+    // not stall the others on a shared one either (`cli::client::connect`).
     let idle_conn = local.clients("rilo-we", 1).await;
     let idle = open_subscriptions(&idle_conn, 10).await;
     let conns = local.clients("rilo-we", 1).await;

@@ -32,6 +32,34 @@ async fn reader(gw: &process::Ipexd, dir: &std::path::Path) -> Clients {
     )
 }
 
+/// What the index holds, by key prefix: bytes of keys and values per message, against what
+/// sled takes on disk for them.
+fn index_contents(dir: &std::path::Path, total: u64) -> String {
+    use ipex::storage::{Engine, SledEngine};
+    let engine = SledEngine::open(dir, None).unwrap();
+    let mut by_prefix: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    for entry in engine.range(b"", &[0xff; 8], false) {
+        let (key, value) = entry.unwrap();
+        let prefix = String::from_utf8_lossy(&key[..key.len().min(2)]).into_owned();
+        let slot = by_prefix.entry(prefix).or_default();
+        slot.0 += 1;
+        slot.1 += (key.len() + value.len()) as u64;
+    }
+    let logical: u64 = by_prefix.values().map(|(_, bytes)| bytes).sum();
+    let parts: Vec<String> = by_prefix
+        .iter()
+        .map(|(prefix, (keys, bytes))| {
+            format!("{prefix} {keys} keys {:.0} B", *bytes as f64 / total as f64)
+        })
+        .collect();
+    format!(
+        "index holds {:.0} B/message of keys and values ({}); sled takes {:.0} B/message on disk",
+        logical as f64 / total as f64,
+        parts.join(", "),
+        engine.size_on_disk().unwrap() as f64 / total as f64
+    )
+}
+
 async fn size_step(total: u64) {
     let (dir, _, config) = common::dev_setup();
     let filled = common::fill(&config, total).await;
@@ -50,6 +78,11 @@ async fn size_step(total: u64) {
         (all - log) as f64 / total as f64,
         kept as f64 / total as f64,
         all as f64 / kept as f64,
+    );
+
+    println!(
+        "{total:>8} messages: {}",
+        index_contents(&config.data_dir.join("index"), total)
     );
 
     let mut restarts = Vec::new();
