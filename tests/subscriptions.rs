@@ -14,6 +14,23 @@ use tonic::Code;
 
 type Stream = tonic::Streaming<pb::Delivery>;
 
+/// A GREEN seizure of Acme sneakers (HS 640399) from CN to NL, carried by express-b, listed
+/// on market-a: what most tests here submit.
+fn green_seizure(id: &str) -> pb::Envelope {
+    seizure(
+        id,
+        "640399",
+        "CN",
+        "NL",
+        ("NL", "NLAMS"),
+        "Acme",
+        "express-b",
+        "market-a",
+        Tlp::Green,
+        &[],
+    )
+}
+
 /// A seizure by customs-nl with the given facets, one item.
 #[allow(clippy::too_many_arguments)]
 fn seizure(
@@ -311,23 +328,9 @@ async fn visibility_applies_per_subscriber() {
     )
     .await
     .unwrap();
-    submit(
-        &mut gw.client("customs-nl").await,
-        seizure(
-            "s3",
-            "640399",
-            "CN",
-            "NL",
-            ("NL", "NLAMS"),
-            "Acme",
-            "express-b",
-            "market-a",
-            Tlp::Green,
-            &[],
-        ),
-    )
-    .await
-    .unwrap();
+    submit(&mut gw.client("customs-nl").await, green_seizure("s3"))
+        .await
+        .unwrap();
     assert_eq!(ids(&take(&mut stream, 1).await), set(&["s3"]));
     assert_eq!(ids(&take(&mut fr_stream, 1).await), set(&["s3"]));
     // Searches obey the same rule.
@@ -471,23 +474,9 @@ async fn durable_subscription_resumes_after_disconnect() {
     };
     let mut stream = open(&mut partner, filter.clone(), "feed", None).await;
     for i in 0..3 {
-        submit(
-            &mut nl,
-            seizure(
-                &format!("r{i}"),
-                "640399",
-                "CN",
-                "NL",
-                ("NL", "NLAMS"),
-                "Acme",
-                "express-b",
-                "market-a",
-                Tlp::Green,
-                &[],
-            ),
-        )
-        .await
-        .unwrap();
+        submit(&mut nl, green_seizure(&format!("r{i}")))
+            .await
+            .unwrap();
     }
     let first = take(&mut stream, 3).await;
     let ack = partner
@@ -502,23 +491,9 @@ async fn durable_subscription_resumes_after_disconnect() {
     assert_eq!(ack.acked_seq, first[0].seq);
     drop(stream);
     for i in 3..5 {
-        submit(
-            &mut nl,
-            seizure(
-                &format!("r{i}"),
-                "640399",
-                "CN",
-                "NL",
-                ("NL", "NLAMS"),
-                "Acme",
-                "express-b",
-                "market-a",
-                Tlp::Green,
-                &[],
-            ),
-        )
-        .await
-        .unwrap();
+        submit(&mut nl, green_seizure(&format!("r{i}")))
+            .await
+            .unwrap();
     }
     let mut again = open(&mut partner, filter.clone(), "feed", None).await;
     let resumed = take(&mut again, 4).await;
@@ -532,23 +507,7 @@ async fn durable_subscription_resumes_after_disconnect() {
         ],
         "unacknowledged first, then the rest, in order"
     );
-    submit(
-        &mut nl,
-        seizure(
-            "r5",
-            "640399",
-            "CN",
-            "NL",
-            ("NL", "NLAMS"),
-            "Acme",
-            "express-b",
-            "market-a",
-            Tlp::Green,
-            &[],
-        ),
-    )
-    .await
-    .unwrap();
+    submit(&mut nl, green_seizure("r5")).await.unwrap();
     assert_eq!(ids(&take(&mut again, 1).await), set(&["r5"]));
     // An ack never moves the cursor back; unknown names and future seqs are refused.
     let back = partner
@@ -610,23 +569,9 @@ async fn durable_subscription_resumes_after_restart() {
     let mut stream = open(&mut partner, pb::Filter::default(), "feed", Some(1)).await;
     let mut nl = gw.client("customs-nl").await;
     for i in 0..3 {
-        submit(
-            &mut nl,
-            seizure(
-                &format!("r{i}"),
-                "640399",
-                "CN",
-                "NL",
-                ("NL", "NLAMS"),
-                "Acme",
-                "express-b",
-                "market-a",
-                Tlp::Green,
-                &[],
-            ),
-        )
-        .await
-        .unwrap();
+        submit(&mut nl, green_seizure(&format!("r{i}")))
+            .await
+            .unwrap();
     }
     let got = take(&mut stream, 3).await;
     partner
@@ -651,23 +596,7 @@ async fn durable_subscription_resumes_after_restart() {
 
     let gw = setup.start().await;
     let mut nl = gw.client("customs-nl").await;
-    submit(
-        &mut nl,
-        seizure(
-            "r3",
-            "640399",
-            "CN",
-            "NL",
-            ("NL", "NLAMS"),
-            "Acme",
-            "express-b",
-            "market-a",
-            Tlp::Green,
-            &[],
-        ),
-    )
-    .await
-    .unwrap();
+    submit(&mut nl, green_seizure("r3")).await.unwrap();
     let mut partner = gw.client("rilo-we").await;
     let mut stream = open(&mut partner, pb::Filter::default(), "feed", None).await;
     let resumed = take(&mut stream, 2).await;
@@ -692,23 +621,9 @@ async fn slow_subscriber_catches_up_without_holding_back_others() {
     for i in 0..n {
         let mut c = nl.clone();
         tasks.push(tokio::spawn(async move {
-            submit(
-                &mut c,
-                seizure(
-                    &format!("m{i}"),
-                    "640399",
-                    "CN",
-                    "NL",
-                    ("NL", "NLAMS"),
-                    "Acme",
-                    "express-b",
-                    "market-a",
-                    Tlp::Green,
-                    &[],
-                ),
-            )
-            .await
-            .unwrap()
+            submit(&mut c, green_seizure(&format!("m{i}")))
+                .await
+                .unwrap()
         }));
     }
     // The fast subscriber gets all of them while the slow one has read nothing.
@@ -822,18 +737,7 @@ async fn acks_answer_while_streams_on_the_channel_are_unread() {
                 if i >= MESSAGES {
                     break;
                 }
-                let e = seizure(
-                    &format!("r{i}"),
-                    "640399",
-                    "CN",
-                    "NL",
-                    ("NL", "NLAMS"),
-                    "Acme",
-                    "express-b",
-                    "market-a",
-                    Tlp::Green,
-                    &[],
-                );
+                let e = green_seizure(&format!("r{i}"));
                 submit(&mut c, e).await.unwrap();
             }
         }));
