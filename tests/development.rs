@@ -145,8 +145,9 @@ async fn development_token_keys_are_pkcs8_v1() {
         let key = certs.join(format!("{}.token.key", participant.id));
         let public = certs.join(format!("{}.token.pub.pem", participant.id));
         let pem = std::fs::read_to_string(&key).unwrap();
-        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"), "{pem}");
-        let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes()).unwrap();
+        // Only a PKCS#8 ("PRIVATE KEY") section parses as `PrivatePkcs8KeyDer`.
+        let der = rustls::pki_types::PrivatePkcs8KeyDer::from_pem_slice(pem.as_bytes())
+            .unwrap_or_else(|e| panic!("{} is not one PKCS#8 PEM section: {e:?}", key.display()));
         let der = der.secret_pkcs8_der();
         assert_eq!(der.len(), 48, "{}: {der:02x?}", key.display());
         assert_eq!(der[..16], V1_PREFIX, "{}: {der:02x?}", key.display());
