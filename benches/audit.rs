@@ -103,6 +103,7 @@ fn main() {
             appended += n;
             segment_leaves += n;
         }
+        runtime.block_on(store.settled()).unwrap();
         let elapsed = segment_start.elapsed();
         println!(
             "{appended:>9} leaves  append {:>9.0} leaves/s over the last {segment_leaves} ({:.1} s)",

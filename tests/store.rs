@@ -473,3 +473,86 @@ async fn a_rewritten_history_is_found_by_the_full_check() {
     assert_eq!(stats.last_ok.load(std::sync::atomic::Ordering::Relaxed), 0);
     store.close().unwrap();
 }
+
+/// A Submit answers once its batch is durable, before the batch is in the index; every read
+/// the caller makes after the answer still finds what was stored. Other senders keep batches
+/// in flight all along, so that the index is often a batch or two behind the log.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_submit_answered_every_read_after_it_finds() {
+    let gw = Setup::new().start().await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for task in 0..8 {
+        let mut market = gw.client("market-b").await;
+        let stop = stop.clone();
+        load.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && n < 5_000 {
+                let mut flag = example("seller-flag.json");
+                flag.id = format!("flag-load-{task}-{n}");
+                submit(&mut market, flag).await.unwrap();
+                n += 1;
+            }
+        }));
+    }
+    let mut nl = gw.client("customs-nl").await;
+    let mut market = gw.client("market-a").await;
+    let mut inbox_after = 0;
+    for round in 0..150 {
+        let mut notice = example("takedown-notice.json");
+        notice.id = format!("tdn-settled-{round}");
+        let receipt = submit(&mut nl, notice.clone()).await.unwrap();
+        // Get by (sender, id) and by seq.
+        let got = get(&mut market, "customs-nl", &notice.id).await.unwrap();
+        assert_eq!(got.seq, receipt.seq, "round {round}");
+        let by_seq = market
+            .exchange
+            .get(pb::GetRequest {
+                key: Some(pb::get_request::Key::Seq(receipt.seq)),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: Get by seq {}: {e}", receipt.seq));
+        assert!(by_seq.into_inner().message.is_some());
+        // The next page of the inbox holds it.
+        let page = market
+            .exchange
+            .list_inbox(pb::ListInboxRequest {
+                after: inbox_after,
+                limit: 10,
+                kinds: vec![],
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .messages;
+        let last = page
+            .last()
+            .unwrap_or_else(|| panic!("round {round}: empty inbox page"));
+        assert_eq!(
+            last.envelope.as_ref().unwrap().id,
+            notice.id,
+            "round {round}"
+        );
+        inbox_after = last.inbox_no;
+        // An answer may ref it at once.
+        let mut outcome = example("takedown-outcome.json");
+        outcome.id = format!("tdo-settled-{round}");
+        outcome.refs[0].id = notice.id.clone();
+        submit(&mut market, outcome)
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: the outcome was refused: {e}"));
+        // Its acceptance leaf is provable in a tree that holds it.
+        nl.audit
+            .get_inclusion_proof(pb::GetInclusionProofRequest {
+                leaf_index: receipt.leaf_index,
+                tree_size: receipt.leaf_index + 1,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("round {round}: inclusion proof: {e}"));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for task in load {
+        task.await.unwrap();
+    }
+    gw.stop().await;
+}

@@ -150,6 +150,7 @@ pub async fn fill(config: &ipex::ops::config::Config, total: u64) -> Filled {
             eprintln!("  filled {written}/{total}, RSS {} MiB", rss_kib() / 1024);
         }
     }
+    store.settled().await.unwrap();
     let seconds = started.elapsed().as_secs_f64();
     let leaves = store.tree_size();
     let mut leaf_bytes = 0u64;

@@ -13,6 +13,7 @@ use crate::pb::limits::MAX_LEAVES;
 impl Gateway {
     /// The latest checkpoint, or a fresh one covering every leaf so far.
     pub async fn checkpoint(&self, refresh: bool) -> Result<pb::GetCheckpointResponse, Error> {
+        self.store.settled().await?;
         let checkpoint = match self.store.latest_checkpoint() {
             Some(cp) if !refresh => (*cp).clone(),
             _ => self.store.checkpoint_now().await?,
@@ -43,10 +44,11 @@ impl Gateway {
     }
 
     /// An inclusion proof.
-    pub fn inclusion_proof(
+    pub async fn inclusion_proof(
         &self,
         request: pb::GetInclusionProofRequest,
     ) -> Result<pb::GetInclusionProofResponse, Error> {
+        self.store.settled().await?;
         let size = self.proof_size(request.tree_size, "tree_size")?;
         if request.leaf_index >= size {
             return Err(Error::invalid(
@@ -65,10 +67,11 @@ impl Gateway {
     }
 
     /// A consistency proof.
-    pub fn consistency_proof(
+    pub async fn consistency_proof(
         &self,
         request: pb::GetConsistencyProofRequest,
     ) -> Result<pb::GetConsistencyProofResponse, Error> {
+        self.store.settled().await?;
         let second = self.proof_size(request.second, "second")?;
         if request.first > second {
             return Err(Error::invalid(
@@ -85,11 +88,12 @@ impl Gateway {
     }
 
     /// Leaves `[start, end)`: every hash, and the data of the leaves the caller is party to.
-    pub fn leaves(
+    pub async fn leaves(
         &self,
         caller: &Caller,
         request: pb::GetLeavesRequest,
     ) -> Result<pb::GetLeavesResponse, Error> {
+        self.store.settled().await?;
         let tree_size = self.store.tree_size();
         let mut v = Violations::default();
         if request.end <= request.start {
@@ -124,9 +128,10 @@ impl Gateway {
     }
 
     /// A tile of the tree's hashes, by its C2SP tlog-tiles path.
-    pub fn tile(&self, request: pb::GetTileRequest) -> Result<pb::GetTileResponse, Error> {
+    pub async fn tile(&self, request: pb::GetTileRequest) -> Result<pb::GetTileResponse, Error> {
         let (level, index, width) =
             crate::log::tiles::parse_path(&request.path).map_err(|e| Error::invalid("path", e))?;
+        self.store.settled().await?;
         let tree_size = self.store.tree_size();
         let hashes = self.store.tile(level, index, width)?.ok_or_else(|| {
             Error::NotFound(format!(

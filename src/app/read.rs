@@ -16,6 +16,8 @@ impl Gateway {
         caller: &Caller,
         key: Option<pb::get_request::Key>,
     ) -> Result<pb::StoredMessage, Error> {
+        // Whatever was stored before this call is found.
+        self.store.settled().await?;
         let (stored, what) = match key {
             Some(pb::get_request::Key::Seq(seq)) => (self.store.get(seq)?, format!("seq {seq}")),
             Some(pb::get_request::Key::Ref(r)) => (
@@ -93,6 +95,7 @@ impl Gateway {
         if !v.is_empty() {
             return Err(v.into());
         }
+        self.store.settled().await?;
         let head = self.store.inbox_head(caller.id())?;
         let mut messages = Vec::new();
         let mut next_after = request.after;

@@ -119,6 +119,7 @@ impl Gateway {
         request: pb::SearchRequest,
     ) -> Result<pb::SearchResponse, Error> {
         let query = Query::parse(request)?;
+        self.store.settled().await?;
         let last = self.store.last_seq();
         // The window of sequence numbers still to look at, exclusive of the cursor.
         let (low, high) = match (query.oldest_first, query.cursor) {

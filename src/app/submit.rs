@@ -40,6 +40,10 @@ impl Gateway {
         if size > max {
             return Err(Error::TooLarge { size, max });
         }
+        // An answer refs a message that may have been stored just before: find it.
+        if envelopes.iter().any(|e| !e.refs.is_empty()) {
+            self.store.settled().await?;
+        }
         let registry = self.registry.load();
         let policy = self.policy.load();
         let mut prepared = Vec::with_capacity(envelopes.len());

@@ -46,7 +46,9 @@ impl Gateway {
         if !v.is_empty() {
             return Err(v.into());
         }
-        // Subscribe to the live ring before choosing the start, so nothing falls between.
+        // Start after everything stored before this call; subscribe to the live ring before
+        // choosing the start, so nothing falls between.
+        self.store.settled().await?;
         let live = self.store.live();
         let requested = match request.start {
             Some(pb::subscribe_request::Start::FromSeq(seq)) => seq.max(1),
@@ -87,6 +89,7 @@ impl Gateway {
     ) -> Result<pb::AckResponse, Error> {
         let mut v = Violations::default();
         check_subscription_name(&request.name, "name", &mut v);
+        self.store.settled().await?;
         let last = self.store.last_seq();
         if request.up_to_seq > last {
             v.add(

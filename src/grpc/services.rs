@@ -319,7 +319,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetInclusionProofResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "GetInclusionProof", request, |_, r| async move {
-            gw.inclusion_proof(r)
+            gw.inclusion_proof(r).await
         })
         .await
     }
@@ -330,7 +330,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetConsistencyProofResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "GetConsistencyProof", request, |_, r| async move {
-            gw.consistency_proof(r)
+            gw.consistency_proof(r).await
         })
         .await
     }
@@ -341,7 +341,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetLeavesResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "GetLeaves", request, |caller, r| async move {
-            gw.leaves(&caller, r)
+            gw.leaves(&caller, r).await
         })
         .await
     }
@@ -351,6 +351,12 @@ impl pb::audit_server::Audit for AuditService {
         request: Request<pb::GetTileRequest>,
     ) -> Result<Response<pb::GetTileResponse>, Status> {
         let gw = &self.gateway;
-        handle(gw, "GetTile", request, |_, r| async move { gw.tile(r) }).await
+        handle(
+            gw,
+            "GetTile",
+            request,
+            |_, r| async move { gw.tile(r).await },
+        )
+        .await
     }
 }

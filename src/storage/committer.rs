@@ -1,13 +1,20 @@
-//! The single writer of the store, in two stages of one thread each.
+//! The single writer of the store, in three stages of one thread each.
 //!
 //! The committer takes every job waiting in its queue, checks idempotency keys, assigns
 //! sequence and inbox numbers, frames the records — audit leaves, messages, a checkpoint when
-//! one is due, cursors — and appends them to the log with one write and one `fdatasync`. It
-//! hands the durable batch to the indexer, which updates the index (tiles included), then
-//! publishes what is durable, hands new messages to live subscribers and answers the callers.
-//! While the indexer writes batch `k` into the index, the committer frames and syncs batch
-//! `k + 1`; what it must know of batches not yet in the index (their idempotency keys and
-//! cursors) it keeps in memory until the indexer says they are there.
+//! one is due, cursors — and writes them to the end of the log with one write. The syncer
+//! makes every batch written so far durable with one `fdatasync` and answers their callers;
+//! then it hands them to the indexer, which updates the index (tiles included), publishes
+//! what it holds and hands new messages to live subscribers. While the syncer waits for the
+//! disk, the committer frames and writes the next batch, and the indexer indexes the one
+//! before; what the committer must know of batches not yet in the index (their idempotency
+//! keys and cursors) it keeps in memory until the indexer says they are there.
+//!
+//! A caller answered before its batch is in the index must still find it with any read it
+//! makes next: [`Progress`] holds the last batch answered and the last one indexed, and a read
+//! first waits ([`Progress::settled`]) until the index holds every batch answered before the
+//! read began. That wait is at most one batch's index write, and none when nothing is in
+//! flight.
 
 use super::engine::Engine;
 use super::error::{CommitError, StoreError};
@@ -32,6 +39,68 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{mpsc, oneshot};
+
+/// How far the index is behind what callers were told is stored.
+pub(super) struct Progress {
+    /// The number of the last batch whose callers were answered.
+    answered: AtomicU64,
+    /// The number of the last batch in the index.
+    indexed: tokio::sync::watch::Sender<u64>,
+    /// Set when a write failed, by either stage: nothing more is written or indexed.
+    failed: Arc<AtomicBool>,
+}
+
+impl Progress {
+    pub(super) fn new(failed: Arc<AtomicBool>) -> Progress {
+        Progress {
+            answered: AtomicU64::new(0),
+            indexed: tokio::sync::watch::channel(0).0,
+            failed,
+        }
+    }
+
+    /// The number of the last batch in the index.
+    fn indexed(&self) -> u64 {
+        *self.indexed.borrow()
+    }
+
+    /// Waits until the index holds every batch answered before this call. Fails when the
+    /// index cannot catch up because a write failed.
+    pub(super) async fn settled(&self) -> Result<(), StoreError> {
+        let target = self.answered.load(Ordering::Acquire);
+        if self.indexed() >= target {
+            return Ok(());
+        }
+        let mut indexed = self.indexed.subscribe();
+        let failed = &self.failed;
+        let caught_up = indexed
+            .wait_for(|n| *n >= target || failed.load(Ordering::Acquire))
+            .await
+            .map(|n| *n >= target)
+            .unwrap_or(false);
+        if caught_up {
+            Ok(())
+        } else {
+            Err(StoreError::Failed)
+        }
+    }
+
+    /// Marks batch `number` answered; called before its callers are told.
+    fn answering(&self, number: u64) {
+        self.answered.store(number, Ordering::Release);
+    }
+
+    /// Marks batch `number` in the index and wakes the reads waiting for it.
+    fn indexed_up_to(&self, number: u64) {
+        self.indexed.send_replace(number);
+    }
+
+    /// Marks the store failed and wakes the reads waiting for the index.
+    fn fail(&self) {
+        self.failed.store(true, Ordering::Release);
+        self.indexed.send_modify(|_| {});
+    }
+}
 
 /// What the committer publishes after each group commit.
 pub(super) struct Published {
@@ -107,15 +176,17 @@ pub(super) struct Committer {
     pub(super) events: Arc<dyn MessageEvents>,
     /// The second stage, started by [`Committer::run`].
     pub(super) indexer: Option<Indexer>,
-    /// The number of the last batch the indexer wrote.
-    pub(super) indexed: Arc<AtomicU64>,
+    /// The batches answered and indexed.
+    pub(super) progress: Arc<Progress>,
+    /// The latest signed checkpoint, durable in the log.
+    pub(super) latest: Option<SignedCheckpoint>,
     /// What batches handed to the indexer and not yet in the index hold.
     pub(super) in_flight: InFlight,
     /// Batches handed to the indexer.
     pub(super) batches: u64,
 }
 
-/// The second stage: index, publish, answer.
+/// The third stage: index, publish.
 pub(super) struct Indexer {
     /// The index.
     pub(super) engine: Arc<dyn Engine>,
@@ -125,8 +196,17 @@ pub(super) struct Indexer {
     pub(super) live: super::live::LivePublisher,
     /// Set when a write failed, by either stage: nothing more is written.
     pub(super) failed: Arc<AtomicBool>,
-    /// The number of the last batch in the index.
-    pub(super) indexed: Arc<AtomicU64>,
+    /// The batches answered and indexed.
+    pub(super) progress: Arc<Progress>,
+}
+
+/// A batch written to the log, for the syncer: its callers' answers and what the indexer
+/// needs once it is durable.
+struct Written {
+    /// The segment file written, if anything was; its `sync_data` makes the batch durable.
+    file: Option<Arc<std::fs::File>>,
+    answers: Vec<Answer>,
+    durable: Durable,
 }
 
 /// A batch durable in the log, for the indexer.
@@ -134,7 +214,6 @@ struct Durable {
     number: u64,
     writes: IndexWrites,
     applied: Applied,
-    answers: Vec<Answer>,
     live: Vec<Arc<Live>>,
     signed: Option<SignedCheckpoint>,
     messages: usize,
@@ -185,7 +264,10 @@ enum Answer {
         Result<Vec<pb::Receipt>, CommitError>,
     ),
     Events(oneshot::Sender<Result<Vec<u64>, StoreError>>, Vec<u64>),
-    Checkpoint(oneshot::Sender<Result<SignedCheckpoint, StoreError>>),
+    Checkpoint(
+        oneshot::Sender<Result<SignedCheckpoint, StoreError>>,
+        Option<SignedCheckpoint>,
+    ),
     Cursor(
         oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
         Result<(u64, Option<u64>), StoreError>,
@@ -228,16 +310,28 @@ impl Committer {
     /// Commits jobs until the queue closes, then signs a last checkpoint and waits until the
     /// indexer has written everything.
     pub(super) fn run(mut self, mut queue: mpsc::Receiver<Job>) {
-        let (to_indexer, from_committer) = std::sync::mpsc::sync_channel::<Durable>(2);
+        let (to_indexer, from_syncer) = std::sync::mpsc::sync_channel::<Durable>(2);
+        let (to_syncer, from_committer) = std::sync::mpsc::sync_channel::<Written>(4);
         let indexer = self.indexer.take().expect("run once");
-        let indexing = std::thread::Builder::new()
+        let syncer = Syncer {
+            progress: self.progress.clone(),
+            published: self.published.clone(),
+            indexer: to_indexer,
+        };
+        let stages = std::thread::Builder::new()
             .name("ipex-indexer".into())
-            .spawn(move || indexer.run(from_committer));
-        let indexing = match indexing {
-            Ok(handle) => handle,
+            .spawn(move || indexer.run(from_syncer))
+            .and_then(|indexing| {
+                std::thread::Builder::new()
+                    .name("ipex-syncer".into())
+                    .spawn(move || syncer.run(from_committer))
+                    .map(|syncing| (syncing, indexing))
+            });
+        let (syncing, indexing) = match stages {
+            Ok(handles) => handles,
             Err(error) => {
-                tracing::error!(%error, "cannot start the indexer; refusing writes");
-                self.failed.store(true, Ordering::Relaxed);
+                tracing::error!(%error, "cannot start the syncer and the indexer; refusing writes");
+                self.progress.fail();
                 while let Some(job) = queue.blocking_recv() {
                     job.fail(StoreError::Failed);
                 }
@@ -258,13 +352,14 @@ impl Committer {
                 }
             }
             let due = last_checkpoint.elapsed() >= self.checkpoint_interval;
-            if self.commit_jobs(jobs, due, &to_indexer) {
+            if self.commit_jobs(jobs, due, &to_syncer) {
                 last_checkpoint = Instant::now();
             }
         }
-        // Closing: sign what is not signed yet, and let the indexer finish.
-        self.commit_jobs(vec![], true, &to_indexer);
-        drop(to_indexer);
+        // Closing: sign what is not signed yet, and let the syncer and the indexer finish.
+        self.commit_jobs(vec![], true, &to_syncer);
+        drop(to_syncer);
+        let _ = syncing.join();
         let _ = indexing.join();
     }
 
@@ -274,7 +369,7 @@ impl Committer {
         &mut self,
         jobs: Vec<Job>,
         checkpoint_due: bool,
-        indexer: &std::sync::mpsc::SyncSender<Durable>,
+        syncer: &std::sync::mpsc::SyncSender<Written>,
     ) -> bool {
         if self.failed.load(Ordering::Relaxed) {
             for job in jobs {
@@ -283,7 +378,7 @@ impl Committer {
             return false;
         }
         let started = Instant::now();
-        self.in_flight.prune(self.indexed.load(Ordering::Acquire));
+        self.in_flight.prune(self.progress.indexed());
         let tree_before = self.frontier.clone();
         let seq_before = self.next_seq;
         let heads_before = self.inbox_heads.clone();
@@ -321,7 +416,7 @@ impl Committer {
                 Job::Checkpoint { reply } => {
                     checkpoint_requested = true;
                     if let Some(reply) = reply {
-                        answers.push(Answer::Checkpoint(reply));
+                        answers.push(Answer::Checkpoint(reply, None));
                     }
                 }
                 Job::Cursor {
@@ -351,22 +446,31 @@ impl Committer {
         } else {
             None
         };
-        if let Err(error) = self.write(&mut batch) {
-            // After a failed fsync the state of the file is unknown (and retrying the
-            // fsync can report success for lost data), so refuse all further writes; what
-            // did reach the log is indexed by the replay at the next start.
-            tracing::error!(%error, "group commit failed; refusing writes until restart");
-            self.failed.store(true, Ordering::Relaxed);
-            self.frontier = tree_before;
-            self.next_seq = seq_before;
-            self.inbox_heads = heads_before;
-            for answer in answers {
-                answer.fail(error.clone());
+        let file = match self.write(&mut batch) {
+            Ok(file) => file,
+            Err(error) => {
+                // After a failed write the state of the file is unknown, so refuse all
+                // further writes; what did reach the log is indexed by the replay at the
+                // next start.
+                tracing::error!(%error, "group commit failed; refusing writes until restart");
+                self.progress.fail();
+                self.frontier = tree_before;
+                self.next_seq = seq_before;
+                self.inbox_heads = heads_before;
+                for answer in answers {
+                    answer.fail(error.clone());
+                }
+                return false;
             }
-            return false;
-        }
+        };
         if let Some(cp) = &signed {
             self.checkpoint_size = Some(cp.size);
+            self.latest = Some(cp.clone());
+        }
+        for answer in &mut answers {
+            if let Answer::Checkpoint(_, latest) = answer {
+                latest.clone_from(&self.latest);
+            }
         }
         self.batches += 1;
         let number = self.batches;
@@ -385,7 +489,6 @@ impl Committer {
                 next_seq: self.next_seq,
                 tree_size: self.frontier.size(),
             },
-            answers,
             live: std::mem::take(&mut batch.live),
             signed: signed.clone(),
             messages: batch.messages,
@@ -393,21 +496,27 @@ impl Committer {
             bytes: batch.frames.len(),
             started,
         };
-        if let Err(std::sync::mpsc::SendError(durable)) = indexer.send(durable) {
-            // The indexer is gone: it failed. What is in the log is indexed at the next start.
-            self.failed.store(true, Ordering::Relaxed);
-            for answer in durable.answers {
+        let written = Written {
+            file,
+            answers,
+            durable,
+        };
+        if let Err(std::sync::mpsc::SendError(written)) = syncer.send(written) {
+            // The syncer is gone: it failed. What is in the log is indexed at the next start.
+            self.progress.fail();
+            for answer in written.answers {
                 answer.fail(StoreError::Failed);
             }
         }
         signed.is_some()
     }
 
-    /// Appends the batch's frames to the log durably; the tiles its leaves changed join its
-    /// index writes.
-    fn write(&mut self, batch: &mut Batch) -> Result<(), StoreError> {
+    /// Writes the batch's frames to the end of the log (the syncer makes them durable); the
+    /// tiles its leaves changed join its index writes. Returns the file to sync, if anything
+    /// was written.
+    fn write(&mut self, batch: &mut Batch) -> Result<Option<Arc<std::fs::File>>, StoreError> {
         if batch.frames.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         // A replay indexes the records of a commit together, as the commit did, so that its
         // runs replace the ones the commit may have left in the index (see `recover`).
@@ -419,18 +528,13 @@ impl Committer {
             },
             &mut batch.frames,
         );
-        let flushing = Instant::now();
-        let at = self
+        let (at, file) = self
             .appender
-            .append(&batch.frames)
+            .write(&batch.frames)
             .map_err(|e| StoreError::Engine(format!("appending to the exchange log: {e}")))?;
-        self.published
-            .commits
-            .flush_seconds
-            .observe(flushing.elapsed().as_secs_f64());
         debug_assert_eq!(at, batch.base, "the batch was framed for another position");
         batch.writes.tiles(self.edge.append(&batch.leaf_hashes));
-        Ok(())
+        Ok(Some(file))
     }
 
     /// Adds a cursor record (and its leaf) to the batch.
@@ -686,7 +790,7 @@ impl Answer {
             Answer::Events(reply, _) => {
                 let _ = reply.send(Err(error));
             }
-            Answer::Checkpoint(reply) => {
+            Answer::Checkpoint(reply, _) => {
                 let _ = reply.send(Err(error));
             }
             Answer::Cursor(reply, _) => {
@@ -696,7 +800,7 @@ impl Answer {
     }
 
     /// Answers with the result.
-    fn send(self, latest: Option<&SignedCheckpoint>) {
+    fn send(self) {
         match self {
             Answer::Messages(reply, result) => {
                 let _ = reply.send(result);
@@ -707,12 +811,68 @@ impl Answer {
             Answer::Cursor(reply, result) => {
                 let _ = reply.send(result);
             }
-            Answer::Checkpoint(reply) => {
-                let _ = reply.send(
-                    latest
-                        .cloned()
-                        .ok_or(StoreError::Engine("no checkpoint yet".into())),
-                );
+            Answer::Checkpoint(reply, latest) => {
+                let _ = reply.send(latest.ok_or(StoreError::Engine("no checkpoint yet".into())));
+            }
+        }
+    }
+}
+
+/// The second stage: sync, answer.
+struct Syncer {
+    progress: Arc<Progress>,
+    published: Arc<Published>,
+    indexer: std::sync::mpsc::SyncSender<Durable>,
+}
+
+impl Syncer {
+    /// Makes the batches written durable, as many at once as are waiting, answers their
+    /// callers and hands them to the indexer, in order.
+    fn run(self, batches: std::sync::mpsc::Receiver<Written>) {
+        let mut failed = false;
+        while let Ok(first) = batches.recv() {
+            let mut waiting = vec![first];
+            while let Ok(next) = batches.try_recv() {
+                waiting.push(next);
+            }
+            if !failed {
+                // A segment is synced in full before the next begins, so syncing the last
+                // file written makes every batch waiting durable.
+                if let Some(file) = waiting.iter().rev().find_map(|w| w.file.as_ref()) {
+                    let flushing = Instant::now();
+                    if let Err(error) = file.sync_data() {
+                        // After a failed fsync the state of the file is unknown (and retrying
+                        // it can report success for lost data), so refuse all further writes;
+                        // what did reach the log is indexed by the replay at the next start.
+                        tracing::error!(%error, "syncing the exchange log failed; refusing writes until restart");
+                        failed = true;
+                        self.progress.fail();
+                    }
+                    self.published
+                        .commits
+                        .flush_seconds
+                        .observe(flushing.elapsed().as_secs_f64());
+                }
+            }
+            for written in waiting {
+                if failed {
+                    for answer in written.answers {
+                        answer.fail(StoreError::Failed);
+                    }
+                    continue;
+                }
+                // Durable: the callers may know. Reads they make next wait for the index to
+                // hold this batch (`Progress::settled`).
+                self.progress.answering(written.durable.number);
+                for answer in written.answers {
+                    answer.send();
+                }
+                if self.indexer.send(written.durable).is_err() {
+                    // The indexer is gone: it failed. The replay at the next start indexes
+                    // what is in the log.
+                    failed = true;
+                    self.progress.fail();
+                }
             }
         }
     }
@@ -723,20 +883,15 @@ impl Indexer {
     fn run(self, batches: std::sync::mpsc::Receiver<Durable>) {
         for batch in batches {
             if self.failed.load(Ordering::Relaxed) {
-                for answer in batch.answers {
-                    answer.fail(StoreError::Failed);
-                }
                 continue;
             }
             if let Err(error) = batch.writes.apply(self.engine.as_ref(), batch.applied) {
+                // The batch is durable in the log and its callers were answered: the replay
+                // at the next start indexes it. Until then reads refuse rather than miss it.
                 tracing::error!(%error, "writing the index failed; refusing writes until restart");
-                self.failed.store(true, Ordering::Relaxed);
-                for answer in batch.answers {
-                    answer.fail(error.clone());
-                }
+                self.progress.fail();
                 continue;
             }
-            self.indexed.store(batch.number, Ordering::Release);
             let published = &self.published;
             if batch.messages > 0 {
                 published
@@ -765,12 +920,9 @@ impl Indexer {
                     "group commit"
                 );
             }
+            self.progress.indexed_up_to(batch.number);
             for message in batch.live {
                 self.live.publish(message);
-            }
-            let latest = published.checkpoint.load_full();
-            for answer in batch.answers {
-                answer.send(latest.as_deref());
             }
         }
     }

@@ -185,8 +185,8 @@ pub enum ScanStop {
 pub struct Appender {
     /// The log directory.
     dir: PathBuf,
-    /// The segment being written.
-    file: File,
+    /// The segment being written (shared with whoever syncs what was written to it).
+    file: Arc<File>,
     /// Its number.
     segment: u32,
     /// Its length: where the next frame goes.
@@ -213,7 +213,7 @@ impl Appender {
                 let len = file.metadata()?.len();
                 Ok(Appender {
                     dir: dir.to_path_buf(),
-                    file,
+                    file: Arc::new(file),
                     segment,
                     len,
                     segment_bytes,
@@ -235,7 +235,7 @@ impl Appender {
         sync_dir(dir)?;
         Ok(Appender {
             dir: dir.to_path_buf(),
-            file,
+            file: Arc::new(file),
             segment,
             len: FIRST_OFFSET,
             segment_bytes,
@@ -259,14 +259,24 @@ impl Appender {
     /// the current one is full, and makes them durable with one `fdatasync`. Returns the
     /// position of the first byte written.
     pub fn append(&mut self, frames: &[u8]) -> io::Result<u64> {
+        let (at, file) = self.write(frames)?;
+        file.sync_data()?;
+        Ok(at)
+    }
+
+    /// Writes `frames` (whole frames) after the log's end, starting a new segment first if
+    /// the current one is full, without waiting for the disk. Returns the position of the
+    /// first byte written and the file written, whose `sync_data` makes this write and every
+    /// earlier one durable: a segment is synced in full before the next one begins.
+    pub fn write(&mut self, frames: &[u8]) -> io::Result<(u64, Arc<File>)> {
         if self.len >= self.segment_bytes && self.len > FIRST_OFFSET {
+            self.file.sync_data()?;
             *self = Appender::create(&self.dir, self.segment + 1, self.segment_bytes)?;
         }
         let at = self.end();
         self.file.write_all_at(frames, self.len)?;
-        self.file.sync_data()?;
         self.len += frames.len() as u64;
-        Ok(at)
+        Ok((at, self.file.clone()))
     }
 
     /// The position `frames` would start at if appended now (the start of a new segment

@@ -1,9 +1,10 @@
 //! The store's face to the rest of the gateway. [`Store::open`] brings the index up to the
 //! log ([`super::recover`]) and starts the committer; writes are queued to it and answered
-//! once durable; reads go to the index and the log, and see only what the committer
-//! published as durable.
+//! once durable; reads go to the index and the log, and see only what the indexer published.
+//! A write is answered before its batch is in the index: a read that must see every write
+//! answered before it calls [`Store::settled`] first.
 
-use super::committer::{Committer, Indexer, Job, Published};
+use super::committer::{Committer, Indexer, Job, Progress, Published};
 use super::error::{CommitError, OpenStoreError, StoreError};
 use super::index::{self, CachedNodes, EngineTiles, TileCache};
 use super::keys;
@@ -91,6 +92,8 @@ pub struct Store {
     closed: Arc<AtomicBool>,
     /// What is durable.
     published: Arc<Published>,
+    /// The batches answered and the batches indexed.
+    progress: Arc<Progress>,
     /// The checkpoint signer's verifier key.
     verifier_key: String,
     /// Messages just made durable, in sequence order, for live subscribers.
@@ -164,7 +167,7 @@ impl Store {
         let live =
             super::live::LivePublisher::new(options.live_buffer.max(16), options.live_buffer_bytes);
         let failed = Arc::new(AtomicBool::new(false));
-        let indexed = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::new(failed.clone()));
         let committer = Committer {
             engine: reader.engine.clone(),
             reader: reader.clone(),
@@ -177,7 +180,8 @@ impl Store {
             frontier,
             edge,
             signer,
-            checkpoint_size: checkpoint.map(|c| c.size),
+            checkpoint_size: checkpoint.as_ref().map(|c| c.size),
+            latest: checkpoint,
             checkpoint_interval: options.checkpoint_interval,
             events,
             indexer: Some(Indexer {
@@ -185,9 +189,9 @@ impl Store {
                 published: published.clone(),
                 live: live.clone(),
                 failed,
-                indexed: indexed.clone(),
+                progress: progress.clone(),
             }),
-            indexed,
+            progress: progress.clone(),
             in_flight: Default::default(),
             batches: 0,
         };
@@ -242,6 +246,7 @@ impl Store {
             background: Mutex::new(background),
             closed,
             published,
+            progress,
             verifier_key,
             live,
             replayed,
@@ -264,6 +269,14 @@ impl Store {
     /// falls more than `live_buffer` messages or `live_buffer_bytes` behind is told it lagged.
     pub fn live(&self) -> super::live::LiveReceiver {
         self.live.subscribe()
+    }
+
+    /// Waits until the index holds everything stored before this call (every commit, record
+    /// and cursor already answered), so that a read made next sees it. Immediate when the
+    /// index is caught up; otherwise at most one batch's index write. Fails when the index
+    /// cannot catch up because a write failed (until a restart replays the log into it).
+    pub async fn settled(&self) -> Result<(), StoreError> {
+        self.progress.settled().await
     }
 
     /// The acknowledged sequence number of a durable subscription.
