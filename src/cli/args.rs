@@ -157,12 +157,12 @@ pub enum Command {
     /// in its normal form under the community key (which never reaches the gateway).
     Pseudonym {
         /// What the identifier is: email, phone (E.164) or payment (an IBAN).
-        #[arg(long = "type", value_enum)]
+        #[arg(long = "type", value_name = "TYPE", value_enum)]
         kind: PseudonymKind,
         /// File holding the community key: 64 hex digits on one line.
         #[arg(long)]
         key_file: PathBuf,
-        /// The identifier.
+        /// The identifier, as written (it is normalised first).
         value: String,
     },
     /// Officer tokens.

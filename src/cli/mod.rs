@@ -8,9 +8,10 @@
 //! - [`bench`] — `ipex bench`;
 //! - [`token`] — development officer tokens.
 //!
-//! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names),
-//! [`crate::dev`] (the development PKI) and, for `bench` without `--gateway`, [`crate::server`]
-//! to start a gateway of its own: never the gateway's internals.
+//! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names; seller
+//! pseudonyms, which `ipex pseudonym` computes without connecting), [`crate::dev`] (the
+//! development PKI) and, for `bench` without `--gateway`, [`crate::server`] to start a gateway
+//! of its own: never the gateway's internals.
 
 pub mod args;
 pub mod audit;
@@ -208,9 +209,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         value,
     } = &cli.command
     {
+        // Local only: the community key is read here and goes nowhere else.
         use crate::domain::pseudonym;
-        let text = std::fs::read_to_string(key_file)
-            .map_err(|e| CliError::Input(format!("cannot read {}: {e}", key_file.display())))?;
+        let text = std::fs::read_to_string(key_file).map_err(|e| {
+            CliError::Input(format!(
+                "cannot read the key file {}: {e}",
+                key_file.display()
+            ))
+        })?;
         let key = pseudonym::parse_key(&text)
             .map_err(|e| CliError::Input(format!("{}: {e}", key_file.display())))?;
         let hex = pseudonym::pseudonym(&key, (*kind).into(), value).map_err(CliError::Input)?;

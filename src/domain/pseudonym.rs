@@ -3,12 +3,16 @@
 //! match a seller across messages without handing each other the raw value. Any party can
 //! compute them in any language from the rules here (the README lists test vectors):
 //!
-//! - e-mail: trimmed and lower-cased; one `@` with something on each side;
-//! - phone: E.164, `+` and 8 to 15 digits, the first not 0: a national trunk `(0)` after the
-//!   country code, spaces, `-`, `.`, `(` and `)` are dropped and a leading `00` becomes `+`; a
-//!   number without its country code is refused;
-//! - payment account (an IBAN): spaces dropped, upper-cased; 15 to 34 letters and digits, two
-//!   letters then two digits, and the ISO 13616 check (mod 97) must hold.
+//! - e-mail: leading and trailing whitespace trimmed, lower-cased; one `@` with something on
+//!   each side, and no whitespace or control character left;
+//! - phone: E.164, `+` and 8 to 15 digits, the first not 0: `(0)` (a national trunk prefix
+//!   written after the country code), spaces, `-`, `.`, `(` and `)` are dropped and a leading
+//!   `00` becomes `+`; a number without its country code is refused;
+//! - payment account (an IBAN): whitespace dropped, ASCII letters upper-cased; 15 to 34 ASCII
+//!   letters and digits, two letters then two digits, and the ISO 13616 check (mod 97) must
+//!   hold.
+//!
+//! The key is 32 bytes, written in its file as 64 hex digits on one line.
 
 use crate::pb::PseudonymType;
 use hmac::{Hmac, Mac};
@@ -18,15 +22,15 @@ pub fn normalise(kind: PseudonymType, value: &str) -> Result<String, String> {
     match kind {
         PseudonymType::Email => {
             let email = value.trim().to_lowercase();
-            match email.split_once('@') {
-                Some((local, domain))
-                    if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
-                {
-                    Ok(email)
-                }
-                _ => Err(format!(
-                    "{value:?} is not an e-mail address (one @ with something on each side)"
-                )),
+            let one_at = email.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+            });
+            if one_at && !email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Ok(email)
+            } else {
+                Err(format!(
+                    "{value:?} is not an e-mail address (one @ with something on each side, no spaces)"
+                ))
             }
         }
         PseudonymType::Phone => {
@@ -57,15 +61,15 @@ pub fn normalise(kind: PseudonymType, value: &str) -> Result<String, String> {
             let iban: String = value
                 .chars()
                 .filter(|c| !c.is_whitespace())
-                .collect::<String>()
-                .to_uppercase();
+                .map(|c| c.to_ascii_uppercase())
+                .collect();
             let shaped = (15..=34).contains(&iban.len())
                 && iban.bytes().all(|b| b.is_ascii_alphanumeric())
                 && iban.bytes().take(2).all(|b| b.is_ascii_uppercase())
                 && iban.bytes().skip(2).take(2).all(|b| b.is_ascii_digit());
             if !shaped {
                 return Err(format!(
-                    "{value:?} is not an IBAN (two letters, two check digits, up to 30 more letters and digits)"
+                    "{value:?} is not an IBAN (two letters, two check digits, then 11 to 30 letters and digits)"
                 ));
             }
             if iban_remainder(&iban) != 1 {
@@ -87,17 +91,26 @@ pub fn pseudonym(key: &[u8; 32], kind: PseudonymType, value: &str) -> Result<Str
     Ok(hex::encode(mac.finalize().into_bytes()))
 }
 
-/// The community key from its file's text: 64 hex digits on one line.
+/// The community key from its file's text: 64 hex digits on one line (either case; whitespace
+/// around the line, such as its line feed, is ignored). A refusal says what is wrong with the
+/// file without repeating any of it.
 pub fn parse_key(text: &str) -> Result<[u8; 32], String> {
+    const FORMAT: &str = "the key file must hold the community key as 64 hex digits on one line";
     let line = text.trim();
-    let mut key = [0u8; 32];
-    match hex::decode_to_slice(line, &mut key) {
-        Ok(()) => Ok(key),
-        Err(_) => Err(format!(
-            "the key file must hold 64 hex digits on one line (32 bytes), not {} characters",
-            line.chars().count()
-        )),
+    let lines = line.lines().count();
+    if lines > 1 {
+        return Err(format!("{FORMAT}; it holds {lines} lines"));
     }
+    if let Some(at) = line.chars().position(|c| !c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "{FORMAT}; character {} of the line is not a hex digit",
+            at + 1
+        ));
+    }
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(line, &mut key)
+        .map_err(|_| format!("{FORMAT}; it holds {} hex digits", line.len()))?;
+    Ok(key)
 }
 
 /// The IBAN's remainder mod 97 with its first four characters moved to the end and letters
@@ -155,6 +168,42 @@ mod tests {
             .unwrap_err()
             .contains("check digits"));
         assert!(normalise(Email, "no-at-sign").is_err());
+        assert!(normalise(Email, "seller one@example.com")
+            .unwrap_err()
+            .contains("not an e-mail address"));
+        // Only ASCII letters are upper-cased: "ß" does not become the "SS" of a valid IBAN.
+        assert_eq!(
+            normalise(PaymentAccount, "gb77 ssbk 6016 1331 9268 19").unwrap(),
+            "GB77SSBK60161331926819"
+        );
+        assert!(normalise(PaymentAccount, "GB77ßBK60161331926819")
+            .unwrap_err()
+            .contains("is not an IBAN"));
+    }
+
+    /// The README's test vectors.
+    #[test]
+    fn published_vectors() {
+        use PseudonymType::*;
+        for (kind, value, expected) in [
+            (
+                Email,
+                "seller.one@example.com",
+                "454a0f07d461f29b7825b1802ae97a333a681043b5383221d543f752f687c77f",
+            ),
+            (
+                Phone,
+                "+31205550101",
+                "f8d584c3dcb0cc52138dd1b6bb0e6e866698f02bf7ee9b3b91c1267944f271d6",
+            ),
+            (
+                PaymentAccount,
+                "NL91ABNA0417164300",
+                "2268f7fd95a12e150079c20e9d15f532d9d955654dcfdd45922ef622b961b158",
+            ),
+        ] {
+            assert_eq!(pseudonym(&KEY, kind, value).unwrap(), expected, "{value}");
+        }
     }
 
     #[test]
@@ -173,6 +222,26 @@ mod tests {
     #[test]
     fn keys_are_64_hex_digits() {
         assert_eq!(parse_key(&format!("{}\n", "42".repeat(32))).unwrap(), KEY);
-        assert!(parse_key("42").unwrap_err().contains("64 hex digits"));
+        assert_eq!(parse_key(&"42".repeat(32).to_uppercase()).unwrap(), KEY);
+        assert_eq!(
+            parse_key(&format!("\r\n {}\r\n", "42".repeat(32))).unwrap(),
+            KEY
+        );
+        let error = |text: &str| parse_key(text).unwrap_err();
+        let format = "the key file must hold the community key as 64 hex digits on one line";
+        assert_eq!(error("42"), format!("{format}; it holds 2 hex digits"));
+        assert_eq!(error(""), format!("{format}; it holds 0 hex digits"));
+        assert_eq!(
+            error(&"42".repeat(33)),
+            format!("{format}; it holds 66 hex digits")
+        );
+        assert_eq!(
+            error(&format!("{}\n{}\n", "42".repeat(32), "42".repeat(32))),
+            format!("{format}; it holds 2 lines")
+        );
+        assert_eq!(
+            error(&format!("42g{}", "2".repeat(61))),
+            format!("{format}; character 3 of the line is not a hex digit")
+        );
     }
 }
