@@ -1,8 +1,8 @@
 //! The vocabulary of the exchange, pure: what a valid envelope and payload are
 //! ([`envelope`], [`payload`], [`vocab`], [`violations`]), the searchable facets of a message
 //! and the filters over them ([`facets`]), who may send what to whom and who may read what
-//! ([`policy`]), who the participants are ([`participant`]), and seller pseudonyms
-//! ([`pseudonym`]).
+//! ([`policy`]), who the participants are ([`participant`]), and seller pseudonyms computed from
+//! a seller identifier under a community key ([`pseudonym`]).
 //!
 //! Uses only [`crate::pb`]. No tokio, no tonic, no sled, no clock: the caller passes `now`.
 
