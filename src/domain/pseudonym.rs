@@ -5,9 +5,9 @@
 //!
 //! - e-mail: leading and trailing whitespace trimmed, lower-cased; one `@` with something on
 //!   each side, and no whitespace or control character left;
-//! - phone: E.164, `+` and 8 to 15 digits, the first not 0: `(0)` (a national trunk prefix
-//!   written after the country code), spaces, `-`, `.`, `(` and `)` are dropped and a leading
-//!   `00` becomes `+`; a number without its country code is refused;
+//! - phone: E.164, `+` and 8 to 15 digits, the first not 0: `(0)` wherever it appears (the
+//!   national trunk prefix of `+31 (0)20 …`), spaces, `-`, `.`, `(` and `)` are dropped and a
+//!   leading `00` becomes `+`; a number without its country code is refused;
 //! - payment account (an IBAN): whitespace dropped, ASCII letters upper-cased; 15 to 34 ASCII
 //!   letters and digits, two letters then two digits, and the ISO 13616 check (mod 97) must
 //!   hold.
