@@ -18,7 +18,8 @@
 //! - [`pb`] — the wire protocol `ipex.v1` (generated, with `Delivery` written by hand so that a
 //!   message is encoded once for all its subscribers), the codec that names where a request
 //!   failed to decode, its proto3 JSON, the protocol's limits;
-//! - [`domain`] — vocabulary and validation, facets and filters, policy, participants (pure);
+//! - [`domain`] — vocabulary and validation, facets and filters, policy, participants, seller
+//!   pseudonyms (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
 //!   checkpoints, who may see a leaf, offline verification;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
@@ -30,7 +31,8 @@
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
 //! - [`dev`] — the development PKI, keys and configuration;
 //! - [`server`] — `run(listener, config, shutdown)`: wiring only;
-//! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench and tokens.
+//! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench, tokens and
+//!   pseudonyms (computed locally).
 #![forbid(unsafe_code)]
 
 pub mod admin;

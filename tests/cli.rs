@@ -1,7 +1,8 @@
 //! The real binaries, as a user runs them: `ipexd` started as a separate process in
 //! development mode in a fresh directory, driven by the `ipex` command-line client through the
-//! README walk-through; `ipexd` refusing a bad configuration; and the `deploy/` examples
-//! parsing with the gateway's own code, so they cannot rot.
+//! README walk-through; `ipexd` refusing a bad configuration; the `deploy/` examples parsing
+//! with the gateway's own code, so they cannot rot; and `ipex pseudonym` computing the
+//! README's test vectors without a gateway.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
@@ -914,4 +915,171 @@ fn sighup_reloads_the_registry() {
     }
     gw.ipex_json("customs-nl", &["whoami"]);
     assert!(gw.terminate().success());
+}
+
+/// `ipex pseudonym` with the real binary: the README's test vectors, from normal forms and
+/// from values written otherwise, in a directory without any certificate and with a gateway
+/// address it never dials; and its refusals, each naming the problem on stderr with exit
+/// status 1 and nothing on stdout.
+#[test]
+fn pseudonym_vectors_and_refusals_with_the_real_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = tmp.path().join("test.key");
+    std::fs::write(&key, format!("{}\n", "42".repeat(32))).unwrap();
+    // Stands in for a gateway: the community key must not reach it, so nothing may connect.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let gateway = format!("https://{}", listener.local_addr().unwrap());
+    let pseudonym = |kind: &str, key_file: &Path, value: &str| {
+        run(command(IPEX, tmp.path()).args([
+            "--gateway",
+            &gateway,
+            "pseudonym",
+            "--type",
+            kind,
+            "--key-file",
+            key_file.to_str().unwrap(),
+            value,
+        ]))
+    };
+
+    let readme = include_str!("../README.md");
+    let vectors = [
+        (
+            "email",
+            ["seller.one@example.com", "  Seller.One@Example.COM "],
+            "454a0f07d461f29b7825b1802ae97a333a681043b5383221d543f752f687c77f",
+        ),
+        (
+            "phone",
+            ["+31205550101", "0031 (0)20-555 0101"],
+            "f8d584c3dcb0cc52138dd1b6bb0e6e866698f02bf7ee9b3b91c1267944f271d6",
+        ),
+        (
+            "payment",
+            ["NL91ABNA0417164300", "nl91 abna 0417 1643 00"],
+            "2268f7fd95a12e150079c20e9d15f532d9d955654dcfdd45922ef622b961b158",
+        ),
+    ];
+    for (kind, values, expected) in vectors {
+        assert!(
+            readme.contains(expected),
+            "the README does not list {expected}"
+        );
+        for value in values {
+            let out = pseudonym(kind, &key, value);
+            assert!(
+                out.status.success(),
+                "--type {kind} {value:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                format!("{expected}\n"),
+                "--type {kind} {value:?}"
+            );
+        }
+    }
+
+    // A refusal: exit status 1, nothing on stdout, one error line on stderr.
+    let refused = |kind: &str, key_file: &Path, value: &str| {
+        let out = pseudonym(kind, key_file, value);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "--type {kind} {value:?}: {stderr}"
+        );
+        assert!(
+            out.stdout.is_empty(),
+            "--type {kind} {value:?} printed a pseudonym"
+        );
+        assert!(stderr.starts_with("error: "), "{stderr}");
+        stderr
+    };
+    let short = tmp.path().join("short.key");
+    std::fs::write(&short, "42\n").unwrap();
+    let stderr = refused("email", &short, "seller.one@example.com");
+    assert_eq!(
+        stderr,
+        format!(
+            "error: {}: the key file must hold the community key as 64 hex digits on one line; \
+             it holds 2 hex digits\n",
+            short.display()
+        )
+    );
+    let not_hex = tmp.path().join("not-hex.key");
+    std::fs::write(&not_hex, format!("{}zz\n", "42".repeat(31))).unwrap();
+    let stderr = refused("email", &not_hex, "seller.one@example.com");
+    assert!(
+        stderr.contains("character 63 of the line is not a hex digit"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("4242"),
+        "the key file's text is echoed: {stderr}"
+    );
+    let missing = tmp.path().join("missing.key");
+    let stderr = refused("email", &missing, "seller.one@example.com");
+    assert!(
+        stderr.starts_with(&format!(
+            "error: cannot read the key file {}: ",
+            missing.display()
+        )),
+        "{stderr}"
+    );
+    for (kind, value, problem) in [
+        (
+            "email",
+            "seller.one.example.com",
+            "\"seller.one.example.com\" is not an e-mail address",
+        ),
+        (
+            "email",
+            "seller one@example.com",
+            "\"seller one@example.com\" is not an e-mail address",
+        ),
+        (
+            "phone",
+            "020 555 0101",
+            "\"020 555 0101\" has no country code: write it as +<country><number>",
+        ),
+        (
+            "phone",
+            "+31 20 555",
+            "\"+31 20 555\" is not an E.164 number (+ and 8 to 15 digits, the first not 0)",
+        ),
+        (
+            "payment",
+            "NL92 ABNA 0417 1643 00",
+            "\"NL92 ABNA 0417 1643 00\" fails the IBAN check digits (ISO 13616, mod 97)",
+        ),
+        (
+            "payment",
+            "ABNA0417164300",
+            "\"ABNA0417164300\" is not an IBAN",
+        ),
+    ] {
+        let stderr = refused(kind, &key, value);
+        assert!(
+            stderr.starts_with(&format!("error: {problem}")),
+            "--type {kind} {value:?}: {stderr}"
+        );
+    }
+
+    // Wrong usage: exit status 2, with the types it takes.
+    let out = pseudonym("fax", &key, "+31205550101");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("[possible values: email, phone, payment]"),
+        "{stderr}"
+    );
+
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock,
+        "ipex pseudonym connected to the gateway address"
+    );
 }

@@ -120,6 +120,7 @@ fn every_documented_flag_combination_parses() {
         "token issue --sub officer-1 --scope exchange:submit,audit:read --ttl 15m \
          --audience ipex-dev"
             .into(),
+        "pseudonym --type payment --key-file community.key NL91ABNA0417164300".into(),
         "audit checkpoint --refresh".into(),
         "audit verify --file log.jsonl --state s.json --verifier-key a+b+c --proofs 3".into(),
         "audit verify --full --data-dir data --verifier-key a+b+c".into(),

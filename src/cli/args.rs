@@ -153,6 +153,18 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Computes a seller pseudonym locally: the lower-case hex HMAC-SHA256 of the identifier
+    /// in its normal form under the community key (which never reaches the gateway).
+    Pseudonym {
+        /// What the identifier is: email, phone (E.164) or payment (an IBAN).
+        #[arg(long = "type", value_name = "TYPE", value_enum)]
+        kind: PseudonymKind,
+        /// File holding the community key: 64 hex digits on one line.
+        #[arg(long)]
+        key_file: PathBuf,
+        /// The identifier, as written (it is normalised first).
+        value: String,
+    },
     /// Officer tokens.
     Token {
         /// What to do.
@@ -297,6 +309,27 @@ pub enum AuditCommand {
         #[arg(long)]
         out: PathBuf,
     },
+}
+
+/// What a pseudonymised identifier is.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum PseudonymKind {
+    /// An e-mail address.
+    Email,
+    /// A phone number, E.164.
+    Phone,
+    /// A payment account: an IBAN.
+    Payment,
+}
+
+impl From<PseudonymKind> for crate::pb::PseudonymType {
+    fn from(kind: PseudonymKind) -> Self {
+        match kind {
+            PseudonymKind::Email => crate::pb::PseudonymType::Email,
+            PseudonymKind::Phone => crate::pb::PseudonymType::Phone,
+            PseudonymKind::Payment => crate::pb::PseudonymType::PaymentAccount,
+        }
+    }
 }
 
 /// Token commands.

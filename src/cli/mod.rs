@@ -8,9 +8,10 @@
 //! - [`bench`] — `ipex bench`;
 //! - [`token`] — development officer tokens.
 //!
-//! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names),
-//! [`crate::dev`] (the development PKI) and, for `bench` without `--gateway`, [`crate::server`]
-//! to start a gateway of its own: never the gateway's internals.
+//! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names; seller
+//! pseudonyms, which `ipex pseudonym` computes without connecting), [`crate::dev`] (the
+//! development PKI) and, for `bench` without `--gateway`, [`crate::server`] to start a gateway
+//! of its own: never the gateway's internals.
 
 pub mod args;
 pub mod audit;
@@ -202,6 +203,25 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         let token = token::issue_dev_token(&cli.identity, sub, scope, ttl, audience)?;
         return writeln!(out, "{token}").map_err(|e| CliError::Input(e.to_string()));
     }
+    if let Command::Pseudonym {
+        kind,
+        key_file,
+        value,
+    } = &cli.command
+    {
+        // Local only: the community key is read here and goes nowhere else.
+        use crate::domain::pseudonym;
+        let text = std::fs::read_to_string(key_file).map_err(|e| {
+            CliError::Input(format!(
+                "cannot read the key file {}: {e}",
+                key_file.display()
+            ))
+        })?;
+        let key = pseudonym::parse_key(&text)
+            .map_err(|e| CliError::Input(format!("{}: {e}", key_file.display())))?;
+        let hex = pseudonym::pseudonym(&key, (*kind).into(), value).map_err(CliError::Input)?;
+        return writeln!(out, "{hex}").map_err(|e| CliError::Input(e.to_string()));
+    }
     if let Command::Bench(args) = &cli.command {
         return bench::run(cli.gateway.as_deref(), &cli.identity, args, out).await;
     }
@@ -379,6 +399,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         }
         Command::Certs { .. }
         | Command::Token { .. }
+        | Command::Pseudonym { .. }
         | Command::Bench(_)
         | Command::Store { .. } => {
             unreachable!("handled before connecting")

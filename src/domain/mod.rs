@@ -1,7 +1,8 @@
 //! The vocabulary of the exchange, pure: what a valid envelope and payload are
 //! ([`envelope`], [`payload`], [`vocab`], [`violations`]), the searchable facets of a message
 //! and the filters over them ([`facets`]), who may send what to whom and who may read what
-//! ([`policy`]), and who the participants are ([`participant`]).
+//! ([`policy`]), who the participants are ([`participant`]), and seller pseudonyms computed from
+//! a seller identifier under a community key ([`pseudonym`]).
 //!
 //! Uses only [`crate::pb`]. No tokio, no tonic, no sled, no clock: the caller passes `now`.
 
@@ -10,6 +11,7 @@ pub mod facets;
 pub mod participant;
 pub mod payload;
 pub mod policy;
+pub mod pseudonym;
 pub mod violations;
 pub mod vocab;
 
