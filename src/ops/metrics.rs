@@ -55,7 +55,7 @@ fn seconds_histogram() -> Histogram {
 pub struct CommitStats {
     /// Messages stored per group commit that stored any (buckets 1 to 1024).
     pub batch_messages: Histogram,
-    /// Seconds to apply and flush (fdatasync) a group commit's writes (buckets 0.5 ms to 10 s).
+    /// Seconds of one fdatasync of the exchange log (buckets 0.5 ms to 10 s).
     pub flush_seconds: Histogram,
 }
 
@@ -222,7 +222,7 @@ impl Metrics {
         );
         registry.register(
             "ipex_commit_flush_seconds",
-            "Time to apply and flush (fdatasync) the writes of a group commit",
+            "Time of one fdatasync of the exchange log (it makes every batch written before it durable)",
             commits.flush_seconds.clone(),
         );
         registry.register(
