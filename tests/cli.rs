@@ -476,7 +476,7 @@ fn readme_walk_through_with_the_real_binaries() {
         .into_iter()
         .find(|e| e["fields"]["message"] == "store flushed; gateway stopped")
         .expect("ipexd did not log that it flushed its store");
-    assert_eq!(stopped["fields"]["last_seq"], 4, "{stopped}");
+    assert_eq!(stopped["fields"]["last_seq"], 6, "{stopped}");
 }
 
 /// SHA-256 of the DER certificate in a PEM file, hex, as `whoami` reports it.

@@ -141,6 +141,7 @@ pub async fn fill(config: &ipex::ops::config::Config, total: u64) -> Filled {
                         &ipex::domain::facets::Facets::of(&e),
                     ),
                     envelope: Arc::new(e),
+                    derived: false,
                 }
             })
             .collect();

@@ -3,6 +3,8 @@
 //! [`crate::grpc`] only translate to and from this.
 //!
 //! - [`submit`] — `Submit`, `SubmitBatch`;
+//! - `derive` — the listing alerts and seller matches a submitted message raises, stored in
+//!   its commit;
 //! - [`read`] — `Get`, `ListInbox`;
 //! - [`search`] — `Search`;
 //! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
@@ -15,6 +17,7 @@
 //! and [`crate::pb`]. Never `tonic::Status`, metadata or a tonic stream type.
 
 pub mod audit;
+mod derive;
 pub mod error;
 pub mod events;
 pub mod handshakes;
@@ -26,6 +29,7 @@ pub mod subscribe;
 use crate::auth::identity::{authenticate, Caller, PeerInfo};
 use crate::auth::registry::Registry;
 use crate::auth::token::{Scope, TokenCache, TokenKeys, TokenPolicy};
+use crate::domain::participant::Participant;
 use crate::domain::policy::Policy;
 use crate::log::note::NoteSigner;
 use crate::ops::config::{Config, Sources};
@@ -389,17 +393,36 @@ impl Gateway {
         if addressed_to(envelope, receipt, caller.id()) {
             return true;
         }
-        let registry = self.registry.load();
-        let sender_role = registry.get(&envelope.sender).map(|p| p.role);
-        self.policy.load().may_read(
+        readable_by(
             &caller.participant,
-            &envelope.sender,
-            sender_role,
-            &envelope.recipients,
-            Kind::try_from(envelope.kind).unwrap_or(Kind::Unspecified),
-            Tlp::try_from(envelope.tlp).unwrap_or(Tlp::Unspecified),
+            envelope,
+            receipt,
+            &self.registry.load(),
+            &self.policy.load(),
         )
     }
+}
+
+/// TLP and policy: may `reader` read the message `envelope` stored with `receipt`?
+fn readable_by(
+    reader: &Participant,
+    envelope: &pb::Envelope,
+    receipt: &pb::Receipt,
+    registry: &Registry,
+    policy: &Policy,
+) -> bool {
+    if addressed_to(envelope, receipt, &reader.id) {
+        return true;
+    }
+    let sender_role = registry.get(&envelope.sender).map(|p| p.role);
+    policy.may_read(
+        reader,
+        &envelope.sender,
+        sender_role,
+        &envelope.recipients,
+        Kind::try_from(envelope.kind).unwrap_or(Kind::Unspecified),
+        Tlp::try_from(envelope.tlp).unwrap_or(Tlp::Unspecified),
+    )
 }
 
 impl crate::ops::reload::Reloadable for Gateway {

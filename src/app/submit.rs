@@ -77,12 +77,21 @@ impl Gateway {
                 failures.remove(0).1
             });
         }
-        self.store.commit(prepared).await.map_err(|e| match e {
+        // What the gateway raises from these messages is stored in the same commit, after
+        // them: durable, numbered and audited with them, or not at all.
+        let submitted = prepared.len();
+        let derived = self
+            .derive(&prepared, &registry, &policy, &self.config())
+            .await?;
+        prepared.extend(derived);
+        let mut receipts = self.store.commit(prepared).await.map_err(|e| match e {
             CommitError::Conflict { index, .. } if batch => {
                 batch_error(vec![(index, Error::Commit(e))])
             }
             e => Error::Commit(e),
-        })
+        })?;
+        receipts.truncate(submitted);
+        Ok(receipts)
     }
 
     /// Turns one envelope into a message ready to store: first who may send what (the
@@ -137,20 +146,10 @@ impl Gateway {
         } else {
             envelope.recipients.clone()
         };
-        let encoded = valid.envelope().encode_to_vec();
-        let digest: [u8; 32] = Sha256::digest(&encoded).into();
-        Ok(NewMessage {
-            sender: sender.id.clone(),
-            id: envelope.id.clone(),
-            kind,
-            encoded,
-            digest,
-            deliver_to,
-            officer: caller.officer.clone(),
-            answers,
-            index_prefixes: crate::storage::index_prefixes(&Facets::of(valid.envelope())),
-            envelope: Arc::new(valid.into_inner()),
-        })
+        let mut message = new_message(valid.into_inner(), kind, deliver_to, false);
+        message.officer = caller.officer.clone();
+        message.answers = answers;
+        Ok(message)
     }
 
     /// Checks what a payload says about other messages and participants: a notice names a
@@ -174,11 +173,17 @@ impl Gateway {
                 );
             }
             Some(Payload::TakedownOutcome(_)) => {
-                answers =
-                    self.check_answers(caller, envelope, Kind::TakedownNotice, path, &mut v)?
+                answers = self.check_answers(
+                    caller,
+                    envelope,
+                    &[Kind::TakedownNotice, Kind::ListingAlert],
+                    path,
+                    &mut v,
+                )?
             }
             Some(Payload::DataResponse(_)) => {
-                answers = self.check_answers(caller, envelope, Kind::DataRequest, path, &mut v)?
+                answers =
+                    self.check_answers(caller, envelope, &[Kind::DataRequest], path, &mut v)?
             }
             _ => {}
         }
@@ -193,14 +198,19 @@ impl Gateway {
         &self,
         caller: &Caller,
         envelope: &pb::Envelope,
-        answers: Kind,
+        answers: &[Kind],
         path: &str,
         v: &mut Violations,
     ) -> Result<Option<(String, u64)>, Error> {
+        let answerable = answers
+            .iter()
+            .map(|k| kind_name(*k))
+            .collect::<Vec<_>>()
+            .join(" or ");
         let Some(first) = envelope.refs.first() else {
             v.add(
                 format!("{path}.refs"),
-                format!("must ref the {} this answers", kind_name(answers)),
+                format!("must ref the {answerable} this answers"),
             );
             return Ok(None);
         };
@@ -221,13 +231,11 @@ impl Gateway {
                     caller.id()
                 ),
             ),
-            Some(stored) if stored.envelope.kind != answers as i32 => v.add(
+            Some(stored) if !answers.iter().any(|k| *k as i32 == stored.envelope.kind) => v.add(
                 field,
                 format!(
-                    "message {:?} from {} is not a {}",
-                    first.id,
-                    first.sender,
-                    kind_name(answers)
+                    "message {:?} from {} is not a {answerable}",
+                    first.id, first.sender
                 ),
             ),
             Some(stored) if !addressed_to(&stored.envelope, &stored.receipt, caller.id()) => v.add(
@@ -242,6 +250,30 @@ impl Gateway {
             Some(stored) => return Ok(Some((stored.envelope.sender, stored.receipt.seq))),
         }
         Ok(None)
+    }
+}
+
+/// `envelope` (valid, sender set) ready to store for the inboxes of `deliver_to`.
+pub(super) fn new_message(
+    envelope: pb::Envelope,
+    kind: Kind,
+    deliver_to: Vec<String>,
+    derived: bool,
+) -> NewMessage {
+    let encoded = envelope.encode_to_vec();
+    let digest: [u8; 32] = Sha256::digest(&encoded).into();
+    NewMessage {
+        sender: envelope.sender.clone(),
+        id: envelope.id.clone(),
+        kind,
+        encoded,
+        digest,
+        deliver_to,
+        officer: None,
+        answers: None,
+        index_prefixes: crate::storage::index_prefixes(&Facets::of(&envelope)),
+        envelope: Arc::new(envelope),
+        derived,
     }
 }
 

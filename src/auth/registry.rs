@@ -3,7 +3,7 @@
 //! file at start and on every reload.
 
 use super::token::TokenKeys;
-use crate::domain::participant::Participant;
+use crate::domain::participant::{Participant, Role};
 use crate::domain::vocab;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ pub struct Registry {
     denied: std::collections::BTreeSet<String>,
     /// Token verification keys by participant id.
     token_keys: BTreeMap<String, Arc<TokenKeys>>,
+    /// The platform whose listings are on each host of a registry `domains` list.
+    platform_by_host: BTreeMap<String, String>,
 }
 
 /// Normalises a SHA-256 fingerprint written as hex, with or without colons, in any case.
@@ -62,10 +64,32 @@ fn fingerprint(text: &str, field: &str) -> Result<String, String> {
 }
 
 impl Registry {
-    /// Builds a registry, checking ids, countries and pins.
+    /// Builds a registry, checking ids, countries, pins and platform domains.
     pub fn new(participants: Vec<Participant>) -> Result<Registry, String> {
         let mut by_id = BTreeMap::new();
+        let mut platform_by_host = BTreeMap::new();
         for (i, mut p) in participants.into_iter().enumerate() {
+            if !p.domains.is_empty() && p.role != Role::Platform {
+                return Err(format!(
+                    "participant[{i}].domains: only a PLATFORM participant lists the hosts of its listings, not a {}",
+                    p.role
+                ));
+            }
+            if p.listing_alerts.is_some() && p.role != Role::Customs {
+                return Err(format!(
+                    "participant[{i}].listing_alerts: only a CUSTOMS participant raises listing alerts, not a {}",
+                    p.role
+                ));
+            }
+            for (j, domain) in p.domains.iter_mut().enumerate() {
+                *domain = vocab::host(domain)
+                    .map_err(|e| format!("participant[{i}].domains[{j}]: {e}"))?;
+                if let Some(other) = platform_by_host.insert(domain.clone(), p.id.clone()) {
+                    return Err(format!(
+                        "participant[{i}].domains[{j}]: {domain:?} is already a domain of {other:?}"
+                    ));
+                }
+            }
             vocab::participant_id(&p.id).map_err(|e| format!("participant[{i}].id: {e}"))?;
             if !p.country.is_empty() {
                 vocab::country(&p.country).map_err(|e| format!("participant[{i}].country: {e}"))?;
@@ -82,6 +106,7 @@ impl Registry {
             by_id,
             denied: Default::default(),
             token_keys: BTreeMap::new(),
+            platform_by_host,
         })
     }
 
@@ -183,6 +208,19 @@ impl Registry {
     /// The participant with this id.
     pub fn get(&self, id: &str) -> Option<&Arc<Participant>> {
         self.by_id.get(id)
+    }
+
+    /// The platform on whose hosts (registry `domains`) `url` lies: its host is one of them
+    /// or a subdomain of one. None for a URL that does not parse.
+    pub fn platform_of_url(&self, url: &str) -> Option<&Arc<Participant>> {
+        let parsed = url::Url::parse(url).ok()?;
+        let mut host = parsed.host_str()?;
+        loop {
+            if let Some(id) = self.platform_by_host.get(host) {
+                return self.get(id);
+            }
+            host = host.split_once('.')?.1;
+        }
     }
 
     /// Every participant, ordered by id.

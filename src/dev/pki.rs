@@ -184,45 +184,61 @@ pub struct DevParticipant {
     pub country: &'static str,
     /// Display name.
     pub display_name: &'static str,
+    /// A platform's listing hosts (registry `domains`).
+    pub domains: &'static [&'static str],
 }
 
-/// The development participants, one of each role (two customs administrations).
+/// The development participants: one of each role, two customs administrations and two
+/// marketplaces, so that a seizure and a seller seen on two platforms run out of the box.
 pub const DEV_PARTICIPANTS: &[DevParticipant] = &[
     DevParticipant {
         id: "customs-nl",
         role: "CUSTOMS",
         country: "NL",
         display_name: "Customs Netherlands (development)",
+        domains: &[],
     },
     DevParticipant {
         id: "customs-fr",
         role: "CUSTOMS",
         country: "FR",
         display_name: "Customs France (development)",
+        domains: &[],
     },
     DevParticipant {
         id: "market-a",
         role: "PLATFORM",
         country: "IE",
         display_name: "Marketplace A (development)",
+        domains: &["market-a.example"],
+    },
+    DevParticipant {
+        id: "market-b",
+        role: "PLATFORM",
+        country: "DE",
+        display_name: "Marketplace B (development)",
+        domains: &["market-b.example"],
     },
     DevParticipant {
         id: "express-b",
         role: "CARRIER",
         country: "BE",
         display_name: "Express carrier B (development)",
+        domains: &[],
     },
     DevParticipant {
         id: "brand-c",
         role: "RIGHT_HOLDER",
         country: "FR",
         display_name: "Brand owner C (development)",
+        domains: &[],
     },
     DevParticipant {
         id: "rilo-we",
         role: "PARTNER",
         country: "",
         display_name: "RILO Western Europe (development)",
+        domains: &[],
     },
 ];
 
@@ -237,6 +253,10 @@ pub fn registry_toml(participants: &[DevParticipant]) -> String {
             "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\ntoken_keys = [\"{}.token.pub.pem\"]\n",
             p.id, p.role, p.country, p.display_name, p.id
         ));
+        if !p.domains.is_empty() {
+            let quoted: Vec<String> = p.domains.iter().map(|d| format!("{d:?}")).collect();
+            out.push_str(&format!("domains = [{}]\n", quoted.join(", ")));
+        }
     }
     out
 }

@@ -12,6 +12,9 @@ use crate::pb::limits::{MAX_RECIPIENTS, MAX_REFS, MAX_TERRITORIAL_SCOPE};
 use crate::pb::{self, Kind, Tlp};
 /// How far in the future `created_at` may lie (clock skew between organisations).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+/// The prefix of the ids of messages the gateway raises itself (listing alerts, seller
+/// matches): refused in submitted ids, so that a derived message never takes a sender's id.
+pub const DERIVED_ID_PREFIX: &str = "ipex:";
 /// The payload schema version this gateway speaks.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -39,6 +42,13 @@ impl ValidEnvelope {
         let mut v = Violations::default();
         if let Err(e) = vocab::message_id(&envelope.id) {
             v.add(format!("{path}.id"), e);
+        } else if envelope.id.starts_with(DERIVED_ID_PREFIX) {
+            v.add(
+                format!("{path}.id"),
+                format!(
+                    "ids beginning with {DERIVED_ID_PREFIX:?} are reserved for the messages the gateway raises"
+                ),
+            );
         }
         let kind = match &envelope.payload {
             None => {

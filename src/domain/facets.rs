@@ -220,7 +220,21 @@ impl Facets {
                     }
                 }
             }
-            Some(Payload::DataResponse(_)) | None => {}
+            Some(Payload::ListingAlert(a)) => {
+                // Addressed to the platform alone: indexed under it, as its notices are.
+                for platform in &envelope.recipients {
+                    f.push(Platform, platform);
+                }
+                f.push(Seller, &a.seller_id);
+                f.push(Seller, &a.seller_pseudonym);
+                f.push(Listing, &a.listing_id);
+                f.push(Location, &a.seizure_country);
+                for item in &a.items {
+                    f.push(Hs, &item.hs_code);
+                    f.push(Brand, &item.brand);
+                }
+            }
+            Some(Payload::DataResponse(_) | Payload::SellerMatch(_)) | None => {}
         }
         f
     }

@@ -2,10 +2,12 @@
 //! ([`envelope`], [`payload`], [`vocab`], [`violations`]), the searchable facets of a message
 //! and the filters over them ([`facets`]), who may send what to whom and who may read what
 //! ([`policy`]), who the participants are ([`participant`]), and seller pseudonyms computed from
-//! a seller identifier under a community key ([`pseudonym`]).
+//! a seller identifier under a community key ([`pseudonym`]), and what the messages the
+//! gateway raises itself say ([`derived`]: listing alerts, seller matches).
 //!
 //! Uses only [`crate::pb`]. No tokio, no tonic, no sled, no clock: the caller passes `now`.
 
+pub mod derived;
 pub mod envelope;
 pub mod facets;
 pub mod participant;

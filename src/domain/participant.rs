@@ -87,6 +87,15 @@ pub struct Participant {
     /// Default: required.
     #[serde(default)]
     pub require_token_binding: Option<bool>,
+    /// PLATFORM only: the hosts of its listing URLs (`market-a.example`). A seizure whose
+    /// listing URL is on one of them, or on a subdomain of one, raises a listing alert for
+    /// this platform.
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// CUSTOMS only: whether this administration's seizures raise listing alerts for the
+    /// platforms they concern. Default: true; `false` opts out.
+    #[serde(default)]
+    pub listing_alerts: Option<bool>,
 }
 
 impl Participant {

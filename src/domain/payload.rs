@@ -62,6 +62,8 @@ pub fn kind_of(payload: &Payload) -> Kind {
         Payload::ShipmentAlert(_) => Kind::ShipmentAlert,
         Payload::DataRequest(_) => Kind::DataRequest,
         Payload::DataResponse(_) => Kind::DataResponse,
+        Payload::ListingAlert(_) => Kind::ListingAlert,
+        Payload::SellerMatch(_) => Kind::SellerMatch,
     }
 }
 
@@ -86,6 +88,16 @@ pub fn validate_payload(
         Payload::ShipmentAlert(m) => shipment_alert(v, &format!("{path}.shipment_alert"), m),
         Payload::DataRequest(m) => data_request(v, &format!("{path}.data_request"), m, created_at),
         Payload::DataResponse(m) => data_response(v, &format!("{path}.data_response"), m),
+        // Raised by the gateway from what it stores ([`super::derived`]), never taken from a
+        // client: a participant cannot forge what the gateway says it found.
+        Payload::ListingAlert(_) => v.add(
+            format!("{path}.listing_alert"),
+            "listing alerts are raised by the gateway from seizure notifications; they cannot be submitted",
+        ),
+        Payload::SellerMatch(_) => v.add(
+            format!("{path}.seller_match"),
+            "seller matches are raised by the gateway; they cannot be submitted",
+        ),
     }
 }
 

@@ -400,6 +400,24 @@ pub fn participant_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// A host name as a registry lists it (`market-a.example`), in its normal form: lower case,
+/// internationalised names in their ASCII form. No scheme, port, path or IP address.
+pub fn host(value: &str) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "{} is not a host name such as \"market.example\" (no scheme, port, path or address)",
+            quoted(value)
+        )
+    };
+    if value.is_empty() || value.contains(['/', ':', '@', '?', '#']) || value.len() > 253 {
+        return Err(refuse());
+    }
+    match url::Host::parse(value) {
+        Ok(url::Host::Domain(domain)) if domain.contains('.') => Ok(domain),
+        _ => Err(refuse()),
+    }
+}
+
 /// Checks the syntax of a message id chosen by a sender: 1 to 128 characters of
 /// `[A-Za-z0-9._:-]`, e.g. "tdn-2026-0001".
 pub fn message_id(value: &str) -> Result<(), String> {

@@ -123,6 +123,9 @@ pub struct Config {
     /// Limits on what clients that are not yet identified may cost the gateway.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// Cross-platform seller matching.
+    #[serde(default)]
+    pub matching: MatchingConfig,
     /// How often to look for changed registry, policy, certificate, CRL and token key files
     /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_reload_check_ms")]
@@ -252,6 +255,24 @@ fn default_live_buffer() -> usize {
 }
 fn default_live_buffer_bytes() -> usize {
     64 * 1024 * 1024
+}
+
+/// Seller matching: a seller flag or seizure whose seller pseudonym (or seller id on one
+/// platform) an earlier seizure or another platform's flag named raises a seller match for
+/// the participants that may read both.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchingConfig {
+    /// Whether the gateway matches sellers at all; an operator without a legal basis for
+    /// matching pseudonymised seller data turns it off.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+}
+
+impl Default for MatchingConfig {
+    fn default() -> Self {
+        MatchingConfig { enabled: true }
+    }
 }
 
 /// Limits on connections and handshakes, which anyone who can reach the port can open.
@@ -421,6 +442,7 @@ impl Config {
             subscriptions: SubscriptionsConfig::default(),
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
+            matching: MatchingConfig::default(),
             reload_check_ms: default_reload_check_ms(),
             file: None,
         }
@@ -438,7 +460,7 @@ impl Config {
     /// the keys that take effect only at start, and returns the names of those that differ.
     ///
     /// Reloaded: `registry`, `[tls]` (certificate, key, client CA, CRLs), `[policy]`,
-    /// `[tokens]`. Kept until the next start, because what they set is built once when the
+    /// `[tokens]`, `[matching]`. Kept until the next start, because what they set is built once when the
     /// gateway starts: `listen`, `metrics_listen`, `data_dir`, `[commit]`, `[audit]` (the
     /// listeners and the store), `[subscriptions]` (the store's ring), `[limits]` (the
     /// acceptor and the handshake summary),
@@ -467,6 +489,7 @@ impl Config {
             subscriptions: _,
             store: _,
             limits: _,
+            matching: _,
         } = self;
         let mut changed = Vec::new();
         macro_rules! keep {

@@ -635,7 +635,7 @@ impl Committer {
                 .iter()
                 .find(|e| e.sender == m.sender && e.id == m.id);
             match (existing, earlier) {
-                (Some((digest, receipt)), _) if digest == m.digest => {
+                (Some((digest, receipt)), _) if digest == m.digest || m.derived => {
                     checks.push(Check::Duplicate(pb::Receipt {
                         duplicate: true,
                         ..receipt

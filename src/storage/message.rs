@@ -43,6 +43,10 @@ pub struct NewMessage {
     /// Its search index key prefixes ([`index_prefixes`]), computed by the submitting call so
     /// that the committer only appends the sequence number.
     pub index_prefixes: Vec<Vec<u8>>,
+    /// Raised by the gateway from the message before it in the same commit (a listing alert,
+    /// a seller match), not sent by a participant: when its `(sender, id)` is stored already,
+    /// that message stands, whatever this one holds, so that raising it twice stores it once.
+    pub derived: bool,
 }
 
 /// The audit leaves of a message being stored, built by the application once the committer

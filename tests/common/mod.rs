@@ -59,13 +59,32 @@ impl Pki {
 }
 
 /// Registry TOML for the test participants; `extra` is appended verbatim. Tokens are not
-/// required of them (tests/tokens.rs turns that on where it is the subject).
+/// required of them (tests/tokens.rs turns that on where it is the subject). Most tests count
+/// the messages they submit, so their customs administrations raise no listing alerts
+/// (tests/enforcement.rs, the subject, uses [`enforcing_registry_toml`]).
 pub fn registry_toml(extra: &str) -> String {
+    registry_of(extra, false)
+}
+
+/// Registry TOML for the test participants with listing alerts raised, as by default.
+pub fn enforcing_registry_toml(extra: &str) -> String {
+    registry_of(extra, true)
+}
+
+fn registry_of(extra: &str, alerts: bool) -> String {
     let mut out = String::new();
     for (id, role, country) in PARTICIPANTS {
         out.push_str(&format!(
-            "[[participant]]\nid = \"{id}\"\nrole = \"{role}\"\ncountry = \"{country}\"\ndisplay_name = \"{id}\"\nrequire_token = false\n\n"
+            "[[participant]]\nid = \"{id}\"\nrole = \"{role}\"\ncountry = \"{country}\"\ndisplay_name = \"{id}\"\nrequire_token = false\n"
         ));
+        // A marketplace's listings are on its own host: market-a.example.
+        if *role == "PLATFORM" {
+            out.push_str(&format!("domains = [\"{id}.example\"]\n"));
+        }
+        if *role == "CUSTOMS" && !alerts {
+            out.push_str("listing_alerts = false\n");
+        }
+        out.push('\n');
     }
     out.push_str(extra);
     out
@@ -96,6 +115,14 @@ impl Setup {
         Setup::with_registry(&registry_toml(""))
     }
 
+    /// A fresh PKI, registry and data directory, with listing alerts and seller matching on,
+    /// as a gateway runs by default.
+    pub fn enforcing() -> Setup {
+        let mut setup = Setup::with_registry(&enforcing_registry_toml(""));
+        setup.config.matching.enabled = true;
+        setup
+    }
+
     pub fn with_registry(registry: &str) -> Setup {
         let tmp = tempfile::tempdir().unwrap();
         let pki = Pki::generate();
@@ -112,6 +139,8 @@ impl Setup {
         config.listen = "127.0.0.1:0".parse().unwrap();
         // Tests run side by side: none takes the development metrics port.
         config.metrics_listen = None;
+        // Most tests count the messages they submit: no seller matches unless enforcing.
+        config.matching.enabled = false;
         Setup {
             tmp: std::sync::Arc::new(tmp),
             pki: std::sync::Arc::new(pki),
