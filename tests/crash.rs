@@ -1,5 +1,6 @@
 //! Crashes of the real `ipexd`: killed with SIGKILL while clients submit, several times over
-//! on one data directory. Nothing a client was told is stored may be lost.
+//! on one data directory. Nothing a client was told is stored may be lost, nor what the
+//! gateway raised from it.
 
 mod common;
 
@@ -139,6 +140,22 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
             assert_eq!(stored.seq, receipt.seq, "{}", receipt.id);
             assert_eq!(stored.envelope_sha256, receipt.envelope_sha256);
             assert!(by_seq.insert(receipt.seq, receipt.id.clone()).is_none());
+            // The listing alert the seizure raised for market-a (the sample names it) was
+            // stored in its commit: it survived with it, right after it.
+            let alert = customs
+                .exchange
+                .get(pb::GetRequest {
+                    key: Some(pb::get_request::Key::Ref(pb::MessageRef {
+                        sender: receipt.sender.clone(),
+                        id: format!("ipex:alert:market-a:{}", receipt.id),
+                    })),
+                })
+                .await
+                .unwrap_or_else(|s| panic!("round {round}: alert of {} lost: {s:?}", receipt.id))
+                .into_inner()
+                .message
+                .unwrap();
+            assert_eq!(alert.seq, receipt.seq + 1, "{}", receipt.id);
         }
         // Every placement a receipt named is in the recipient's inbox, numbered without gaps.
         let mut rilo = Clients::new(

@@ -226,7 +226,7 @@ fn listing_alerts(
             platform: host.id.clone(),
             reason: pb::AlertReason::ListingHost,
             listing_urls: vec![seller.listing_url.clone()],
-            owns_seller_id: seller.platform.is_empty(),
+            owns_seller_id: false,
         });
     }
     let tlp = Tlp::try_from(seizure.tlp).unwrap_or(Tlp::Unspecified);

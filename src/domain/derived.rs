@@ -43,7 +43,8 @@ pub struct AlertTarget {
     /// The seizure's listing URLs on the platform's hosts.
     pub listing_urls: Vec<String>,
     /// Whether the seizure's seller id and listing id are the platform's: the seizure names
-    /// it, or names no platform and its listing URL is on the platform's hosts.
+    /// it. (A seizure naming another platform, or one not registered, with a listing URL on
+    /// this platform's hosts, may have named the seller on that other platform.)
     pub owns_seller_id: bool,
 }
 
@@ -174,7 +175,8 @@ pub fn seller_keys(envelope: &pb::Envelope) -> Vec<SellerKey> {
     keys
 }
 
-/// What `new` and `earlier` (stored before it) share that names the same seller, if they are
+/// What `new` and `earlier` (stored before it) share that names the same seller (as `earlier`
+/// has it, with its platform), if they are
 /// worth telling of together: they come from two senders (a seizure and a platform's flag,
 /// two platforms' flags, two administrations' seizures). What one sender said twice about a
 /// seller is its own business.
@@ -182,10 +184,10 @@ pub fn seller_in_common(new: &pb::Envelope, earlier: &pb::Envelope) -> Option<Se
     if new.sender == earlier.sender {
         return None;
     }
-    let theirs = seller_keys(earlier);
-    seller_keys(new)
+    let mine = seller_keys(new);
+    seller_keys(earlier)
         .into_iter()
-        .find(|mine| theirs.iter().any(|t| t.same_seller(mine)))
+        .find(|theirs| mine.iter().any(|m| m.same_seller(theirs)))
 }
 
 /// The seller match number `group` of `new` (sender set), raised by `gateway` for
