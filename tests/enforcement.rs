@@ -492,3 +492,138 @@ async fn matching_can_be_turned_off() {
     assert!(inbox_of(&mut nl, Kind::SellerMatch).await.is_empty());
     gw.stop().await;
 }
+
+/// The case thread of `id` from `sender`, as `reader` sees it: `(kind, id, reasons)` in time
+/// order.
+async fn thread(
+    gw: &Gateway,
+    reader: &str,
+    sender: &str,
+    id: &str,
+) -> Vec<(Kind, String, Vec<pb::LinkReason>)> {
+    let mut c = gw.client(reader).await;
+    c.exchange
+        .get_case(pb::GetCaseRequest {
+            message: Some(pb::MessageRef {
+                sender: sender.into(),
+                id: id.into(),
+            }),
+            limit: 0,
+        })
+        .await
+        .unwrap_or_else(|s| panic!("{reader}: {s:?}"))
+        .into_inner()
+        .entries
+        .into_iter()
+        .map(|e| {
+            let envelope = e.message.unwrap().envelope.unwrap();
+            (
+                Kind::try_from(envelope.kind).unwrap(),
+                envelope.id,
+                e.links
+                    .iter()
+                    .map(|l| pb::LinkReason::try_from(l.reason).unwrap())
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// From one seizure, customs sees the whole thread: the listing alert, market-a's outcome to
+/// it, market-b's flag of the same seller, the seller match, the carrier's alert about the same
+/// parcel; market-b, asking about the same seizure, sees only what it may read.
+#[tokio::test]
+async fn a_case_thread_joins_what_each_reader_may_read() {
+    let setup = Setup::enforcing();
+    let gw = setup.start().await;
+    submit_as(
+        &gw,
+        "customs-nl",
+        seizure("seiz-case-1", |_, s| s.seller_pseudonym = PSEUDONYM.into()),
+    )
+    .await;
+    let mut outcome = example("takedown-outcome.json");
+    outcome.id = "tdo-case-1".into();
+    outcome.refs = vec![pb::MessageRef {
+        sender: "customs-nl".into(),
+        id: alert_id("market-a", "seiz-case-1"),
+    }];
+    submit_as(&gw, "market-a", outcome).await;
+    submit_as(
+        &gw,
+        "market-b",
+        flag("flag-case-b", PSEUDONYM, "B-9", Tlp::Green, &[]),
+    )
+    .await;
+    submit_as(&gw, "express-b", example("shipment-alert.json")).await;
+    // Not linked: another seller, another parcel.
+    submit_as(
+        &gw,
+        "market-b",
+        flag("flag-unrelated", &"c".repeat(64), "B-10", Tlp::Green, &[]),
+    )
+    .await;
+
+    let customs = thread(&gw, "customs-nl", "customs-nl", "seiz-case-1").await;
+    let kinds: Vec<(Kind, &str)> = customs.iter().map(|(k, id, _)| (*k, id.as_str())).collect();
+    let match_id = kinds
+        .iter()
+        .find(|(k, _)| *k == Kind::SellerMatch)
+        .map(|(_, id)| id.to_string())
+        .expect("the seller match is in the thread");
+    assert_eq!(
+        kinds,
+        [
+            (Kind::SeizureNotification, "seiz-case-1"),
+            (
+                Kind::ListingAlert,
+                alert_id("market-a", "seiz-case-1").as_str()
+            ),
+            (Kind::TakedownOutcome, "tdo-case-1"),
+            (Kind::SellerFlag, "flag-case-b"),
+            (Kind::SellerMatch, match_id.as_str()),
+            (Kind::ShipmentAlert, "alert-2026-0001"),
+        ]
+    );
+    assert_eq!(customs[0].2, [pb::LinkReason::Start]);
+    assert!(customs[1].2.contains(&pb::LinkReason::Ref));
+    assert!(customs[2].2.contains(&pb::LinkReason::Ref));
+    assert!(customs[3].2.contains(&pb::LinkReason::Seller));
+    assert!(customs[5].2.contains(&pb::LinkReason::Tracking));
+
+    // market-b reads the GREEN seizure, its own flag and the match it was told of (the
+    // seizure is GREEN), nothing addressed to market-a or to customs alone.
+    let platform = thread(&gw, "market-b", "customs-nl", "seiz-case-1").await;
+    let ids: Vec<&str> = platform.iter().map(|(_, id, _)| id.as_str()).collect();
+    assert_eq!(ids, ["seiz-case-1", "flag-case-b", match_id.as_str()]);
+
+    // A message the caller may not read starts no thread, exactly as a missing one; a request
+    // without a message or with too large a limit is refused naming the field.
+    let mut b = gw.client("market-b").await;
+    for id in [alert_id("market-a", "seiz-case-1"), "no-such".to_string()] {
+        let err = b
+            .exchange
+            .get_case(pb::GetCaseRequest {
+                message: Some(pb::MessageRef {
+                    sender: "customs-nl".into(),
+                    id: id.clone(),
+                }),
+                limit: 0,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Code::NotFound, "{id}: {err:?}");
+        assert!(err.message().contains("may read"), "{err:?}");
+    }
+    let err = b
+        .exchange
+        .get_case(pb::GetCaseRequest {
+            message: None,
+            limit: 501,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(violated_fields(&err), ["limit", "message"]);
+    gw.stop().await;
+}

@@ -7,6 +7,7 @@
 //!   its commit;
 //! - [`read`] — `Get`, `ListInbox`;
 //! - [`search`] — `Search`;
+//! - [`case`] — `GetCase`: the thread of messages linked to one;
 //! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
 //! - [`audit`] — checkpoints, proofs and leaves of the exchange log;
 //! - [`events`] — every audit event, built in one place;
@@ -17,6 +18,7 @@
 //! and [`crate::pb`]. Never `tonic::Status`, metadata or a tonic stream type.
 
 pub mod audit;
+pub mod case;
 mod derive;
 pub mod error;
 pub mod events;

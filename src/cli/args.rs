@@ -94,6 +94,20 @@ pub enum Command {
         #[arg(long, requires = "sender")]
         id: Option<String>,
     },
+    /// Shows the case thread of a message: everything you may read that is linked to it (by
+    /// refs, listing alerts and seller matches, shared seller, listing, tracking number or
+    /// case reference), in time order, with each link's reason.
+    Case {
+        /// Sender of the message.
+        #[arg(long)]
+        sender: String,
+        /// Sender's id of the message.
+        #[arg(long)]
+        id: String,
+        /// Most messages in the thread, 1 to 500.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
     /// Lists your inbox.
     Inbox {
         /// List after this inbox number.

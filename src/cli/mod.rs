@@ -280,6 +280,16 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 .await?;
             print_pb(out, "ipex.v1.GetResponse", r.get_ref())
         }
+        Command::Case { sender, id, limit } => {
+            let r = clients
+                .exchange
+                .get_case(pb::GetCaseRequest {
+                    message: Some(pb::MessageRef { sender, id }),
+                    limit,
+                })
+                .await?;
+            print_pb(out, "ipex.v1.GetCaseResponse", r.get_ref())
+        }
         Command::Inbox {
             after,
             limit,

@@ -35,11 +35,18 @@ pub enum Facet {
     Listing,
     /// Tracking numbers and UPU item ids.
     Tracking,
+    /// Messages it refs or supersedes, as `sender/id` (a participant id holds no '/'): the
+    /// messages that answer or tell of a message are found through it.
+    Ref,
+    /// Customs case references.
+    Case,
+    /// Listing URLs.
+    Url,
 }
 
 impl Facet {
     /// Every facet.
-    pub const ALL: [Facet; 11] = [
+    pub const ALL: [Facet; 14] = [
         Facet::Kind,
         Facet::Hs,
         Facet::Origin,
@@ -51,10 +58,16 @@ impl Facet {
         Facet::Seller,
         Facet::Listing,
         Facet::Tracking,
+        Facet::Ref,
+        Facet::Case,
+        Facet::Url,
     ];
 
     /// The facets in the order a search prefers their index: the most selective first.
-    pub const BY_SELECTIVITY: [Facet; 11] = [
+    pub const BY_SELECTIVITY: [Facet; 14] = [
+        Facet::Ref,
+        Facet::Case,
+        Facet::Url,
         Facet::Seller,
         Facet::Listing,
         Facet::Tracking,
@@ -149,7 +162,13 @@ impl Facets {
             self.push(Facet::Seller, &s.seller_id);
             self.push(Facet::Seller, &s.seller_pseudonym);
             self.push(Facet::Listing, &s.listing_id);
+            self.push(Facet::Url, &s.listing_url);
         }
+    }
+
+    /// The [`Facet::Ref`] value of a message.
+    pub fn ref_value(sender: &str, id: &str) -> String {
+        format!("{sender}/{id}")
     }
 
     fn transport(&mut self, t: Option<&pb::TransportRefs>) {
@@ -165,10 +184,16 @@ impl Facets {
         use Facet::*;
         let mut f = Facets::default();
         f.push(Kind, &envelope.kind.to_string());
+        for r in envelope.refs.iter().chain(envelope.supersedes.as_ref()) {
+            f.push(Ref, &Facets::ref_value(&r.sender, &r.id));
+        }
         match &envelope.payload {
             Some(Payload::TakedownNotice(n)) => {
                 f.push(Platform, &n.platform);
                 f.push(Listing, &n.listing_id);
+                for url in &n.listing_urls {
+                    f.push(Url, url);
+                }
                 f.seller_ref(n.seller.as_ref());
                 if let Some(p) = &n.product {
                     f.push(Hs, &p.hs_code);
@@ -186,6 +211,12 @@ impl Facets {
                     f.push(Brand, b);
                 }
                 f.push(Origin, &flag.ship_from_country);
+                for url in &flag.linked_listing_urls {
+                    f.push(Url, url);
+                }
+                for r in &flag.linked_seizures {
+                    f.push(Ref, &Facets::ref_value(&r.sender, &r.id));
+                }
             }
             Some(Payload::SeizureNotification(s)) => {
                 for item in &s.items {
@@ -199,6 +230,7 @@ impl Facets {
                 }
                 f.transport(s.transport.as_ref());
                 f.seller_ref(s.seller.as_ref());
+                f.push(Case, &s.case_reference);
             }
             Some(Payload::ShipmentAlert(a)) => {
                 f.push(Hs, &a.hs_code);
@@ -229,6 +261,10 @@ impl Facets {
                 f.push(Seller, &a.seller_pseudonym);
                 f.push(Listing, &a.listing_id);
                 f.push(Location, &a.seizure_country);
+                f.push(Case, &a.case_reference);
+                for url in &a.listing_urls {
+                    f.push(Url, url);
+                }
                 for item in &a.items {
                     f.push(Hs, &item.hs_code);
                     f.push(Brand, &item.brand);

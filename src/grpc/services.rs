@@ -46,7 +46,7 @@ pub struct AuditService {
 pub fn scope_of(method: &str) -> Option<Scope> {
     match method {
         "Submit" | "SubmitBatch" => Some(Scope::ExchangeSubmit),
-        "Get" | "ListInbox" | "Search" => Some(Scope::ExchangeRead),
+        "Get" | "ListInbox" | "Search" | "GetCase" => Some(Scope::ExchangeRead),
         "Subscribe" | "Ack" => Some(Scope::Subscribe),
         "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetLeaves" | "GetTile" => {
             Some(Scope::AuditRead)
@@ -64,6 +64,7 @@ pub const METHODS: &[&str] = &[
     "Subscribe",
     "Ack",
     "Search",
+    "GetCase",
     "WhoAmI",
     "List",
     "GetCheckpoint",
@@ -266,6 +267,17 @@ impl pb::exchange_server::Exchange for ExchangeService {
         let gw = &self.gateway;
         handle(gw, "Search", request, |caller, r| async move {
             gw.search(&caller, r).await
+        })
+        .await
+    }
+
+    async fn get_case(
+        &self,
+        request: Request<pb::GetCaseRequest>,
+    ) -> Result<Response<pb::GetCaseResponse>, Status> {
+        let gw = &self.gateway;
+        handle(gw, "GetCase", request, |caller, r| async move {
+            gw.case(&caller, r).await
         })
         .await
     }

@@ -79,6 +79,9 @@ fn facet_letter(facet: Facet) -> u8 {
         Facet::Seller => b's',
         Facet::Listing => b'i',
         Facet::Tracking => b't',
+        Facet::Ref => b'r',
+        Facet::Case => b'n',
+        Facet::Url => b'u',
     }
 }
 

@@ -16,6 +16,7 @@
 use super::engine::{Engine, SledEngine};
 use super::error::{AuditError, OpenStoreError, StoreError};
 use super::index::{self, Applied, EngineTiles, IndexWrites, IndexedCheckpoint, MessageEntry};
+use super::keys;
 use super::message::index_prefixes;
 use super::segments::{self, Appender, ReadError, ScanStop, Segments, FIRST_OFFSET};
 use crate::domain::facets::Facets;
@@ -28,6 +29,41 @@ use crate::pb;
 use prost::Message;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The layout version of the index this code reads and writes: 2 added the postings of the
+/// messages a message refs, of case references and of listing URLs. An index of another
+/// version is rebuilt from the log at start; the log's layout ([`LAYOUT`]) is unchanged.
+pub const INDEX_FORMAT: u32 = 2;
+
+/// Opens the index in `dir`; one that holds entries of another [`INDEX_FORMAT`] (or of none,
+/// before it was recorded) is deleted first, so that the replay rebuilds it from the log.
+fn open_index(dir: &Path, cache_bytes: Option<u64>) -> Result<Arc<dyn Engine>, OpenStoreError> {
+    let engine = SledEngine::open(dir, cache_bytes)?;
+    let format = engine
+        .get(keys::FORMAT)?
+        .and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok())
+        .map(u32::from_be_bytes);
+    if format == Some(INDEX_FORMAT) {
+        return Ok(Arc::new(engine));
+    }
+    let engine = if index::applied(&engine)?.is_some() {
+        tracing::warn!(
+            found = format.unwrap_or(1),
+            current = INDEX_FORMAT,
+            index = %dir.display(),
+            "the index was written in an older format; rebuilding it from the log"
+        );
+        drop(engine);
+        std::fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
+        SledEngine::open(dir, cache_bytes)?
+    } else {
+        engine
+    };
+    let mut batch = super::engine::WriteBatch::default();
+    batch.insert(keys::FORMAT, &INDEX_FORMAT.to_be_bytes());
+    engine.apply(batch)?;
+    Ok(Arc::new(engine))
+}
 
 /// The layout version of a data directory this code reads and writes.
 pub const LAYOUT: u32 = 2;
@@ -165,8 +201,7 @@ pub(super) fn open(dir: &Path, options: &OpenOptions<'_>) -> Result<Recovered, O
     check_layout(dir)?;
     let log_dir = dir.join("log");
     std::fs::create_dir_all(&log_dir).map_err(io(format!("creating {}", log_dir.display())))?;
-    let engine: Arc<dyn Engine> =
-        Arc::new(SledEngine::open(&dir.join("index"), options.cache_bytes)?);
+    let engine = open_index(&dir.join("index"), options.cache_bytes)?;
     let mut appender = Appender::open(&log_dir, options.segment_bytes)
         .map_err(io(format!("opening the log in {}", log_dir.display())))?;
     let segments =
