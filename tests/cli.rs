@@ -700,8 +700,8 @@ fn deploy_targets_agree_with_the_gateway() {
     }
 }
 
-/// `ipex bench` with no gateway starts its own and, with --json, prints for both calls at
-/// each concurrency the figures the README's Performance section quotes, and the verdict on
+/// `ipex bench` with no gateway starts its own and, with --json, prints for each call (health,
+/// plain and linked Submit) at each concurrency the figures the README's Performance section quotes, and the verdict on
 /// the target.
 #[test]
 fn bench_runs_on_its_own_gateway_and_prints_json() {
@@ -745,7 +745,14 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
         .collect();
     assert_eq!(
         measured,
-        [("health", 1), ("submit", 1), ("health", 64), ("submit", 64)]
+        [
+            ("health", 1),
+            ("submit", 1),
+            ("linked", 1),
+            ("health", 64),
+            ("submit", 64),
+            ("linked", 64)
+        ]
     );
     for step in steps {
         assert_eq!(step["calls"], 64, "{step}");
@@ -764,6 +771,10 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
             "{ratio}"
         );
         assert!(ratio["p99_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
+        assert!(
+            ratio["linked_calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
+            "{ratio}"
+        );
     }
     let target = &report["target"];
     assert_eq!(target["concurrency"], 64);

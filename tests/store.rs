@@ -556,3 +556,58 @@ async fn what_a_submit_answered_every_read_after_it_finds() {
     }
     gw.stop().await;
 }
+
+/// An index written before its format was recorded (or in an older one) is rebuilt from the
+/// log at start: the new postings (refs, case references, listing URLs) then cover the
+/// messages stored before, and every message is still served.
+#[tokio::test]
+async fn an_index_of_an_older_format_is_rebuilt_from_the_log() {
+    let setup = Setup::new();
+    let gw = setup.start().await;
+    let mut nl = gw.client("customs-nl").await;
+    let notice = submit(&mut nl, example("takedown-notice.json"))
+        .await
+        .unwrap();
+    let mut a = gw.client("market-a").await;
+    submit(&mut a, example("takedown-outcome.json"))
+        .await
+        .unwrap();
+    gw.stop().await;
+
+    // An index as the previous release left it: no format, no postings of refs.
+    let index = setup.config.data_dir.join("index");
+    {
+        use ipex::storage::Engine;
+        let engine = ipex::storage::SledEngine::open(&index, None).unwrap();
+        let mut batch = ipex::storage::WriteBatch::default();
+        batch.insert(b"v/format", &1u32.to_be_bytes());
+        engine.apply(batch).unwrap();
+        let refs: Vec<Vec<u8>> = engine
+            .range(b"x/r/", b"x/r0", false)
+            .map(|e| e.unwrap().0)
+            .collect();
+        assert!(!refs.is_empty(), "the outcome's ref is posted");
+        engine.flush().unwrap();
+    }
+
+    let key = std::fs::read_to_string(setup.path().join("audit.key")).unwrap();
+    let signer = ipex::log::note::NoteSigner::from_private_key(key.trim()).unwrap();
+    let store = ipex::storage::Store::open(
+        &setup.config.data_dir,
+        ipex::storage::StoreOptions::default(),
+        signer,
+        std::sync::Arc::new(ipex::app::events::Events),
+    )
+    .unwrap();
+    assert!(store.replayed_at_open() >= 2, "the index was not rebuilt");
+    assert_eq!(
+        store
+            .get_by_ref("customs-nl", "tdn-2026-0001")
+            .unwrap()
+            .unwrap()
+            .receipt
+            .seq,
+        notice.seq
+    );
+    store.close().unwrap();
+}

@@ -29,7 +29,10 @@ use crate::storage::{Live, NewMessage};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
-/// Earlier messages read per seller key when matching: the newest ones.
+/// Postings read per seller key when matching: the newest. When they are all the new
+/// message's sender's own (a seller it reports again and again), an older message of another
+/// sender is not named again: the matches raised by the sender's earlier messages named it,
+/// and the case thread links them all.
 pub const MATCH_LOOKUP: usize = 16;
 
 impl Gateway {

@@ -24,6 +24,9 @@ use tonic_health::pb::health_client::HealthClient;
 const SEIZURE_NOTIFICATION: &str =
     include_str!("../../examples/messages/seizure-notification.json");
 
+/// The seller flag market-a submits before the run, so that linked seizures match it.
+const SELLER_FLAG: &str = include_str!("../../examples/messages/seller-flag.json");
+
 /// The participant a local gateway's Submit calls come from: customs notify seizures.
 const LOCAL_SENDER: &str = "customs-nl";
 
@@ -36,13 +39,22 @@ pub const TARGET_RATE_RATIO: f64 = 0.6;
 /// See [`TARGET_CONCURRENCY`].
 pub const TARGET_P99_RATIO: f64 = 2.0;
 
-/// The two calls measured.
+/// The pseudonym of the seller the linked seizures name, flagged by market-a before the run
+/// on a local gateway.
+const LINKED_PSEUDONYM: &str = "4ed653bdbcea76341d5dff0eb7472d5b5c497293191e367763cf2495fc5a25bc";
+
+/// The calls measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Call {
     /// `grpc.health.v1.Health/Check` of the whole gateway.
     Health,
-    /// `ipex.v1.Exchange/Submit` of a seizure notification.
+    /// `ipex.v1.Exchange/Submit` of a seizure notification that concerns no platform: nothing
+    /// to alert, no seller to match.
     Submit,
+    /// `ipex.v1.Exchange/Submit` of the sample seizure notification with a seller pseudonym:
+    /// it names market-a's listing (a listing alert) and a seller market-a flagged (a seller
+    /// match), both stored in its commit.
+    Linked,
 }
 
 impl Call {
@@ -51,8 +63,12 @@ impl Call {
         match self {
             Call::Health => "health",
             Call::Submit => "submit",
+            Call::Linked => "linked",
         }
     }
+
+    /// Every call, in the order each step measures them.
+    const ALL: [Call; 3] = [Call::Health, Call::Submit, Call::Linked];
 }
 
 /// When a step ends.
@@ -104,8 +120,10 @@ struct Conn {
 struct Load {
     /// One per connection.
     conns: Vec<Conn>,
-    /// The envelope sent, its id replaced per call.
+    /// The envelope `submit` sends, its id replaced per call.
     template: pb::Envelope,
+    /// The envelope `linked` sends, its id replaced per call.
+    linked: pb::Envelope,
     /// Distinguishes this run's ids from earlier runs' against the same gateway.
     run_id: String,
     /// Ids used so far.
@@ -121,9 +139,13 @@ impl Load {
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
                 .map(|_| ()),
-            Call::Submit => {
+            Call::Submit | Call::Linked => {
                 let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let mut envelope = self.template.clone();
+                let mut envelope = if call == Call::Submit {
+                    self.template.clone()
+                } else {
+                    self.linked.clone()
+                };
                 envelope.id = format!("bench-{}-{n}", self.run_id);
                 conn.exchange
                     .submit(pb::SubmitRequest {
@@ -170,6 +192,10 @@ pub async fn run(
         None => {
             progress_line("starting a gateway on a temporary store", true);
             let local = LocalGateway::start().await?;
+            if let Err(error) = local.flag_linked_seller().await {
+                local.stop().await?;
+                return Err(error);
+            }
             let target = local.endpoint();
             let tls = local.tls.clone();
             (Some(local), target, tls, Bearer::default())
@@ -215,8 +241,7 @@ async fn measure(
             exchange: pb::exchange_client::ExchangeClient::new(transport),
         });
     }
-    let template = crate::pb::json::envelope_from_json(SEIZURE_NOTIFICATION)
-        .map_err(|e| CliError::Input(format!("the built-in seizure notification: {e}")))?;
+    let (template, linked) = templates()?;
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| format!("{:x}", d.as_millis()))
@@ -224,13 +249,14 @@ async fn measure(
     let load = Arc::new(Load {
         conns,
         template,
+        linked,
         run_id,
         next_id: AtomicU64::new(0),
     });
 
     // One call of each first, so that a wrong identity or a refusing gateway is reported
     // plainly instead of as a table of errors.
-    for call in [Call::Health, Call::Submit] {
+    for call in Call::ALL {
         let mut conn = load.conns[0].clone();
         load.call(call, &mut conn).await.map_err(|error| {
             CliError::Input(format!("the first {} call failed: {error}", call.name()))
@@ -238,19 +264,37 @@ async fn measure(
     }
     if !warmup.is_zero() {
         let in_flight = args.concurrency.iter().copied().max().unwrap_or(1);
-        for call in [Call::Health, Call::Submit] {
+        for call in Call::ALL {
             progress_line(&format!("warming up: {}", call.name()), true);
             step(&load, call, in_flight, Length::Time(warmup / 2), false).await;
         }
     }
     let mut steps = Vec::new();
     for &in_flight in &args.concurrency {
-        for call in [Call::Health, Call::Submit] {
+        for call in Call::ALL {
             steps.push(step(&load, call, in_flight, length, true).await);
         }
     }
     progress_line("", false);
     Ok(steps)
+}
+
+/// The envelopes of `submit` and `linked`: the sample seizure notification without its seller
+/// reference, and with a seller pseudonym.
+fn templates() -> Result<(pb::Envelope, pb::Envelope), CliError> {
+    let sample = crate::pb::json::envelope_from_json(SEIZURE_NOTIFICATION)
+        .map_err(|e| CliError::Input(format!("the built-in seizure notification: {e}")))?;
+    let mut plain = sample.clone();
+    let mut linked = sample;
+    if let Some(pb::envelope::Payload::SeizureNotification(s)) = &mut plain.payload {
+        s.seller = None;
+    }
+    if let Some(pb::envelope::Payload::SeizureNotification(s)) = &mut linked.payload {
+        if let Some(seller) = &mut s.seller {
+            seller.seller_pseudonym = LINKED_PSEUDONYM.into();
+        }
+    }
+    Ok((plain, linked))
 }
 
 /// Runs `call` with `in_flight` calls at all times until `length` is reached.
@@ -441,6 +485,8 @@ struct Ratio {
     rate: f64,
     /// Submit p99 over health p99.
     p99: f64,
+    /// Linked Submit calls/s and p99 over plain Submit's, when measured.
+    linked: Option<(f64, f64)>,
 }
 
 impl Report {
@@ -463,6 +509,12 @@ impl Report {
                     concurrency: step.concurrency,
                     rate: submit.calls_per_sec / health.calls_per_sec.max(1e-9),
                     p99: submit.p99_ms / health.p99_ms.max(1e-9),
+                    linked: find(Call::Linked, step.concurrency).map(|linked| {
+                        (
+                            linked.calls_per_sec / submit.calls_per_sec.max(1e-9),
+                            linked.p99_ms / submit.p99_ms.max(1e-9),
+                        )
+                    }),
                 });
             }
         }
@@ -513,6 +565,8 @@ impl Report {
                     "concurrency": r.concurrency,
                     "calls_per_sec_ratio": round(r.rate, 3),
                     "p99_ratio": round(r.p99, 3),
+                    "linked_calls_per_sec_ratio": r.linked.map(|(rate, _)| round(rate, 3)),
+                    "linked_p99_ratio": r.linked.map(|(_, p99)| round(p99, 3)),
                 })
             })
             .collect();
@@ -571,13 +625,18 @@ impl Report {
                 s.errors
             ));
         }
-        t.push_str("\nSubmit against the health baseline:\nin flight  calls/s    p99\n");
+        t.push_str(
+            "\nSubmit against the health baseline, and linked Submit (a listing alert and a seller match\nstored with each seizure) against Submit:\nin flight  calls/s    p99   linked calls/s    p99\n",
+        );
         for r in self.ratios() {
+            let (linked_rate, linked_p99) = r.linked.unwrap_or((f64::NAN, f64::NAN));
             t.push_str(&format!(
-                "{:>9}  {:>6.1} %  {:>5.2}×\n",
+                "{:>9}  {:>6.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×\n",
                 r.concurrency,
                 r.rate * 100.0,
-                r.p99
+                r.p99,
+                linked_rate * 100.0,
+                linked_p99
             ));
         }
         if let Some((rate, p99, met)) = self.target() {
@@ -615,6 +674,8 @@ struct LocalGateway {
     server: tokio::task::JoinHandle<Result<(), crate::server::ServeError>>,
     /// The sender's client certificate.
     tls: ClientTls,
+    /// The development PKI.
+    certs: std::path::PathBuf,
 }
 
 impl LocalGateway {
@@ -647,7 +708,38 @@ impl LocalGateway {
             shutdown,
             server,
             tls,
+            certs,
         })
+    }
+
+    /// Has market-a flag the seller the linked seizures name (GREEN, for every customs
+    /// administration), so that each raises a seller match.
+    async fn flag_linked_seller(&self) -> Result<(), CliError> {
+        let tls = ClientTls::dev(&self.certs, "market-a")?;
+        let mut market = pb::exchange_client::ExchangeClient::new(
+            client::connect(&self.endpoint(), &tls).await?,
+        );
+        let mut flag = crate::pb::json::envelope_from_json(SELLER_FLAG)
+            .map_err(|e| CliError::Input(format!("the built-in seller flag: {e}")))?;
+        flag.id = "bench-linked-seller".into();
+        flag.tlp = pb::Tlp::Green as i32;
+        flag.recipients.clear();
+        if let Some(pb::envelope::Payload::SellerFlag(f)) = &mut flag.payload {
+            f.pseudonyms.truncate(1);
+            f.pseudonyms[0].hmac_sha256 = LINKED_PSEUDONYM.into();
+        }
+        market
+            .submit(pb::SubmitRequest {
+                envelope: Some(flag),
+            })
+            .await
+            .map_err(|s| {
+                CliError::Input(format!(
+                    "the local gateway refused market-a's seller flag: {}",
+                    super::error::describe_status(&s)
+                ))
+            })?;
+        Ok(())
     }
 
     fn endpoint(&self) -> String {

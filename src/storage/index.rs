@@ -352,15 +352,19 @@ fn runs<'a>(
     from: u64,
     reverse: bool,
 ) -> Result<Runs<'a>, StoreError> {
-    let start = run_holding(engine, prefix, from)?.map_or(from, |(first, _)| first);
-    let end = keys::numbered(prefix, u64::MAX);
+    // Backwards, the runs from `from` down start with the one holding it; forwards, the
+    // first run is the one holding `from`, which may start below it.
     let (lo, hi) = if reverse {
         (
             keys::numbered(prefix, 0),
             keys::numbered(prefix, from.saturating_add(1)),
         )
     } else {
-        (keys::numbered(prefix, start), end)
+        let start = run_holding(engine, prefix, from)?.map_or(from, |(first, _)| first);
+        (
+            keys::numbered(prefix, start),
+            keys::numbered(prefix, u64::MAX),
+        )
     };
     Ok(Box::new(engine.range(&lo, &hi, reverse).map(|entry| {
         let (key, value) = entry?;
