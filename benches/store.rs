@@ -1,8 +1,10 @@
 //! Store benchmark: for 10^4, 10^5 and 10^6 stored GREEN seizure notifications
 //! (IPEX_BENCH_STORE_SIZES, comma-separated), the bytes on disk per message against the
 //! envelope and leaf bytes it keeps, the time from starting a real `ipexd` on that store to its
-//! first answered `Get` over mutual TLS (median of 3 restarts), and the gateway's resident
-//! memory after start and after 2000 reads.
+//! first answered `Get` over mutual TLS (median of 3 restarts), the gateway's resident
+//! memory after start and after 2000 reads, and what seller matching adds to a Submit there:
+//! customs-fr's seizures of a seller the store holds a thousand seizures of (a seller match
+//! each) against seizures of a seller it never saw, medians of 21 in a row each.
 //!
 //! The store is filled through its group commit (1000 messages each), without the network in
 //! front of it; `ipex bench` measures Submit over the network.
@@ -58,6 +60,56 @@ fn index_contents(dir: &std::path::Path, total: u64) -> String {
         parts.join(", "),
         engine.size_on_disk().unwrap() as f64 / total as f64
     )
+}
+
+/// A seizure of customs-fr naming market-a's seller `seller`, as `id`.
+fn seizure_of(id: String, seller: &str) -> pb::Envelope {
+    let mut e = ipex::pb::json::envelope_from_json(common::SEIZURE).unwrap();
+    e.id = id;
+    if let Some(pb::envelope::Payload::SeizureNotification(s)) = e.payload.as_mut() {
+        s.seller.as_mut().unwrap().seller_id = seller.into();
+    }
+    e
+}
+
+/// Median Submit latency, in ms, of 21 seizures of `seller` by customs-fr, one after another.
+async fn submit_latency(client: &mut Clients, label: &str, seller: &str) -> f64 {
+    let mut times = Vec::new();
+    for i in 0..21 {
+        let envelope = seizure_of(format!("match-{label}-{i}"), seller);
+        let started = Instant::now();
+        client
+            .exchange
+            .submit(pb::SubmitRequest {
+                envelope: Some(envelope),
+            })
+            .await
+            .unwrap();
+        times.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    median(times)
+}
+
+/// What matching adds to a Submit on a store of `total` messages.
+async fn matching_step(dir: &std::path::Path, total: u64) {
+    let mut gw = process::Ipexd::start(dir);
+    let tls = ClientTls::dev(&dir.join("certs/dev"), "customs-fr").unwrap();
+    let mut client = Clients::new(
+        ipex::cli::client::connect(&gw.endpoint(), &tls)
+            .await
+            .unwrap(),
+    );
+    submit_latency(&mut client, "warm", "S-unseen-warm").await;
+    let unseen = submit_latency(&mut client, "unseen", "S-unseen").await;
+    // The fill gave each of its 1000 sellers one seizure in a thousand.
+    let known = submit_latency(&mut client, "known", "S-7").await;
+    println!(
+        "{total:>8} messages: Submit of a seizure whose seller is matched (the newest of ~{} earlier seizures) {known:.2} ms, of an unseen seller {unseen:.2} ms (medians of 21): matching adds {:.2} ms",
+        total / 1000,
+        known - unseen
+    );
+    gw.sigterm();
+    assert!(gw.wait().success(), "ipexd did not stop cleanly");
 }
 
 async fn size_step(total: u64) {
@@ -126,6 +178,7 @@ async fn size_step(total: u64) {
         median(rss_start),
         median(rss_read),
     );
+    matching_step(dir.path(), total).await;
 }
 
 fn main() {

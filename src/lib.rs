@@ -19,7 +19,8 @@
 //!   message is encoded once for all its subscribers), the codec that names where a request
 //!   failed to decode, its proto3 JSON, the protocol's limits;
 //! - [`domain`] — vocabulary and validation, facets and filters, policy, participants, seller
-//!   pseudonyms (pure);
+//!   pseudonyms, and what the messages the gateway raises itself say (listing alerts, seller
+//!   matches) (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
 //!   checkpoints, who may see a leaf, offline verification;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
@@ -27,7 +28,8 @@
 //! - [`storage`] — the exchange log's segment files (the source of truth), the index engine
 //!   behind a trait with the one key layout, the committer and indexer, the live ring and the
 //!   cache of recent messages, the start-up check, replay and offline tools;
-//! - [`app`] — what each call does, with every audit event built in one place;
+//! - [`app`] — what each call does, with every audit event built in one place; who gets the
+//!   listing alerts and seller matches a submitted message raises; case threads;
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
 //! - [`dev`] — the development PKI, keys and configuration;
 //! - [`server`] — `run(listener, config, shutdown)`: wiring only;

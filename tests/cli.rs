@@ -38,6 +38,14 @@ const SEIZURE_NOTIFICATION: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/examples/messages/seizure-notification.json"
 );
+const SELLER_FLAG_MARKET_B: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/seller-flag-market-b.json"
+);
+const LISTING_ALERT_OUTCOME: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/examples/messages/listing-alert-outcome.json"
+);
 const SHIPMENT_ALERT: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/examples/messages/shipment-alert.json"
@@ -433,6 +441,63 @@ fn readme_walk_through_with_the_real_binaries() {
         "NL-SPL-2026-004512"
     );
 
+    // The seizure names market-a's listing: market-a has a listing alert, stored right after
+    // it, and answers it with an outcome.
+    let alerts = gw.ipex_json("market-a", &["inbox", "--kind", "listing-alert"]);
+    let alert = find(&alerts, "ipex:alert:market-a:seiz-2026-0001");
+    assert_eq!(alert["seq"], "5");
+    assert_eq!(alert["envelope"]["sender"], "customs-nl");
+    assert_eq!(alert["envelope"]["tlp"], "TLP_AMBER");
+    assert_eq!(
+        alert["envelope"]["listingAlert"]["listingUrls"][0],
+        "https://market-a.example/listing/7731904412"
+    );
+    assert_eq!(alert["envelope"]["listingAlert"]["sellerId"], "S-88412907");
+    let answered = gw.ipex_json("market-a", &["submit", LISTING_ALERT_OUTCOME]);
+    assert_eq!(answered["receipt"]["seq"], "7");
+    assert_eq!(placement(&answered["receipt"], "customs-nl"), "4");
+
+    // The seizure's seller is the one market-a flagged (seq 6, a match for customs-nl); then
+    // market-b flags a seller with market-a's e-mail pseudonym: another match for customs-nl.
+    let flagged = gw.ipex_json("market-b", &["submit", SELLER_FLAG_MARKET_B]);
+    assert_eq!(flagged["receipt"]["seq"], "8");
+    let matches = gw.ipex_json("customs-nl", &["inbox", "--kind", "seller-match"]);
+    let found = messages(&matches);
+    assert_eq!(found.len(), 2, "{matches:#}");
+    assert_eq!(found[0]["seq"], "6");
+    let second = &found[1]["envelope"]["sellerMatch"];
+    assert_eq!(second["message"]["id"], "flag-b-2026-0007");
+    assert_eq!(second["matches"][0]["ref"]["id"], "flag-2026-0001");
+    assert_eq!(second["matches"][0]["basis"], "MATCH_BASIS_PSEUDONYM");
+    let market_b = gw.ipex_json("market-b", &["inbox", "--kind", "seller-match"]);
+    assert!(market_b.get("messages").is_none(), "{market_b:#}");
+
+    // One seizure, the whole case: nine messages in time order.
+    let case = gw.ipex_json(
+        "customs-nl",
+        &["case", "--sender", "customs-nl", "--id", "seiz-2026-0001"],
+    );
+    let seqs: Vec<&str> = case["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"]["seq"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        ["1", "2", "3", "4", "5", "6", "7", "8", "9"],
+        "{case:#}"
+    );
+    assert_eq!(
+        case["entries"][3]["links"][0]["reason"],
+        "LINK_REASON_START"
+    );
+    let case = gw.ipex_json(
+        "market-b",
+        &["case", "--sender", "customs-nl", "--id", "seiz-2026-0001"],
+    );
+    assert_eq!(case["entries"].as_array().unwrap().len(), 1, "{case:#}");
+
     // A partner may send nothing: refused with the gRPC code and the rule on stderr.
     let stderr = gw.ipex_fails("rilo-we", &["submit", SHIPMENT_ALERT]);
     assert!(
@@ -476,7 +541,7 @@ fn readme_walk_through_with_the_real_binaries() {
         .into_iter()
         .find(|e| e["fields"]["message"] == "store flushed; gateway stopped")
         .expect("ipexd did not log that it flushed its store");
-    assert_eq!(stopped["fields"]["last_seq"], 6, "{stopped}");
+    assert_eq!(stopped["fields"]["last_seq"], 9, "{stopped}");
 }
 
 /// SHA-256 of the DER certificate in a PEM file, hex, as `whoami` reports it.

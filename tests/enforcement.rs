@@ -71,7 +71,7 @@ fn flag(id: &str, pseudonym: &str, seller_id: &str, tlp: Tlp, recipients: &[&str
     e
 }
 
-const PSEUDONYM: &str = "4ed653bdbcea76341d5dff0eb7472d5b5c497293191e367763cf2495fc5a25bc";
+const PSEUDONYM: &str = "932bc9782374eb69ef956432384a3fb1d971cb0b9b70b3a604b65600f52797dd";
 
 /// A GREEN seizure naming market-a's listing reaches market-a as a listing alert, in the
 /// same commit, with what it needs to act and nothing of the seizure's values; customs reads
@@ -83,10 +83,33 @@ async fn a_seizure_reaches_the_listing_that_sold_it() {
     let mut nl = gw.client("customs-nl").await;
     let mut a = gw.client("market-a").await;
     let mut b = gw.client("market-b").await;
+    // market-a subscribes to its listing alerts before the seizure.
+    let mut alerts_stream = a
+        .exchange
+        .subscribe(pb::SubscribeRequest {
+            filter: Some(pb::Filter {
+                kinds: vec![Kind::ListingAlert as i32],
+                ..Default::default()
+            }),
+            durable_name: String::new(),
+            start: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
 
     let receipt = submit(&mut nl, seizure("seiz-loop-1", |_, _| {}))
         .await
         .unwrap();
+    let delivered = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tokio_stream::StreamExt::next(&mut alerts_stream),
+    )
+    .await
+    .expect("no listing alert reached market-a's subscription")
+    .unwrap()
+    .unwrap();
+    assert_eq!(delivered.seq, receipt.seq + 1);
     let alerts = inbox_of(&mut a, Kind::ListingAlert).await;
     assert_eq!(alerts.len(), 1, "{alerts:?}");
     let alert = &alerts[0];

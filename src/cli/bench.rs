@@ -41,7 +41,7 @@ pub const TARGET_P99_RATIO: f64 = 2.0;
 
 /// The pseudonym of the seller the linked seizures name, flagged by market-a before the run
 /// on a local gateway.
-const LINKED_PSEUDONYM: &str = "4ed653bdbcea76341d5dff0eb7472d5b5c497293191e367763cf2495fc5a25bc";
+const LINKED_PSEUDONYM: &str = "932bc9782374eb69ef956432384a3fb1d971cb0b9b70b3a604b65600f52797dd";
 
 /// The calls measured.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
