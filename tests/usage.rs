@@ -121,6 +121,8 @@ fn every_documented_flag_combination_parses() {
          --audience ipex-dev"
             .into(),
         "pseudonym --type payment --key-file community.key NL91ABNA0417164300".into(),
+        "case --sender customs-nl --id seiz-2026-0001 --limit 50".into(),
+        "inbox --kind listing-alert --kind seller-match".into(),
         "audit checkpoint --refresh".into(),
         "audit verify --file log.jsonl --state s.json --verifier-key a+b+c --proofs 3".into(),
         "audit verify --full --data-dir data --verifier-key a+b+c".into(),
