@@ -213,9 +213,9 @@ async fn a_listing_on_a_platforms_host_alerts_that_platform() {
     gw.stop().await;
 }
 
-/// TLP decides: an AMBER seizure that does not name the platform tells it nothing; an AMBER
-/// seizure naming it alerts it at AMBER; a RED one only if the platform is a recipient, and
-/// then at RED.
+/// TLP decides: a platform is alerted only of a seizure it may read. An AMBER seizure that
+/// does not name it, or names it as the seller's platform without making it a recipient,
+/// tells it nothing; one addressed to it alerts it at AMBER; a RED one at RED.
 #[tokio::test]
 async fn a_platform_learns_nothing_of_a_seizure_tlp_keeps_from_it() {
     let setup = Setup::enforcing();
@@ -245,13 +245,22 @@ async fn a_platform_learns_nothing_of_a_seizure_tlp_keeps_from_it() {
         assert_eq!(err.code(), Code::NotFound, "{reader}: {err:?}");
     }
 
-    // Named: alerted, at AMBER.
+    // Named in the seller reference, but not a recipient: it may not read the seizure, so it
+    // learns nothing of it either. A recipient: alerted, at AMBER.
     submit(&mut nl, amber("seiz-amber-2", "market-a", &["customs-fr"]))
+        .await
+        .unwrap();
+    assert!(inbox(&mut a).await.is_empty(), "market-a learnt of it");
+    submit(&mut nl, amber("seiz-amber-3", "market-a", &["market-a"]))
         .await
         .unwrap();
     let alerts = inbox_of(&mut a, Kind::ListingAlert).await;
     assert_eq!(alerts.len(), 1);
     assert_eq!(alerts[0].envelope.as_ref().unwrap().tlp, Tlp::Amber as i32);
+    assert_eq!(
+        alerts[0].envelope.as_ref().unwrap().refs[0].id,
+        "seiz-amber-3"
+    );
 
     // RED, named but not a recipient: nothing. RED to market-a: an alert at RED.
     let red = |id: &str, recipients: &[&str]| {
@@ -614,11 +623,14 @@ async fn a_case_thread_joins_what_each_reader_may_read() {
     assert!(customs[3].2.contains(&pb::LinkReason::Seller));
     assert!(customs[5].2.contains(&pb::LinkReason::Tracking));
 
-    // market-b reads the GREEN seizure, its own flag and the match it was told of (the
-    // seizure is GREEN), nothing addressed to market-a or to customs alone.
+    // market-b reads the GREEN seizure, its own flag and the match it was told of, its own
+    // (the seizure is GREEN), nothing addressed to market-a or to customs.
     let platform = thread(&gw, "market-b", "customs-nl", "seiz-case-1").await;
     let ids: Vec<&str> = platform.iter().map(|(_, id, _)| id.as_str()).collect();
-    assert_eq!(ids, ["seiz-case-1", "flag-case-b", match_id.as_str()]);
+    assert_eq!(ids.len(), 3, "{ids:?}");
+    assert_eq!(ids[..2], ["seiz-case-1", "flag-case-b"]);
+    assert!(ids[2].starts_with("ipex:match:market-b:flag-case-b:"), "{ids:?}");
+    assert_ne!(ids[2], match_id, "market-b shares no match with customs");
 
     // A message the caller may not read starts no thread, exactly as a missing one; a request
     // without a message or with too large a limit is refused naming the field.
@@ -649,4 +661,67 @@ async fn a_case_thread_joins_what_each_reader_may_read() {
     assert_eq!(err.code(), Code::InvalidArgument);
     assert_eq!(violated_fields(&err), ["limit", "message"]);
     gw.stop().await;
+}
+
+/// A sender reporting one seller again and again is told of other senders' messages once:
+/// its second seizure of the seller raises no match; after market-b flags the seller, its
+/// next seizure names market-b's flag, and only that.
+#[tokio::test]
+async fn a_match_names_only_what_is_news_to_the_sender() {
+    let setup = Setup::enforcing();
+    let gw = setup.start().await;
+    let seized = |id: &str| {
+        seizure(id, |_, s| {
+            s.platform = "shop-x".into();
+            s.listing_url.clear();
+            s.seller_pseudonym = PSEUDONYM.into();
+        })
+    };
+    submit_as(
+        &gw,
+        "market-a",
+        flag("flag-news-a", PSEUDONYM, "A-1", Tlp::Green, &[]),
+    )
+    .await;
+    let mut nl = gw.client("customs-nl").await;
+    submit(&mut nl, seized("seiz-news-1")).await.unwrap();
+    assert_eq!(inbox_of(&mut nl, Kind::SellerMatch).await.len(), 1);
+    submit(&mut nl, seized("seiz-news-2")).await.unwrap();
+    assert_eq!(
+        inbox_of(&mut nl, Kind::SellerMatch).await.len(),
+        1,
+        "the second seizure told customs-nl nothing new"
+    );
+    submit_as(
+        &gw,
+        "market-b",
+        flag("flag-news-b", PSEUDONYM, "B-1", Tlp::Green, &[]),
+    )
+    .await;
+    submit(&mut nl, seized("seiz-news-3")).await.unwrap();
+    let matches = inbox_of(&mut nl, Kind::SellerMatch).await;
+    let last = match_of(matches.last().unwrap());
+    assert_eq!(last.message.as_ref().unwrap().id, "seiz-news-3");
+    let named: Vec<&str> = last
+        .matches
+        .iter()
+        .map(|m| m.r#ref.as_ref().unwrap().id.as_str())
+        .collect();
+    assert_eq!(named, ["flag-news-b"]);
+    gw.stop().await;
+}
+
+/// The gateway sends seller matches under its own id: a configuration whose `gateway_id` is a
+/// participant's is refused, naming the key, since that participant would read every match.
+#[tokio::test]
+async fn the_gateway_id_may_not_be_a_participant() {
+    let mut setup = Setup::enforcing();
+    setup.config.gateway_id = "customs-nl".into();
+    let err = ipex::app::Gateway::open(setup.config.clone().into(), setup.config.clone())
+        .err()
+        .expect("a gateway whose id is a participant's started");
+    assert!(
+        err.to_string().contains("gateway_id \"customs-nl\""),
+        "{err}"
+    );
 }

@@ -141,7 +141,7 @@ pub async fn fill(config: &ipex::ops::config::Config, total: u64) -> Filled {
                         &ipex::domain::facets::Facets::of(&e),
                     ),
                     envelope: Arc::new(e),
-                    derived: false,
+                    derived_from: None,
                 }
             })
             .collect();

@@ -4,8 +4,9 @@
 //! through the postings written with every message: the messages it refs and those that ref
 //! it (answers, listing alerts, seller matches, linked seizures), and those sharing a seller
 //! (pseudonym, or seller id on the same platform), a listing (URL or id), a parcel (tracking
-//! number) or a customs case reference. Each look-up reads the newest [`LOOKUP`] postings; no
-//! scan. Links are followed only through messages the caller may read, so a thread never
+//! number) or a customs case reference. Each look-up reads the newest [`LOOKUP`] postings of
+//! one of at most [`VALUES`] values per facet, and a thread reads at most ten postings per
+//! message it may hold (at least 1000) in all, then says it is `truncated`: no scan. Links are followed only through messages the caller may read, so a thread never
 //! shows that a hidden message exists; and the whole thread is recorded as one read.
 
 use super::error::Error;
@@ -28,6 +29,8 @@ pub const MAX_DEPTH: usize = 3;
 pub const LOOKUP: usize = 50;
 /// Links listed per message.
 const MAX_LINKS: usize = 8;
+/// Values of one facet of a message followed (a flag may list a hundred listing URLs).
+pub const VALUES: usize = 20;
 
 /// The facets a thread follows, and the reason each gives.
 const FOLLOWED: [(Facet, pb::LinkReason); 6] = [
@@ -104,6 +107,8 @@ impl Gateway {
             },
         );
         let mut truncated = false;
+        // Postings a thread may read in all, whatever the messages hold.
+        let mut budget = limit.saturating_mul(10).max(1000);
         'walk: while let Some(at) = queue.pop_front() {
             let (message, depth) = {
                 let entry = &thread[&at];
@@ -112,7 +117,11 @@ impl Gateway {
             if depth >= MAX_DEPTH {
                 continue;
             }
-            for (found, reason, value) in self.linked(&message)? {
+            if budget == 0 {
+                truncated = true;
+                break;
+            }
+            for (found, reason, value) in self.linked(&message, &mut budget)? {
                 if found == at || hidden.contains(&found) {
                     continue;
                 }
@@ -179,8 +188,14 @@ impl Gateway {
         })
     }
 
-    /// The messages linked to `message` through the postings: `(seq, reason, shared value)`.
-    fn linked(&self, message: &Live) -> Result<Vec<(u64, pb::LinkReason, String)>, Error> {
+    /// The messages linked to `message` through the postings: `(seq, reason, shared value)`;
+    /// at most [`VALUES`] values of each facet are followed, and the postings read are taken
+    /// from `budget`.
+    fn linked(
+        &self,
+        message: &Live,
+        budget: &mut usize,
+    ) -> Result<Vec<(u64, pb::LinkReason, String)>, Error> {
         let envelope = &message.envelope;
         let facets = Facets::of(envelope);
         let mut found = Vec::new();
@@ -201,14 +216,25 @@ impl Gateway {
             } else {
                 facets.get(*facet)
             };
-            values.iter().map(move |value| (*facet, *reason, value))
+            values
+                .iter()
+                .take(VALUES)
+                .map(move |value| (*facet, *reason, value))
         });
         for (facet, reason, value) in wanted {
+            if *budget == 0 {
+                break;
+            }
             let values = [value.clone()];
-            for seq in self
-                .store
-                .postings(Some((facet, &values)), 1, u64::MAX, LOOKUP, false)?
-            {
+            let seqs = self.store.postings(
+                Some((facet, &values)),
+                1,
+                u64::MAX,
+                LOOKUP.min(*budget),
+                false,
+            )?;
+            *budget = budget.saturating_sub(seqs.len().max(1));
+            for seq in seqs {
                 if facet == Facet::Seller
                     && !is_pseudonym(value)
                     && !same_platform(self, seq, &facets)?

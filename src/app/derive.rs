@@ -4,14 +4,17 @@
 //!   seller reference names, and the one on whose hosts (registry `domains`) its listing URL
 //!   lies — when the seizing administration lets the platform learn of it: the policy lets
 //!   platforms receive its seizures, it has not opted out (`listing_alerts = false`), and the
-//!   seizure's TLP allows it (CLEAR or GREEN; AMBER when the seizure names the platform;
-//!   AMBER_STRICT and RED only when the platform is a recipient);
+//!   platform may read the seizure (it is CLEAR or GREEN, or the platform is a recipient): an
+//!   alert tells a platform nothing it could not read;
 //! - a **seller match** when a new seller flag or seizure names a seller (by pseudonym, or by
 //!   seller id on one platform) that an earlier seizure or flag of another sender named:
 //!   addressed to every customs administration, and to the new message's sender, that may
 //!   read the new message and at least one earlier one, naming only the earlier ones each
 //!   reader may read. Earlier messages are found through the seller postings written with
-//!   each message, the newest [`MATCH_LOOKUP`] per seller key: no scan.
+//!   each message, the newest [`MATCH_LOOKUP`] per seller key: no scan. Only what came after
+//!   the sender's own last message about the seller is named: what came before, the match
+//!   that message raised named already. A sender reporting one seller again and again raises
+//!   a match only when another sender has spoken of the seller since.
 //!
 //! What a derived message says is built in [`crate::domain::derived`]; here is who gets one.
 //! A message already stored (a resubmission) raises nothing again.
@@ -26,13 +29,10 @@ use crate::domain::participant::{Participant, Role};
 use crate::domain::policy::Policy;
 use crate::pb::{self, envelope::Payload, Kind, Tlp};
 use crate::storage::{Live, NewMessage};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-/// Postings read per seller key when matching: the newest. When they are all the new
-/// message's sender's own (a seller it reports again and again), an older message of another
-/// sender is not named again: the matches raised by the sender's earlier messages named it,
-/// and the case thread links them all.
+/// Postings read per seller key when matching: the newest.
 pub const MATCH_LOOKUP: usize = 16;
 
 impl Gateway {
@@ -59,20 +59,20 @@ impl Gateway {
             self.store.settled().await?;
         }
         let mut raised = Vec::new();
-        for m in messages.iter().filter(concerned) {
+        for (source, m) in messages.iter().enumerate().filter(|(_, m)| concerned(m)) {
             if self.store.seq_of(&m.sender, &m.id)?.is_some() {
                 continue;
             }
             for alert in listing_alerts(&m.envelope, registry, policy) {
                 let to = alert.recipients.clone();
-                raised.push(new_message(alert, Kind::ListingAlert, to, true));
+                raised.push(new_message(alert, Kind::ListingAlert, to, Some(source)));
             }
             if !matching {
                 continue;
             }
             for found in self.seller_matches(m, registry, policy, gateway)? {
                 let to = found.recipients.clone();
-                raised.push(new_message(found, Kind::SellerMatch, to, true));
+                raised.push(new_message(found, Kind::SellerMatch, to, Some(source)));
             }
         }
         Ok(raised)
@@ -87,7 +87,8 @@ impl Gateway {
         policy: &Policy,
         gateway: &str,
     ) -> Result<Vec<pb::Envelope>, Error> {
-        let mut seen = HashSet::new();
+        // Per message looked at: did the new message's sender name this seller in it?
+        let mut seen: HashMap<u64, bool> = HashMap::new();
         let mut earlier: Vec<(Arc<Live>, derived::SellerKey)> = Vec::new();
         for key in derived::seller_keys(&new.envelope) {
             let values = [key.value.clone()];
@@ -98,19 +99,36 @@ impl Gateway {
                 MATCH_LOOKUP,
                 false,
             )?;
+            // Newest first. What came before the sender's own last message about this seller
+            // was named to it then (by the match that message raised): only what is newer is
+            // news.
             for seq in seqs {
-                if !seen.insert(seq) {
-                    continue;
-                }
-                let Some(stored) = self.store.shared(seq)? else {
-                    continue;
+                let own = match seen.get(&seq) {
+                    Some(&own) => own,
+                    None => {
+                        let Some(stored) = self.store.shared(seq)? else {
+                            continue;
+                        };
+                        let own = stored.envelope.sender == new.sender
+                            && derived::seller_keys(&stored.envelope)
+                                .iter()
+                                .any(|k| k.same_seller(&key));
+                        seen.insert(seq, own);
+                        let kind = stored.envelope.kind;
+                        let matchable = kind == Kind::SellerFlag as i32
+                            || kind == Kind::SeizureNotification as i32;
+                        if !own && matchable {
+                            if let Some(shared) =
+                                derived::seller_in_common(&new.envelope, &stored.envelope)
+                            {
+                                earlier.push((stored, shared));
+                            }
+                        }
+                        own
+                    }
                 };
-                let kind = stored.envelope.kind;
-                if kind != Kind::SellerFlag as i32 && kind != Kind::SeizureNotification as i32 {
-                    continue;
-                }
-                if let Some(shared) = derived::seller_in_common(&new.envelope, &stored.envelope) {
-                    earlier.push((stored, shared));
+                if own {
+                    break;
                 }
             }
         }
@@ -120,7 +138,8 @@ impl Gateway {
         earlier.sort_by_key(|(m, _)| std::cmp::Reverse(m.receipt.seq));
         // Who may read the new message and which of the earlier ones; readers of the same
         // set share one match.
-        let mut groups: BTreeMap<Vec<usize>, Vec<String>> = BTreeMap::new();
+        // A flagging platform gets a match of its own: it learns nothing of who else is told.
+        let mut groups: BTreeMap<(bool, Vec<usize>), Vec<String>> = BTreeMap::new();
         let readers = registry
             .iter()
             .filter(|p| p.role == Role::Customs || p.id == new.sender);
@@ -137,13 +156,16 @@ impl Gateway {
                 .map(|(i, _)| i)
                 .collect();
             if !linked.is_empty() {
-                groups.entry(linked).or_default().push(reader.id.clone());
+                let alone = reader.role != Role::Customs;
+                groups
+                    .entry((alone, linked))
+                    .or_default()
+                    .push(reader.id.clone());
             }
         }
         Ok(groups
             .into_iter()
-            .enumerate()
-            .map(|(n, (linked, readers))| {
+            .map(|((_, linked), readers)| {
                 let matches = linked
                     .iter()
                     .map(|&i| {
@@ -164,7 +186,7 @@ impl Gateway {
                         )
                     })
                     .collect();
-                derived::seller_match(gateway, &new.envelope, n, readers, matches)
+                derived::seller_match(gateway, &new.envelope, readers, matches)
             })
             .collect())
     }
@@ -232,16 +254,13 @@ fn listing_alerts(
             owns_seller_id: false,
         });
     }
+    // Only a platform that may read the seizure learns of it: the alert tells it nothing it
+    // could not read, and points at a message it can fetch.
     let tlp = Tlp::try_from(seizure.tlp).unwrap_or(Tlp::Unspecified);
     targets
         .into_iter()
         .filter(|t| {
-            let recipient = seizure.recipients.contains(&t.platform);
-            match tlp {
-                Tlp::Clear | Tlp::Green => true,
-                Tlp::Amber => recipient || seller.platform == t.platform,
-                Tlp::AmberStrict | Tlp::Red | Tlp::Unspecified => recipient,
-            }
+            matches!(tlp, Tlp::Clear | Tlp::Green) || seizure.recipients.contains(&t.platform)
         })
         .filter_map(|t| derived::listing_alert(seizure, &t))
         .collect()

@@ -74,6 +74,11 @@ pub enum LoadError {
     /// The policy is invalid.
     #[error("invalid policy: {0}")]
     Policy(String),
+    /// A participant has the gateway's own id, which signs what the gateway raises.
+    #[error(
+        "gateway_id {0:?} is also a participant of the registry: the gateway sends the seller matches it raises under its id, so no participant may have it"
+    )]
+    GatewayIdTaken(String),
 }
 
 /// What a configuration puts in force besides itself: loaded the same way at start and on
@@ -86,8 +91,12 @@ struct Loaded {
 
 impl Loaded {
     fn from(config: &Config) -> Result<Loaded, LoadError> {
+        let registry = Registry::load(&config.registry)?;
+        if registry.get(&config.gateway_id).is_some() {
+            return Err(LoadError::GatewayIdTaken(config.gateway_id.clone()));
+        }
         Ok(Loaded {
-            registry: Registry::load(&config.registry)?,
+            registry,
             policy: config.policy().map_err(LoadError::Policy)?,
             tls: crate::auth::tls::server_config(
                 &config.tls.cert,

@@ -146,7 +146,7 @@ impl Gateway {
         } else {
             envelope.recipients.clone()
         };
-        let mut message = new_message(valid.into_inner(), kind, deliver_to, false);
+        let mut message = new_message(valid.into_inner(), kind, deliver_to, None);
         message.officer = caller.officer.clone();
         message.answers = answers;
         Ok(message)
@@ -253,12 +253,13 @@ impl Gateway {
     }
 }
 
-/// `envelope` (valid, sender set) ready to store for the inboxes of `deliver_to`.
+/// `envelope` (valid, sender set) ready to store for the inboxes of `deliver_to`; raised by
+/// the gateway from message `derived_from` of the same commit, if given.
 pub(super) fn new_message(
     envelope: pb::Envelope,
     kind: Kind,
     deliver_to: Vec<String>,
-    derived: bool,
+    derived_from: Option<usize>,
 ) -> NewMessage {
     let encoded = envelope.encode_to_vec();
     let digest: [u8; 32] = Sha256::digest(&encoded).into();
@@ -273,7 +274,7 @@ pub(super) fn new_message(
         answers: None,
         index_prefixes: crate::storage::index_prefixes(&Facets::of(&envelope)),
         envelope: Arc::new(envelope),
-        derived,
+        derived_from,
     }
 }
 

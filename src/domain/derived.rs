@@ -190,13 +190,13 @@ pub fn seller_in_common(new: &pb::Envelope, earlier: &pb::Envelope) -> Option<Se
         .find(|theirs| mine.iter().any(|m| m.same_seller(theirs)))
 }
 
-/// The seller match number `group` of `new` (sender set), raised by `gateway` for
-/// `recipients`, naming `matches` (newest first; at most as many as refs allow). The TLP is
-/// the strictest of the messages it names, at least AMBER.
+/// The seller match of `new` (sender set) raised by `gateway` for `recipients`, naming
+/// `matches` (newest first; at most as many as refs allow). The TLP is the strictest of the
+/// messages it names, at least AMBER. Its id ends in a digest of its recipients, which tells
+/// a reader nothing of the matches other readers got.
 pub fn seller_match(
     gateway: &str,
     new: &pb::Envelope,
-    group: usize,
     recipients: Vec<String>,
     matches: Vec<(pb::MatchedMessage, i32)>,
 ) -> pb::Envelope {
@@ -209,7 +209,14 @@ pub fn seller_match(
     let mut refs = vec![new_ref.clone()];
     refs.extend(matches.iter().filter_map(|(m, _)| m.r#ref.clone()));
     pb::Envelope {
-        id: derived_id("match", &[&group.to_string(), &new.sender, &new.id]),
+        id: derived_id(
+            "match",
+            &[
+                &new.sender,
+                &new.id,
+                &hex::encode(Sha256::digest(recipients.join("\0").as_bytes()))[..12],
+            ],
+        ),
         kind: Kind::SellerMatch as i32,
         schema_version: new.schema_version,
         created_at: new.created_at,

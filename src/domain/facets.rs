@@ -257,8 +257,8 @@ impl Facets {
                 for platform in &envelope.recipients {
                     f.push(Platform, platform);
                 }
-                f.push(Seller, &a.seller_id);
-                f.push(Seller, &a.seller_pseudonym);
+                // Not under its seller: an alert is no new sighting of the seller, and matching
+                // reads the seller postings.
                 f.push(Listing, &a.listing_id);
                 f.push(Location, &a.seizure_country);
                 f.push(Case, &a.case_reference);

@@ -255,6 +255,8 @@ enum Check {
     Fresh,
     /// Stored already, same content: answer the original receipt.
     Duplicate(pb::Receipt),
+    /// Raised from a message of the job that is stored already: not stored again, no receipt.
+    Skip,
 }
 
 /// Replies owed once the batch is durable.
@@ -622,6 +624,12 @@ impl Committer {
     ) -> Result<Vec<Check>, CommitError> {
         let mut checks = Vec::with_capacity(messages.len());
         for (index, m) in messages.iter().enumerate() {
+            if let Some(source) = m.derived_from {
+                if matches!(checks.get(source), Some(Check::Duplicate(_) | Check::Skip)) {
+                    checks.push(Check::Skip);
+                    continue;
+                }
+            }
             let key = (m.sender.clone(), m.id.clone());
             let existing = match pending
                 .get(&key)
@@ -635,7 +643,7 @@ impl Committer {
                 .iter()
                 .find(|e| e.sender == m.sender && e.id == m.id);
             match (existing, earlier) {
-                (Some((digest, receipt)), _) if digest == m.digest || m.derived => {
+                (Some((digest, receipt)), _) if digest == m.digest || m.derived_from.is_some() => {
                     checks.push(Check::Duplicate(pb::Receipt {
                         duplicate: true,
                         ..receipt
@@ -703,9 +711,13 @@ impl Committer {
         }
         let mut receipts = Vec::with_capacity(messages.len());
         for (m, check) in messages.iter().zip(checks) {
-            if let Check::Duplicate(receipt) = check {
-                receipts.push(receipt);
-                continue;
+            match check {
+                Check::Duplicate(receipt) => {
+                    receipts.push(receipt);
+                    continue;
+                }
+                Check::Skip => continue,
+                Check::Fresh => {}
             }
             let seq = self.next_seq;
             self.next_seq += 1;

@@ -43,10 +43,11 @@ pub struct NewMessage {
     /// Its search index key prefixes ([`index_prefixes`]), computed by the submitting call so
     /// that the committer only appends the sequence number.
     pub index_prefixes: Vec<Vec<u8>>,
-    /// Raised by the gateway from the message before it in the same commit (a listing alert,
-    /// a seller match), not sent by a participant: when its `(sender, id)` is stored already,
-    /// that message stands, whatever this one holds, so that raising it twice stores it once.
-    pub derived: bool,
+    /// Raised by the gateway from message number `i` of the same commit (a listing alert, a
+    /// seller match), not sent by a participant: it is stored only when that message is
+    /// (never for a resubmission), and when its `(sender, id)` is stored already, that
+    /// message stands, whatever this one holds, so that raising it twice stores it once.
+    pub derived_from: Option<usize>,
 }
 
 /// The audit leaves of a message being stored, built by the application once the committer

@@ -38,6 +38,11 @@ pub const INDEX_FORMAT: u32 = 2;
 /// Opens the index in `dir`; one that holds entries of another [`INDEX_FORMAT`] (or of none,
 /// before it was recorded) is deleted first, so that the replay rebuilds it from the log.
 fn open_index(dir: &Path, cache_bytes: Option<u64>) -> Result<Arc<dyn Engine>, OpenStoreError> {
+    // An index set aside by a rebuild that a crash interrupted.
+    let aside = dir.with_extension("old");
+    if aside.exists() {
+        std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
+    }
     let engine = SledEngine::open(dir, cache_bytes)?;
     let format = engine
         .get(keys::FORMAT)?
@@ -54,7 +59,15 @@ fn open_index(dir: &Path, cache_bytes: Option<u64>) -> Result<Arc<dyn Engine>, O
             "the index was written in an older format; rebuilding it from the log"
         );
         drop(engine);
-        std::fs::remove_dir_all(dir).map_err(io(format!("removing {}", dir.display())))?;
+        // Set aside in one step, so that a crash leaves either the old index or none; a
+        // start after it removes what was set aside and rebuilds again.
+        std::fs::rename(dir, &aside).map_err(io(format!("moving {} aside", dir.display())))?;
+        if let Some(parent) = dir.parent() {
+            std::fs::File::open(parent)
+                .and_then(|d| d.sync_all())
+                .map_err(io(format!("syncing {}", parent.display())))?;
+        }
+        std::fs::remove_dir_all(&aside).map_err(io(format!("removing {}", aside.display())))?;
         SledEngine::open(dir, cache_bytes)?
     } else {
         engine
