@@ -629,7 +629,10 @@ async fn a_case_thread_joins_what_each_reader_may_read() {
     let ids: Vec<&str> = platform.iter().map(|(_, id, _)| id.as_str()).collect();
     assert_eq!(ids.len(), 3, "{ids:?}");
     assert_eq!(ids[..2], ["seiz-case-1", "flag-case-b"]);
-    assert!(ids[2].starts_with("ipex:match:market-b:flag-case-b:"), "{ids:?}");
+    assert!(
+        ids[2].starts_with("ipex:match:market-b:flag-case-b:"),
+        "{ids:?}"
+    );
     assert_ne!(ids[2], match_id, "market-b shares no match with customs");
 
     // A message the caller may not read starts no thread, exactly as a missing one; a request

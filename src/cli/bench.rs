@@ -52,8 +52,9 @@ pub enum Call {
     /// to alert, no seller to match.
     Submit,
     /// `ipex.v1.Exchange/Submit` of the sample seizure notification with a seller pseudonym:
-    /// it names market-a's listing (a listing alert) and a seller market-a flagged (a seller
-    /// match), both stored in its commit.
+    /// it names market-a's listing (a listing alert, stored in its commit) and a seller
+    /// market-a flagged, which it looks up (a seller match the first time; after that the
+    /// sender's own last seizure of the seller is newer than the flag: no news).
     Linked,
 }
 
@@ -626,7 +627,7 @@ impl Report {
             ));
         }
         t.push_str(
-            "\nSubmit against the health baseline, and linked Submit (a listing alert and a seller match\nstored with each seizure) against Submit:\nin flight  calls/s    p99   linked calls/s    p99\n",
+            "\nSubmit against the health baseline, and linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) against Submit:\nin flight  calls/s    p99   linked calls/s    p99\n",
         );
         for r in self.ratios() {
             let (linked_rate, linked_p99) = r.linked.unwrap_or((f64::NAN, f64::NAN));
