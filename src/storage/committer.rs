@@ -4,8 +4,9 @@
 //! sequence and inbox numbers, frames the records — audit leaves, messages, a checkpoint when
 //! one is due, cursors — and writes them to the end of the log with one write. The syncer
 //! makes every batch written so far durable with one `fdatasync` and answers their callers;
-//! then it hands them to the indexer, which updates the index (tiles included), publishes
-//! what it holds and hands new messages to live subscribers. While the syncer waits for the
+//! then it hands them to the indexer, which updates the index (tiles included; batches that
+//! wait for it are indexed together, with one write), publishes what it holds and hands new
+//! messages to live subscribers. While the syncer waits for the
 //! disk, the committer frames and writes the next batch, and the indexer indexes the one
 //! before; what the committer must know of batches not yet in the index (their idempotency
 //! keys and cursors) it keeps in memory until the indexer says they are there.
@@ -890,10 +891,49 @@ impl Syncer {
     }
 }
 
+impl Durable {
+    /// Takes in the batch that follows, so that both are indexed with one write.
+    fn absorb(&mut self, later: Durable) {
+        self.number = later.number;
+        self.writes.absorb(later.writes);
+        self.applied = later.applied;
+        self.live.extend(later.live);
+        if later.signed.is_some() {
+            self.signed = later.signed;
+        }
+    }
+}
+
 impl Indexer {
-    /// Writes each durable batch into the index, in order, then publishes it and answers.
+    /// Counts one group commit for the metrics and the debug log.
+    fn observe(&self, batch: &Durable) {
+        if batch.messages > 0 {
+            self.published
+                .commits
+                .batch_messages
+                .observe(batch.messages as f64);
+        }
+        if batch.bytes > 0 {
+            tracing::debug!(
+                messages = batch.messages,
+                leaves = batch.leaves,
+                bytes = batch.bytes,
+                micros = batch.started.elapsed().as_micros() as u64,
+                "group commit"
+            );
+        }
+    }
+
+    /// Writes the durable batches into the index, in order, then publishes them and answers.
+    /// Batches that wait when the indexer is behind are indexed together: their runs join, so
+    /// a list takes one key for all of them, and the index catches up with fewer writes.
     fn run(self, batches: std::sync::mpsc::Receiver<Durable>) {
-        for batch in batches {
+        while let Ok(mut batch) = batches.recv() {
+            self.observe(&batch);
+            while let Ok(later) = batches.try_recv() {
+                self.observe(&later);
+                batch.absorb(later);
+            }
             if self.failed.load(Ordering::Relaxed) {
                 continue;
             }
@@ -905,12 +945,6 @@ impl Indexer {
                 continue;
             }
             let published = &self.published;
-            if batch.messages > 0 {
-                published
-                    .commits
-                    .batch_messages
-                    .observe(batch.messages as f64);
-            }
             published
                 .seq
                 .store(batch.applied.next_seq - 1, Ordering::Release);
@@ -922,15 +956,6 @@ impl Indexer {
                 .store(batch.applied.pos, Ordering::Release);
             if let Some(cp) = &batch.signed {
                 published.checkpoint.store(Some(Arc::new(cp.clone())));
-            }
-            if batch.bytes > 0 {
-                tracing::debug!(
-                    messages = batch.messages,
-                    leaves = batch.leaves,
-                    bytes = batch.bytes,
-                    micros = batch.started.elapsed().as_micros() as u64,
-                    "group commit"
-                );
             }
             self.progress.indexed_up_to(batch.number);
             for message in batch.live {

@@ -216,6 +216,50 @@ impl IndexWrites {
         self.tiles.extend(changed);
     }
 
+    /// Takes in the writes of the batch that follows, so that both are applied as one: their
+    /// runs joined (one key per list for both), later writes of a key after earlier ones.
+    pub fn absorb(&mut self, later: IndexWrites) {
+        self.records += later.records;
+        for (runs, theirs) in [
+            (&mut self.messages, later.messages),
+            (&mut self.leaves, later.leaves),
+        ] {
+            for run in theirs {
+                for (i, entry) in run.entries.into_iter().enumerate() {
+                    push(runs, run.first + i as u64, entry);
+                }
+            }
+        }
+        self.idempotency.extend(later.idempotency);
+        for (recipient, theirs) in later.inboxes {
+            let slot = match self.inboxes.iter().position(|(r, _)| *r == recipient) {
+                Some(slot) => slot,
+                None => {
+                    self.inboxes.push((recipient, Vec::new()));
+                    self.inboxes.len() - 1
+                }
+            };
+            for run in theirs {
+                for (i, seq) in run.entries.into_iter().enumerate() {
+                    push(&mut self.inboxes[slot].1, run.first + i as u64, seq);
+                }
+            }
+        }
+        for (prefix, seqs) in later.postings {
+            match self.posting_slot.get(&prefix) {
+                Some(&slot) => self.postings[slot].1.extend(seqs),
+                None => {
+                    self.posting_slot
+                        .insert(prefix.clone(), self.postings.len());
+                    self.postings.push((prefix, seqs));
+                }
+            }
+        }
+        self.cursors.extend(later.cursors);
+        self.checkpoints.extend(later.checkpoints);
+        self.tiles.extend(later.tiles);
+    }
+
     /// Writes everything to `engine`, then `applied`, last, so that an index that has
     /// `applied` has everything before it.
     pub fn apply(self, engine: &dyn Engine, applied: Applied) -> Result<(), StoreError> {
@@ -553,11 +597,23 @@ mod tests {
 
     #[test]
     fn runs_answer_lookups_across_commits() {
+        runs_answer_lookups(false);
+    }
+
+    /// Commits indexed together (an indexer behind) answer exactly as commits indexed one by
+    /// one, with one key per list for both.
+    #[test]
+    fn commits_absorbed_answer_as_commits_apart() {
+        runs_answer_lookups(true);
+    }
+
+    fn runs_answer_lookups(absorbed: bool) {
         let dir = tempfile::tempdir().unwrap();
         let engine = SledEngine::open(dir.path(), None).unwrap();
         let engine: &dyn Engine = &engine;
         let prefixes = vec![b"x/s/S-1\0".to_vec()];
         // Two commits: seqs 1..=3 and 4..=5; market-a gets inbox numbers 1..=5.
+        let mut together = IndexWrites::default();
         for (seqs, pos) in [(1u64..=3, 100u64), (4..=5, 200)] {
             let mut w = IndexWrites::default();
             for seq in seqs {
@@ -570,7 +626,23 @@ mod tests {
                     prefixes: if seq % 2 == 1 { &prefixes } else { &[] },
                 });
             }
-            w.apply(engine, Applied::default()).unwrap();
+            if absorbed {
+                together.absorb(w);
+            } else {
+                w.apply(engine, Applied::default()).unwrap();
+            }
+        }
+        if absorbed {
+            assert_eq!(together.len(), 5);
+            together.apply(engine, Applied::default()).unwrap();
+            let inbox_keys = engine
+                .range(
+                    &keys::inbox_prefix("market-a"),
+                    &keys::inbox_prefix("market-b"),
+                    false,
+                )
+                .count();
+            assert_eq!(inbox_keys, 1, "one run for both commits");
         }
         assert_eq!(message_location(engine, 2).unwrap(), Some((102, 10)));
         assert_eq!(message_location(engine, 5).unwrap(), Some((205, 10)));
