@@ -162,6 +162,9 @@ impl Gateway {
                 queue.push_back(found);
             }
         }
+        if budget == 0 {
+            truncated = true;
+        }
         let mut entries: Vec<(u64, Entry)> = thread.into_iter().collect();
         entries.sort_unstable_by_key(|(seq, _)| *seq);
         self.record_read(

@@ -87,8 +87,9 @@ impl Gateway {
         policy: &Policy,
         gateway: &str,
     ) -> Result<Vec<pb::Envelope>, Error> {
-        // Per message looked at: did the new message's sender name this seller in it?
-        let mut seen: HashMap<u64, bool> = HashMap::new();
+        // Messages looked at, loaded once; and those found to be matches.
+        let mut loaded: HashMap<u64, Arc<Live>> = HashMap::new();
+        let mut named = std::collections::HashSet::new();
         let mut earlier: Vec<(Arc<Live>, derived::SellerKey)> = Vec::new();
         for key in derived::seller_keys(&new.envelope) {
             let values = [key.value.clone()];
@@ -100,35 +101,35 @@ impl Gateway {
                 false,
             )?;
             // Newest first. What came before the sender's own last message about this seller
-            // was named to it then (by the match that message raised): only what is newer is
-            // news.
+            // was looked up when that message came (and named then to whoever could read
+            // both): only what is newer is news.
             for seq in seqs {
-                let own = match seen.get(&seq) {
-                    Some(&own) => own,
+                let stored = match loaded.get(&seq) {
+                    Some(stored) => stored.clone(),
                     None => {
                         let Some(stored) = self.store.shared(seq)? else {
                             continue;
                         };
-                        let own = stored.envelope.sender == new.sender
-                            && derived::seller_keys(&stored.envelope)
-                                .iter()
-                                .any(|k| k.same_seller(&key));
-                        seen.insert(seq, own);
-                        let kind = stored.envelope.kind;
-                        let matchable = kind == Kind::SellerFlag as i32
-                            || kind == Kind::SeizureNotification as i32;
-                        if !own && matchable {
-                            if let Some(shared) =
-                                derived::seller_in_common(&new.envelope, &stored.envelope)
-                            {
-                                earlier.push((stored, shared));
-                            }
-                        }
-                        own
+                        loaded.insert(seq, stored.clone());
+                        stored
                     }
                 };
+                let own = stored.envelope.sender == new.sender
+                    && derived::seller_keys(&stored.envelope)
+                        .iter()
+                        .any(|k| k.same_seller(&key));
                 if own {
                     break;
+                }
+                let kind = stored.envelope.kind;
+                let matchable =
+                    kind == Kind::SellerFlag as i32 || kind == Kind::SeizureNotification as i32;
+                if matchable && !named.contains(&seq) {
+                    if let Some(shared) = derived::seller_in_common(&new.envelope, &stored.envelope)
+                    {
+                        named.insert(seq);
+                        earlier.push((stored, shared));
+                    }
                 }
             }
         }

@@ -714,7 +714,7 @@ impl LocalGateway {
     }
 
     /// Has market-a flag the seller the linked seizures name (GREEN, for every customs
-    /// administration), so that each raises a seller match.
+    /// administration), so that the linked seizures find a seller another sender flagged.
     async fn flag_linked_seller(&self) -> Result<(), CliError> {
         let tls = ClientTls::dev(&self.certs, "market-a")?;
         let mut market = pb::exchange_client::ExchangeClient::new(

@@ -521,8 +521,8 @@ impl Committer {
         if batch.frames.is_empty() {
             return Ok(None);
         }
-        // A replay indexes the records of a commit together, as the commit did, so that its
-        // runs replace the ones the commit may have left in the index (see `recover`).
+        // A replay indexes the records of a commit together, so that its runs replace the
+        // ones the commit (or the group it was indexed in) left in the index (see `recover`).
         record::frame_record(
             &LogRecord {
                 body: Some(Body::Commit(CommitRecord {
@@ -925,12 +925,19 @@ impl Indexer {
     }
 
     /// Writes the durable batches into the index, in order, then publishes them and answers.
-    /// Batches that wait when the indexer is behind are indexed together: their runs join, so
-    /// a list takes one key for all of them, and the index catches up with fewer writes.
+    /// Batches that wait when the indexer is behind are indexed together, up to one that
+    /// signed a checkpoint: their runs join, so a list takes one key for all of them, and the
+    /// index catches up with fewer writes.
     fn run(self, batches: std::sync::mpsc::Receiver<Durable>) {
         while let Ok(mut batch) = batches.recv() {
             self.observe(&batch);
-            while let Ok(later) = batches.try_recv() {
+            // A group ends with a batch that signed a checkpoint: a replay at start may begin
+            // right after one, writing a run per commit from there, and must then overwrite
+            // the run keys this writes, not add runs beside them.
+            while batch.signed.is_none() {
+                let Ok(later) = batches.try_recv() else {
+                    break;
+                };
                 self.observe(&later);
                 batch.absorb(later);
             }

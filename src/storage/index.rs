@@ -4,7 +4,10 @@
 //! transaction and no flush of their own on the commit path, and replaying a record twice
 //! writes the same keys again.
 //!
-//! Lists are stored as runs ([`super::keys`]): one key per list per group commit.
+//! Lists are stored as runs ([`super::keys`]): one key per list per group commit, or per
+//! group of commits the indexer wrote together (a group ends with a commit that signed a
+//! checkpoint, where a replay may begin). Should runs of a replay overlap runs already
+//! there, the readers name each number once.
 
 use super::engine::Engine;
 use super::error::StoreError;
@@ -471,7 +474,7 @@ pub fn postings(
     budget: usize,
     reverse: bool,
 ) -> Result<Vec<u64>, StoreError> {
-    let mut out = Vec::new();
+    let mut out: Vec<u64> = Vec::new();
     let from = if reverse { high } else { low };
     for run in runs(engine, prefix, from, reverse)? {
         let (first, key, value) = run?;
@@ -483,6 +486,13 @@ pub fn postings(
             seqs.reverse();
         }
         for seq in seqs.into_iter().filter(|s| (low..=high).contains(s)) {
+            // Runs of a replay may overlap runs already there: each number once, in order.
+            if out
+                .last()
+                .is_some_and(|&last| if reverse { seq >= last } else { seq <= last })
+            {
+                continue;
+            }
             out.push(seq);
             if out.len() >= budget {
                 return Ok(out);
@@ -605,6 +615,48 @@ mod tests {
     #[test]
     fn commits_absorbed_answer_as_commits_apart() {
         runs_answer_lookups(true);
+    }
+
+    /// A replay that writes a commit's runs beside the joined runs of a group (it began inside
+    /// the group) leaves overlapping runs: every lookup still names each number once.
+    #[test]
+    fn overlapping_runs_name_each_number_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = SledEngine::open(dir.path(), None).unwrap();
+        let engine: &dyn Engine = &engine;
+        let prefixes = vec![b"x/s/S-1\0".to_vec()];
+        let commit = |seqs: std::ops::RangeInclusive<u64>| {
+            let mut w = IndexWrites::default();
+            for seq in seqs {
+                w.message(MessageEntry {
+                    seq,
+                    location: (100 + seq, 10),
+                    sender: "customs-nl",
+                    id: &format!("id-{seq}"),
+                    placements: vec![("market-a", seq)],
+                    prefixes: &prefixes,
+                });
+            }
+            w
+        };
+        let mut group = commit(1..=3);
+        group.absorb(commit(4..=5));
+        group.apply(engine, Applied::default()).unwrap();
+        commit(4..=5).apply(engine, Applied::default()).unwrap();
+        let p = &prefixes[0];
+        assert_eq!(
+            postings(engine, p, 1, 5, 10, false).unwrap(),
+            vec![1, 2, 3, 4, 5]
+        );
+        assert_eq!(
+            postings(engine, p, 1, 5, 10, true).unwrap(),
+            vec![5, 4, 3, 2, 1]
+        );
+        assert_eq!(postings(engine, p, 1, 5, 3, true).unwrap(), vec![5, 4, 3]);
+        assert_eq!(
+            inbox(engine, "market-a", 0, 10, 5).unwrap(),
+            (1..=5).map(|n| (n, n)).collect::<Vec<_>>()
+        );
     }
 
     fn runs_answer_lookups(absorbed: bool) {

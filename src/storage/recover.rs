@@ -529,8 +529,9 @@ impl Replay<'_> {
     }
 
     /// Writes what was gathered at the end of each commit — so that the runs it writes are
-    /// the commit's own and replace what the commit may have left in the index before a
-    /// crash — or, in a log that marks no commits, every [`REPLAY_CHUNK`] records (counted
+    /// the commit's own and replace what the commit (or the first commit of a group the
+    /// indexer wrote together) left in the index before a crash; a group's later commits get
+    /// runs beside the group's, which readers take each number of once — or, in a log that marks no commits, every [`REPLAY_CHUNK`] records (counted
     /// from where the replay began, so that a replay cut short and begun again writes the
     /// same runs). `pos` is just after the last record read.
     fn maybe_flush(&mut self, pos: u64) -> Result<(), OpenStoreError> {
