@@ -728,3 +728,44 @@ async fn the_gateway_id_may_not_be_a_participant() {
         "{err}"
     );
 }
+
+/// A seizure resubmitted after the registry changed raises nothing either: market-b's host is
+/// registered only after the seizure of a listing on it was stored, and the resubmission
+/// answers the original receipt without alerting market-b.
+#[tokio::test]
+async fn a_resubmission_raises_nothing_even_when_it_now_would() {
+    let full = common::enforcing_registry_toml("");
+    let without_b = full.replacen("domains = [\"market-b.example\"]\n", "", 1);
+    assert_ne!(full, without_b);
+    let mut setup = Setup::with_registry(&without_b);
+    setup.config.matching.enabled = true;
+    let on_b = || {
+        seizure("seiz-later", |_, s| {
+            s.platform = "shop-x".into();
+            s.listing_url = "https://market-b.example/item/1".into();
+        })
+    };
+    let gw = setup.start().await;
+    let first = submit(&mut gw.client("customs-nl").await, on_b())
+        .await
+        .unwrap();
+    gw.stop().await;
+
+    std::fs::write(setup.path().join("registry.toml"), &full).unwrap();
+    let gw = setup.start().await;
+    let again = submit(&mut gw.client("customs-nl").await, on_b())
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.seq, first.seq);
+    let mut b = gw.client("market-b").await;
+    assert!(inbox_of(&mut b, Kind::ListingAlert).await.is_empty());
+    // A new seizure of the same listing does alert market-b now.
+    let mut fresh = on_b();
+    fresh.id = "seiz-later-2".into();
+    submit(&mut gw.client("customs-nl").await, fresh)
+        .await
+        .unwrap();
+    assert_eq!(inbox_of(&mut b, Kind::ListingAlert).await.len(), 1);
+    gw.stop().await;
+}

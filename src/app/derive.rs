@@ -17,7 +17,8 @@
 //!   a match only when another sender has spoken of the seller since.
 //!
 //! What a derived message says is built in [`crate::domain::derived`]; here is who gets one.
-//! A message already stored (a resubmission) raises nothing again.
+//! A message already stored (a resubmission) raises nothing again: the committer stores what
+//! is raised from a message only with the message (`NewMessage::derived_from`).
 
 use super::error::Error;
 use super::submit::new_message;
@@ -60,9 +61,6 @@ impl Gateway {
         }
         let mut raised = Vec::new();
         for (source, m) in messages.iter().enumerate().filter(|(_, m)| concerned(m)) {
-            if self.store.seq_of(&m.sender, &m.id)?.is_some() {
-                continue;
-            }
             for alert in listing_alerts(&m.envelope, registry, policy) {
                 let to = alert.recipients.clone();
                 raised.push(new_message(alert, Kind::ListingAlert, to, Some(source)));
