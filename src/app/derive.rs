@@ -22,7 +22,7 @@
 
 use super::error::Error;
 use super::submit::new_message;
-use super::{readable_by, Gateway};
+use super::{readable_by, tlp_allows, Gateway};
 use crate::auth::registry::Registry;
 use crate::domain::derived::{self, AlertTarget};
 use crate::domain::facets::Facet;
@@ -193,18 +193,9 @@ impl Gateway {
 
 /// May `reader` read `new`, about to be stored for the inboxes of `new.deliver_to`?
 fn reads_new(reader: &Participant, new: &NewMessage, registry: &Registry, policy: &Policy) -> bool {
-    if reader.id == new.sender || new.deliver_to.contains(&reader.id) {
-        return true;
-    }
-    let envelope = &new.envelope;
-    policy.may_read(
-        reader,
-        &envelope.sender,
-        registry.get(&envelope.sender).map(|p| p.role),
-        &envelope.recipients,
-        new.kind,
-        Tlp::try_from(envelope.tlp).unwrap_or(Tlp::Unspecified),
-    )
+    reader.id == new.sender
+        || new.deliver_to.contains(&reader.id)
+        || tlp_allows(reader, &new.envelope, registry, policy)
 }
 
 /// The listing alerts `seizure` (validated, sender set) raises.

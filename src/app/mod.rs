@@ -422,14 +422,21 @@ fn readable_by(
     registry: &Registry,
     policy: &Policy,
 ) -> bool {
-    if addressed_to(envelope, receipt, &reader.id) {
-        return true;
-    }
-    let sender_role = registry.get(&envelope.sender).map(|p| p.role);
+    addressed_to(envelope, receipt, &reader.id) || tlp_allows(reader, envelope, registry, policy)
+}
+
+/// TLP and policy, for a reader the message is not addressed to: may `reader` read
+/// `envelope` all the same (a GREEN or CLEAR message the policy lets it receive)?
+fn tlp_allows(
+    reader: &Participant,
+    envelope: &pb::Envelope,
+    registry: &Registry,
+    policy: &Policy,
+) -> bool {
     policy.may_read(
         reader,
         &envelope.sender,
-        sender_role,
+        registry.get(&envelope.sender).map(|p| p.role),
         &envelope.recipients,
         Kind::try_from(envelope.kind).unwrap_or(Kind::Unspecified),
         Tlp::try_from(envelope.tlp).unwrap_or(Tlp::Unspecified),
