@@ -9,6 +9,7 @@ use crate::auth::registry::Registry;
 use crate::domain::facets::Facets;
 use crate::domain::participant::Participant;
 use crate::domain::policy::{kind_name, Policy};
+use crate::domain::signature::{self, SignatureError};
 use crate::domain::{ValidEnvelope, Violations};
 use crate::pb::limits::MAX_BATCH;
 use crate::pb::{self, envelope::Payload, Kind};
@@ -119,6 +120,7 @@ impl Gateway {
         let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
         let kind = valid.kind();
         let envelope = valid.envelope();
+        check_signature(sender, envelope, path, registry)?;
 
         let mut v = Violations::default();
         let mut recipients: Vec<&Participant> = Vec::with_capacity(envelope.recipients.len());
@@ -276,6 +278,27 @@ pub(super) fn new_message(
         envelope: Arc::new(envelope),
         derived_from,
     }
+}
+
+/// Verifies the sender's signature on `envelope` (validated, sender set) against its
+/// registered keys; an unsigned envelope passes unless the sender must sign. Unsigned
+/// envelopes cost nothing here.
+fn check_signature(
+    sender: &Participant,
+    envelope: &pb::Envelope,
+    path: &str,
+    registry: &Registry,
+) -> Result<(), Error> {
+    let refused = |e: SignatureError| Error::invalid(format!("{path}.signature"), e.to_string());
+    if envelope.signature.is_empty() {
+        return match sender.require_signature {
+            Some(true) => Err(refused(SignatureError::Required(sender.id.clone()))),
+            _ => Ok(()),
+        };
+    }
+    signature::verify(envelope, registry.signing_keys(&sender.id))
+        .map(|_| ())
+        .map_err(refused)
 }
 
 /// One error for a refused batch: the first failure decides the status, and every failing

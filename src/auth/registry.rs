@@ -4,6 +4,7 @@
 
 use super::token::TokenKeys;
 use crate::domain::participant::{Participant, Role};
+use crate::domain::signature::PublicKey;
 use crate::domain::vocab;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -52,6 +53,8 @@ pub struct Registry {
     token_keys: BTreeMap<String, Arc<TokenKeys>>,
     /// The platform whose listings are on each host of a registry `domains` list.
     platform_by_host: BTreeMap<String, String>,
+    /// Envelope signature verification keys by participant id.
+    signing_keys: BTreeMap<String, Arc<[PublicKey]>>,
 }
 
 /// Normalises a SHA-256 fingerprint written as hex, with or without colons, in any case.
@@ -107,6 +110,7 @@ impl Registry {
             denied: Default::default(),
             token_keys: BTreeMap::new(),
             platform_by_host,
+            signing_keys: BTreeMap::new(),
         })
     }
 
@@ -146,16 +150,56 @@ impl Registry {
         Ok(self)
     }
 
+    /// Loads every participant's signing keys, resolving relative paths against `base`.
+    fn load_signing_keys(mut self, base: &Path) -> Result<Registry, String> {
+        for p in self.by_id.values() {
+            let mut keys = Vec::with_capacity(p.signing_keys.len());
+            for (i, file) in p.signing_keys.iter().enumerate() {
+                let path = base.join(file);
+                let at = || {
+                    format!(
+                        "participant {:?} signing_keys[{i}]: {}",
+                        p.id,
+                        path.display()
+                    )
+                };
+                let pem = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", at()))?;
+                keys.push(PublicKey::from_pem(&pem).map_err(|e| format!("{}: {e}", at()))?);
+            }
+            if p.require_signature == Some(true) && keys.is_empty() {
+                return Err(format!(
+                    "participant {:?}: require_signature = true needs at least one signing_keys file",
+                    p.id
+                ));
+            }
+            if !keys.is_empty() {
+                self.signing_keys.insert(p.id.clone(), keys.into());
+            }
+        }
+        Ok(self)
+    }
+
+    /// The keys that verify a participant's envelope signatures (empty: none registered).
+    pub fn signing_keys(&self, id: &str) -> &[PublicKey] {
+        self.signing_keys.get(id).map(|k| &k[..]).unwrap_or(&[])
+    }
+
     /// The token verification keys of a participant.
     pub fn token_keys(&self, id: &str) -> Option<&Arc<TokenKeys>> {
         self.token_keys.get(id)
     }
 
-    /// Every file the registry read (for change detection): token keys and JWKS files.
+    /// Every file the registry read (for change detection): token keys, JWKS files and
+    /// signing keys.
     pub fn key_files(&self, base: &Path) -> Vec<PathBuf> {
         self.by_id
             .values()
-            .flat_map(|p| p.token_keys.iter().chain(p.jwks.iter()))
+            .flat_map(|p| {
+                p.token_keys
+                    .iter()
+                    .chain(p.jwks.iter())
+                    .chain(p.signing_keys.iter())
+            })
             .map(|f| base.join(f))
             .collect()
     }
@@ -184,6 +228,7 @@ impl Registry {
         Registry::new(file.participant)
             .and_then(|r| r.with_denied(&file.denied_sha256))
             .and_then(|r| r.load_token_keys(base))
+            .and_then(|r| r.load_signing_keys(base))
             .map_err(|message| RegistryError::Parse {
                 path: origin.to_string(),
                 message,

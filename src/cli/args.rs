@@ -63,6 +63,20 @@ pub struct IdentityArgs {
     pub token: Option<String>,
 }
 
+/// `ipex message` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum MessageCommand {
+    /// Checks the sender's signature on a stored message, offline, against the sender's
+    /// public key alone. FILE is what `ipex get` prints (or a stored message, or an envelope).
+    Verify {
+        /// The message, as JSON.
+        file: PathBuf,
+        /// The sender's public key (SPKI PEM, Ed25519 or EC P-256).
+        #[arg(long, value_name = "PUBLIC_KEY_PEM")]
+        key: PathBuf,
+    },
+}
+
 /// Commands.
 #[derive(Subcommand, Debug)]
 pub enum Command {
@@ -75,12 +89,25 @@ pub enum Command {
         /// Envelope files.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Sign each envelope with this private key (PKCS#8 PEM, Ed25519 or EC P-256) of your
+        /// organisation, one of the registry's `signing_keys` of your participant.
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
     },
     /// Submits the envelopes of the files as one all-or-nothing batch.
     SubmitBatch {
         /// Envelope files; a file may also hold a JSON array of envelopes.
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Sign each envelope with this private key (PKCS#8 PEM, Ed25519 or EC P-256).
+        #[arg(long, value_name = "KEY")]
+        sign: Option<PathBuf>,
+    },
+    /// Works with stored messages offline, without a gateway.
+    Message {
+        /// What to do.
+        #[command(subcommand)]
+        command: MessageCommand,
     },
     /// Fetches one message, by sequence number or by sender and id.
     Get {

@@ -20,6 +20,9 @@ pub enum CliError {
     /// An offline operation on a data directory failed.
     #[error("{0}")]
     Store(String),
+    /// A signature or a report did not verify.
+    #[error("verification failed: {0}")]
+    Invalid(String),
     /// The gateway answered that it does not serve.
     #[error("the gateway does not serve: {0}")]
     Unhealthy(String),

@@ -6,6 +6,8 @@
 //! - [`client`] — connecting to a gateway over mutual TLS (also for tests and benchmarks);
 //! - [`audit`] — verifying and exporting the exchange log;
 //! - [`bench`] — `ipex bench`;
+//! - [`message`] — signing envelopes before they are sent, verifying a stored message's
+//!   signature offline;
 //! - [`token`] — development officer tokens.
 //!
 //! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names; seller
@@ -18,10 +20,11 @@ pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod error;
+pub mod message;
 pub mod token;
 
 use crate::pb;
-use args::{AuditCommand, CertsCommand, Cli, Command, StoreCommand, TokenCommand};
+use args::{AuditCommand, CertsCommand, Cli, Command, MessageCommand, StoreCommand, TokenCommand};
 use clap::Parser;
 use client::Clients;
 pub use error::CliError;
@@ -124,6 +127,26 @@ async fn subscribe(
     }
 }
 
+/// For `--sign KEY`: the participant the gateway takes this client to be (the sender it will
+/// set, which the signature covers) and the key.
+async fn signer(
+    clients: &mut Clients,
+    key: Option<&std::path::Path>,
+) -> Result<Option<(String, crate::domain::signature::SigningKey)>, CliError> {
+    let Some(path) = key else {
+        return Ok(None);
+    };
+    let key = message::signing_key(path)?;
+    let me = clients.participants.who_am_i(pb::WhoAmIRequest {}).await?;
+    let id = me
+        .get_ref()
+        .participant
+        .as_ref()
+        .map(|p| p.id.clone())
+        .ok_or_else(|| CliError::Input("the gateway did not say who you are".into()))?;
+    Ok(Some((id, key)))
+}
+
 fn read_envelopes(path: &PathBuf, allow_array: bool) -> Result<Vec<pb::Envelope>, CliError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Input(format!("cannot read {}: {e}", path.display())))?;
@@ -222,6 +245,12 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         let hex = pseudonym::pseudonym(&key, (*kind).into(), value).map_err(CliError::Input)?;
         return writeln!(out, "{hex}").map_err(|e| CliError::Input(e.to_string()));
     }
+    if let Command::Message {
+        command: MessageCommand::Verify { file, key },
+    } = &cli.command
+    {
+        return print(out, &message::verify_file(file, key)?);
+    }
     if let Command::Bench(args) = &cli.command {
         return bench::run(cli.gateway.as_deref(), &cli.identity, args, out).await;
     }
@@ -241,9 +270,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 .await?;
             print_pb(out, "ipex.v1.ListParticipantsResponse", r.get_ref())
         }
-        Command::Submit { files } => {
+        Command::Submit { files, sign } => {
+            let signer = signer(&mut clients, sign.as_deref()).await?;
             for file in &files {
-                for envelope in read_envelopes(file, false)? {
+                let mut envelopes = read_envelopes(file, false)?;
+                if let Some((sender, key)) = &signer {
+                    message::sign_all(&mut envelopes, sender, key);
+                }
+                for envelope in envelopes {
                     let r = clients
                         .exchange
                         .submit(pb::SubmitRequest {
@@ -255,10 +289,14 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
             }
             Ok(())
         }
-        Command::SubmitBatch { files } => {
+        Command::SubmitBatch { files, sign } => {
+            let signer = signer(&mut clients, sign.as_deref()).await?;
             let mut envelopes = Vec::new();
             for file in &files {
                 envelopes.extend(read_envelopes(file, true)?);
+            }
+            if let Some((sender, key)) = &signer {
+                message::sign_all(&mut envelopes, sender, key);
             }
             let r = clients
                 .exchange
@@ -408,6 +446,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
             }
         }
         Command::Certs { .. }
+        | Command::Message { .. }
         | Command::Token { .. }
         | Command::Pseudonym { .. }
         | Command::Bench(_)

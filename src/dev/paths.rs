@@ -42,6 +42,16 @@ impl DevPaths {
     pub fn token_public_key(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.token.pub.pem"))
     }
+    /// A participant's development envelope-signing key (Ed25519, PKCS#8): `ipex submit
+    /// --sign` takes it.
+    pub fn sign_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.sign.key"))
+    }
+    /// The public half of a participant's envelope-signing key, as the registry's
+    /// `signing_keys` names it and `ipex message verify --key` takes it.
+    pub fn sign_public_key(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.sign.pub"))
+    }
     /// The development participant registry.
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.toml")

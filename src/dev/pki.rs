@@ -6,6 +6,7 @@
 
 use super::paths::DevPaths;
 use crate::auth::identity::URI_SAN_PREFIX;
+use crate::domain::signature::SigningKey;
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName,
     DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose,
@@ -250,8 +251,8 @@ pub fn registry_toml(participants: &[DevParticipant]) -> String {
     );
     for p in participants {
         out.push_str(&format!(
-            "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\ntoken_keys = [\"{}.token.pub.pem\"]\n",
-            p.id, p.role, p.country, p.display_name, p.id
+            "\n[[participant]]\nid = \"{}\"\nrole = \"{}\"\ncountry = \"{}\"\ndisplay_name = \"{}\"\ntoken_keys = [\"{}.token.pub.pem\"]\nsigning_keys = [\"{}.sign.pub\"]\n",
+            p.id, p.role, p.country, p.display_name, p.id, p.id
         ));
         if !p.domains.is_empty() {
             let quoted: Vec<String> = p.domains.iter().map(|d| format!("{d:?}")).collect();
@@ -263,18 +264,19 @@ pub fn registry_toml(participants: &[DevParticipant]) -> String {
 
 /// Creates the development PKI under `dir` unless its CA already exists: a CA, a server
 /// certificate for `localhost` and `127.0.0.1`, a certificate and key per development
-/// participant with a token-signing key pair, and the registry. Returns true when it created
-/// them.
+/// participant with a token-signing key pair and an envelope-signing key pair, and the
+/// registry. A PKI made before envelope signatures gains the signing keys. Returns true when
+/// it created or added anything.
 pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     let paths = DevPaths {
         dir: dir.to_path_buf(),
     };
-    if paths.ca().exists() && paths.registry().exists() {
-        return Ok(false);
-    }
     let write = |path: PathBuf, contents: &str, private: bool| -> Result<(), PkiError> {
         write_file(&path, contents, private).map_err(|source| PkiError::Write { path, source })
     };
+    if paths.ca().exists() && paths.registry().exists() {
+        return add_signing_keys(&paths, &write);
+    }
     std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
         path: dir.to_path_buf(),
         source,
@@ -295,6 +297,13 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
             .map_err(|e| PkiError::Token(e.to_string()))?;
         write(paths.token_key(p.id), &private, true)?;
         write(paths.token_public_key(p.id), &public, false)?;
+        let signing = SigningKey::generate_ed25519();
+        write(paths.sign_key(p.id), &signing.to_pem(), true)?;
+        write(
+            paths.sign_public_key(p.id),
+            &signing.public().to_pem(),
+            false,
+        )?;
     }
     write(paths.server_cert(), &server.cert_pem, false)?;
     write(paths.server_key(), &server.key_pem, true)?;
@@ -302,6 +311,46 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     write(paths.registry(), &registry_toml(DEV_PARTICIPANTS), false)?;
     // The CA certificate last: its presence marks a complete PKI.
     write(paths.ca(), &ca.issued.cert_pem, false)?;
+    Ok(true)
+}
+
+/// Gives a development PKI made before envelope signatures an Ed25519 signing key per
+/// participant it has a certificate for, registered in its registry. Returns true when it
+/// added any.
+fn add_signing_keys(
+    paths: &DevPaths,
+    write: &dyn Fn(PathBuf, &str, bool) -> Result<(), PkiError>,
+) -> Result<bool, PkiError> {
+    let registry = std::fs::read_to_string(paths.registry()).map_err(|source| PkiError::Write {
+        path: paths.registry(),
+        source,
+    })?;
+    let mut updated = registry.clone();
+    for p in DEV_PARTICIPANTS {
+        let token_line = format!("token_keys = [\"{}.token.pub.pem\"]\n", p.id);
+        if !paths.cert(p.id).exists()
+            || paths.sign_key(p.id).exists()
+            || !updated.contains(&token_line)
+        {
+            continue;
+        }
+        let signing = SigningKey::generate_ed25519();
+        write(paths.sign_key(p.id), &signing.to_pem(), true)?;
+        write(
+            paths.sign_public_key(p.id),
+            &signing.public().to_pem(),
+            false,
+        )?;
+        updated = updated.replacen(
+            &token_line,
+            &format!("{token_line}signing_keys = [\"{}.sign.pub\"]\n", p.id),
+            1,
+        );
+    }
+    if updated == registry {
+        return Ok(false);
+    }
+    write(paths.registry(), &updated, false)?;
     Ok(true)
 }
 

@@ -102,6 +102,8 @@ pub fn listing_alert(seizure: &pb::Envelope, target: &AlertTarget) -> Option<pb:
             id: seizure.id.clone(),
         }],
         supersedes: None,
+        // Raised by the gateway, in the administration's name but not with its key: unsigned.
+        signature: String::new(),
         payload: Some(Payload::ListingAlert(alert)),
     })
 }
@@ -226,6 +228,7 @@ pub fn seller_match(
         territorial_scope: new.territorial_scope.clone(),
         refs,
         supersedes: None,
+        signature: String::new(),
         payload: Some(Payload::SellerMatch(pb::SellerMatch {
             message: Some(new_ref),
             kind: new.kind,

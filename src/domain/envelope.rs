@@ -135,6 +135,16 @@ impl ValidEnvelope {
                 );
             }
         }
+        if envelope.signature.len() > super::signature::MAX_SIGNATURE_LEN {
+            v.add(
+                format!("{path}.signature"),
+                format!(
+                    "at most {} characters, not {}",
+                    super::signature::MAX_SIGNATURE_LEN,
+                    envelope.signature.len()
+                ),
+            );
+        }
         if !v.is_empty() {
             return Err(v);
         }

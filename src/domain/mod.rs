@@ -2,8 +2,9 @@
 //! ([`envelope`], [`payload`], [`vocab`], [`violations`]), the searchable facets of a message
 //! and the filters over them ([`facets`]), who may send what to whom and who may read what
 //! ([`policy`]), who the participants are ([`participant`]), and seller pseudonyms computed from
-//! a seller identifier under a community key ([`pseudonym`]), and what the messages the
-//! gateway raises itself say ([`derived`]: listing alerts, seller matches).
+//! a seller identifier under a community key ([`pseudonym`]), what the messages the gateway
+//! raises itself say ([`derived`]: listing alerts, seller matches), and the signatures an
+//! organisation puts on the envelopes it sends ([`signature`]: JWS, detached payload).
 //!
 //! Uses only [`crate::pb`]. No tokio, no tonic, no sled, no clock: the caller passes `now`.
 
@@ -14,6 +15,7 @@ pub mod participant;
 pub mod payload;
 pub mod policy;
 pub mod pseudonym;
+pub mod signature;
 pub mod violations;
 pub mod vocab;
 

@@ -96,6 +96,14 @@ pub struct Participant {
     /// platforms they concern. Default: true; `false` opts out.
     #[serde(default)]
     pub listing_alerts: Option<bool>,
+    /// PEM files (SPKI `PUBLIC KEY`, Ed25519 or EC P-256) of the keys that verify this
+    /// organisation's signatures on the envelopes it sends, relative to the registry file.
+    /// Several may be listed while a key is rotated.
+    #[serde(default)]
+    pub signing_keys: Vec<PathBuf>,
+    /// Whether every envelope this participant sends must be signed. Default: false.
+    #[serde(default)]
+    pub require_signature: Option<bool>,
 }
 
 impl Participant {
