@@ -1159,3 +1159,86 @@ fn pseudonym_vectors_and_refusals_with_the_real_binary() {
         "ipex pseudonym connected to the gateway address"
     );
 }
+
+#[test]
+fn signed_submit_and_offline_verify_with_the_real_binaries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let gw = Gateway::start_dev(dir);
+    // Development mode made a signing key pair per participant and registered the public half.
+    for file in [
+        "customs-nl.sign.key",
+        "customs-nl.sign.pub",
+        "market-a.sign.pub",
+    ] {
+        assert!(dir.join("certs/dev").join(file).is_file(), "{file} missing");
+    }
+    let registry = std::fs::read_to_string(dir.join("certs/dev/registry.toml")).unwrap();
+    assert!(registry.contains("signing_keys = [\"customs-nl.sign.pub\"]"));
+
+    let receipt = gw.ipex_json(
+        "customs-nl",
+        &[
+            "submit",
+            "--sign",
+            "certs/dev/customs-nl.sign.key",
+            TAKEDOWN_NOTICE,
+        ],
+    );
+    assert_eq!(receipt["receipt"]["seq"], "1", "{receipt}");
+    // The recipient prints the message and checks it offline with the sender's public key.
+    let out = gw.ipex(
+        "market-a",
+        &["get", "--sender", "customs-nl", "--id", "tdn-2026-0001"],
+    );
+    assert!(out.status.success());
+    let printed = dir.join("notice.json");
+    std::fs::write(&printed, &out.stdout).unwrap();
+    let verified = run(command(IPEX, dir).args([
+        "message",
+        "verify",
+        printed.to_str().unwrap(),
+        "--key",
+        "certs/dev/customs-nl.sign.pub",
+    ]));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["signature"], "valid", "{report}");
+    assert_eq!(report["alg"], "EdDSA", "{report}");
+
+    // Another participant's key does not verify it: exit status 1, the reason on stderr.
+    let wrong = run(command(IPEX, dir).args([
+        "message",
+        "verify",
+        printed.to_str().unwrap(),
+        "--key",
+        "certs/dev/market-a.sign.pub",
+    ]));
+    assert_eq!(wrong.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert!(stderr.contains("verification failed"), "{stderr}");
+
+    // Signing with another organisation's key is refused by the gateway, naming the field.
+    let mut notice: Value =
+        serde_json::from_str(&std::fs::read_to_string(TAKEDOWN_NOTICE).unwrap()).unwrap();
+    notice["id"] = "tdn-2026-0002".into();
+    let file = dir.join("notice-2.json");
+    std::fs::write(&file, notice.to_string()).unwrap();
+    let stderr = gw.ipex_fails(
+        "customs-nl",
+        &[
+            "submit",
+            "--sign",
+            "certs/dev/market-a.sign.key",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        stderr.contains("InvalidArgument") && stderr.contains("envelope.signature"),
+        "{stderr}"
+    );
+}
