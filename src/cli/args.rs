@@ -473,4 +473,9 @@ pub struct BenchArgs {
     /// Print the results as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Private key (PKCS#8 PEM, Ed25519 or EC P-256) that signs the seizures of the `signed`
+    /// step. Default: the sender's development signing key (a local gateway's, or
+    /// `<--certs-dir>/<--as>.sign.key`); without one the step is left out.
+    #[arg(long, value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }

@@ -56,6 +56,9 @@ pub enum Call {
     /// market-a flagged, which it looks up (a seller match the first time; after that the
     /// sender's own last seizure of the seller is newer than the flag: no news).
     Linked,
+    /// `ipex.v1.Exchange/Submit` of the `submit` seizure notification signed by the sender
+    /// (`--sign`): the client signs each, the gateway verifies each before storing it.
+    Signed,
 }
 
 impl Call {
@@ -65,11 +68,12 @@ impl Call {
             Call::Health => "health",
             Call::Submit => "submit",
             Call::Linked => "linked",
+            Call::Signed => "signed",
         }
     }
 
     /// Every call, in the order each step measures them.
-    const ALL: [Call; 3] = [Call::Health, Call::Submit, Call::Linked];
+    const ALL: [Call; 4] = [Call::Health, Call::Submit, Call::Linked, Call::Signed];
 }
 
 /// When a step ends.
@@ -125,6 +129,8 @@ struct Load {
     template: pb::Envelope,
     /// The envelope `linked` sends, its id replaced per call.
     linked: pb::Envelope,
+    /// Who signs the envelopes of `signed`, and with which key; `None` leaves the step out.
+    signer: Option<(String, crate::domain::signature::SigningKey)>,
     /// Distinguishes this run's ids from earlier runs' against the same gateway.
     run_id: String,
     /// Ids used so far.
@@ -140,14 +146,17 @@ impl Load {
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
                 .map(|_| ()),
-            Call::Submit | Call::Linked => {
+            Call::Submit | Call::Linked | Call::Signed => {
                 let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let mut envelope = if call == Call::Submit {
-                    self.template.clone()
-                } else {
+                let mut envelope = if call == Call::Linked {
                     self.linked.clone()
+                } else {
+                    self.template.clone()
                 };
                 envelope.id = format!("bench-{}-{n}", self.run_id);
+                if let (Call::Signed, Some((sender, key))) = (call, &self.signer) {
+                    super::message::sign_all(std::slice::from_mut(&mut envelope), sender, key);
+                }
                 conn.exchange
                     .submit(pb::SubmitRequest {
                         envelope: Some(envelope),
@@ -183,12 +192,25 @@ pub async fn run(
         return Err(CliError::Input("--connections: must be at least 1".into()));
     }
 
-    let (local, target, tls, bearer) = match gateway {
+    let dev_key = |certs: &std::path::Path, id: &str| {
+        Some(crate::dev::paths::DevPaths {
+            dir: certs.to_path_buf(),
+        })
+        .map(|p| p.sign_key(id))
+        .filter(|p| p.is_file())
+    };
+    let (local, target, tls, bearer, sign) = match gateway {
         Some(url) => (
             None,
             url.to_string(),
             identity.tls()?,
             Bearer::new(identity.token.as_deref())?,
+            args.sign.clone().or_else(|| {
+                identity
+                    .as_participant
+                    .as_deref()
+                    .and_then(|id| dev_key(&identity.certs_dir, id))
+            }),
         ),
         None => {
             progress_line("starting a gateway on a temporary store", true);
@@ -199,10 +221,14 @@ pub async fn run(
             }
             let target = local.endpoint();
             let tls = local.tls.clone();
-            (Some(local), target, tls, Bearer::default())
+            let sign = args
+                .sign
+                .clone()
+                .or_else(|| dev_key(&local.certs, LOCAL_SENDER));
+            (Some(local), target, tls, Bearer::default(), sign)
         }
     };
-    let result = measure(&target, &tls, bearer, args, length, warmup).await;
+    let result = measure(&target, &tls, bearer, args, length, warmup, sign).await;
     if let Some(local) = local {
         local.stop().await?;
     }
@@ -231,6 +257,7 @@ async fn measure(
     args: &BenchArgs,
     length: Length,
     warmup: Duration,
+    sign: Option<std::path::PathBuf>,
 ) -> Result<Vec<Step>, CliError> {
     let mut conns = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
@@ -242,6 +269,27 @@ async fn measure(
             exchange: pb::exchange_client::ExchangeClient::new(transport),
         });
     }
+    let signer = match sign {
+        None => None,
+        Some(path) => {
+            let key = super::message::signing_key(&path)?;
+            let channel: Channel = client::connect(target, tls).await?;
+            let mut participants = pb::participants_client::ParticipantsClient::new(
+                tonic::service::interceptor::InterceptedService::new(channel, bearer.clone()),
+            );
+            let me = participants.who_am_i(pb::WhoAmIRequest {}).await?;
+            let sender = me
+                .into_inner()
+                .participant
+                .map(|p| p.id)
+                .unwrap_or_default();
+            Some((sender, key))
+        }
+    };
+    let calls: Vec<Call> = Call::ALL
+        .into_iter()
+        .filter(|c| *c != Call::Signed || signer.is_some())
+        .collect();
     let (template, linked) = templates()?;
     let run_id = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -251,13 +299,14 @@ async fn measure(
         conns,
         template,
         linked,
+        signer,
         run_id,
         next_id: AtomicU64::new(0),
     });
 
     // One call of each first, so that a wrong identity or a refusing gateway is reported
     // plainly instead of as a table of errors.
-    for call in Call::ALL {
+    for &call in &calls {
         let mut conn = load.conns[0].clone();
         load.call(call, &mut conn).await.map_err(|error| {
             CliError::Input(format!("the first {} call failed: {error}", call.name()))
@@ -265,14 +314,14 @@ async fn measure(
     }
     if !warmup.is_zero() {
         let in_flight = args.concurrency.iter().copied().max().unwrap_or(1);
-        for call in Call::ALL {
+        for &call in &calls {
             progress_line(&format!("warming up: {}", call.name()), true);
             step(&load, call, in_flight, Length::Time(warmup / 2), false).await;
         }
     }
     let mut steps = Vec::new();
     for &in_flight in &args.concurrency {
-        for call in Call::ALL {
+        for &call in &calls {
             steps.push(step(&load, call, in_flight, length, true).await);
         }
     }
@@ -488,6 +537,8 @@ struct Ratio {
     p99: f64,
     /// Linked Submit calls/s and p99 over plain Submit's, when measured.
     linked: Option<(f64, f64)>,
+    /// Signed Submit calls/s and p99 over plain Submit's, when measured.
+    signed: Option<(f64, f64)>,
 }
 
 impl Report {
@@ -514,6 +565,12 @@ impl Report {
                         (
                             linked.calls_per_sec / submit.calls_per_sec.max(1e-9),
                             linked.p99_ms / submit.p99_ms.max(1e-9),
+                        )
+                    }),
+                    signed: find(Call::Signed, step.concurrency).map(|signed| {
+                        (
+                            signed.calls_per_sec / submit.calls_per_sec.max(1e-9),
+                            signed.p99_ms / submit.p99_ms.max(1e-9),
                         )
                     }),
                 });
@@ -568,6 +625,8 @@ impl Report {
                     "p99_ratio": round(r.p99, 3),
                     "linked_calls_per_sec_ratio": r.linked.map(|(rate, _)| round(rate, 3)),
                     "linked_p99_ratio": r.linked.map(|(_, p99)| round(p99, 3)),
+                    "signed_calls_per_sec_ratio": r.signed.map(|(rate, _)| round(rate, 3)),
+                    "signed_p99_ratio": r.signed.map(|(_, p99)| round(p99, 3)),
                 })
             })
             .collect();
@@ -627,17 +686,20 @@ impl Report {
             ));
         }
         t.push_str(
-            "\nSubmit against the health baseline, and linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) against Submit:\nin flight  calls/s    p99   linked calls/s    p99\n",
+            "\nSubmit against the health baseline; linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) and signed Submit (signed by the client, verified\nby the gateway) against Submit:\nin flight  calls/s    p99   linked calls/s    p99   signed calls/s    p99\n",
         );
         for r in self.ratios() {
             let (linked_rate, linked_p99) = r.linked.unwrap_or((f64::NAN, f64::NAN));
+            let (signed_rate, signed_p99) = r.signed.unwrap_or((f64::NAN, f64::NAN));
             t.push_str(&format!(
-                "{:>9}  {:>6.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×\n",
+                "{:>9}  {:>6.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×\n",
                 r.concurrency,
                 r.rate * 100.0,
                 r.p99,
                 linked_rate * 100.0,
-                linked_p99
+                linked_p99,
+                signed_rate * 100.0,
+                signed_p99
             ));
         }
         if let Some((rate, p99, met)) = self.target() {
