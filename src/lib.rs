@@ -19,8 +19,8 @@
 //!   message is encoded once for all its subscribers), the codec that names where a request
 //!   failed to decode, its proto3 JSON, the protocol's limits;
 //! - [`domain`] — vocabulary and validation, facets and filters, policy, participants, seller
-//!   pseudonyms, and what the messages the gateway raises itself say (listing alerts, seller
-//!   matches) (pure);
+//!   pseudonyms, what the messages the gateway raises itself say (listing alerts, seller
+//!   matches), and sender signatures on envelopes (JWS, detached payload) (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
 //!   checkpoints, who may see a leaf, offline verification;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
@@ -33,8 +33,8 @@
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
 //! - [`dev`] — the development PKI, keys and configuration;
 //! - [`server`] — `run(listener, config, shutdown)`: wiring only;
-//! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench, tokens and
-//!   pseudonyms (computed locally).
+//! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench, tokens,
+//!   pseudonyms (computed locally), signing envelopes and verifying them offline.
 #![forbid(unsafe_code)]
 
 pub mod admin;

@@ -242,3 +242,48 @@ fn a_participant_that_must_sign_needs_a_key() {
     let error = ipex::auth::registry::Registry::from_toml(missing, "registry.toml").unwrap_err();
     assert!(error.to_string().contains("signing_keys[0]"), "{error}");
 }
+
+/// The test vector of the README and `examples/signatures/vector.json`: the RFC 8032 test 1
+/// key (public, never for real use) signs the sample takedown outcome as market-a. Another
+/// language checks its encoding and its JWS verification against it
+/// (`examples/python/verify_signature.py`). `IPEX_UPDATE_VECTORS=1` rewrites the file.
+#[test]
+fn signature_vector_is_current() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let seed: [u8; 32] =
+        hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let key = SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed));
+    let envelope = signed(example("takedown-outcome.json"), "market-a", &key);
+    let vector = serde_json::json!({
+        "description": "ipex envelope signature test vector: the RFC 8032 test 1 Ed25519 key signs examples/messages/takedown-outcome.json sent by market-a",
+        "public_key_pem": key.public().to_pem(),
+        "kid": key.public().kid(),
+        "envelope": ipex::pb::json::to_json_value("ipex.v1.Envelope", &envelope),
+        "canonical_bytes_hex": hex::encode(signature::canonical_bytes(&envelope)),
+        "signature": envelope.signature,
+    });
+    let text = serde_json::to_string_pretty(&vector).unwrap() + "\n";
+    let path = root.join("examples/signatures/vector.json");
+    if std::env::var_os("IPEX_UPDATE_VECTORS").is_some() {
+        std::fs::write(&path, &text).unwrap();
+    }
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        text,
+        "examples/signatures/vector.json is stale: run with IPEX_UPDATE_VECTORS=1"
+    );
+    // The README shows the same vector.
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    for shown in [
+        envelope.signature.as_str(),
+        &key.public().kid(),
+        &vector["canonical_bytes_hex"].as_str().unwrap()[..64],
+    ] {
+        assert!(readme.contains(shown), "README.md does not show {shown}");
+    }
+    // And it verifies, while one flipped bit of the canonical bytes does not.
+    signature::verify(&envelope, &[key.public()]).unwrap();
+}

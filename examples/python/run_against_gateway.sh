@@ -47,7 +47,7 @@ echo "python client: virtual environment in $tmp/venv"
 python3 -m venv "$tmp/venv"
 py="$tmp/venv/bin/python"
 "$py" -m pip install --quiet --disable-pip-version-check -r "$here/requirements.txt"
-"$py" -m pip list --disable-pip-version-check 2>/dev/null | grep -Ei '^(grpcio|grpcio-tools|protobuf) '
+"$py" -m pip list --disable-pip-version-check 2>/dev/null | grep -Ei '^(grpcio|grpcio-tools|protobuf|cryptography) '
 
 PYTHON="$py" bash "$here/generate.sh" "$tmp/stubs"
 
@@ -105,6 +105,11 @@ echo "python client: running ipex_client.py against 127.0.0.1:$port"
 status=0
 (cd "$root" && IPEX_PY_STUBS="$tmp/stubs" "$py" "$here/ipex_client.py" \
   --gateway "127.0.0.1:$port" --certs-dir "$certs" --timeout 20) || status=$?
+if [[ "$status" -eq 0 ]]; then
+  echo "python client: checking the envelope signature test vector"
+  IPEX_PY_STUBS="$tmp/stubs" "$py" "$here/verify_signature.py" \
+    "$root/examples/signatures/vector.json" || status=$?
+fi
 
 stop_gateway
 if [[ "$ipexd_status" -ne 0 ]]; then
