@@ -1161,7 +1161,7 @@ fn pseudonym_vectors_and_refusals_with_the_real_binary() {
 }
 
 #[test]
-fn signed_submit_and_offline_verify_with_the_real_binaries() {
+fn signed_messages_and_takedown_reports_with_the_real_binaries() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let gw = Gateway::start_dev(dir);
@@ -1239,6 +1239,54 @@ fn signed_submit_and_offline_verify_with_the_real_binaries() {
     );
     assert!(
         stderr.contains("InvalidArgument") && stderr.contains("envelope.signature"),
+        "{stderr}"
+    );
+
+    // The platform answers; the administration's takedown-times report verifies offline with
+    // the verifier key alone, and an altered copy does not.
+    gw.ipex_json("market-a", &["submit", TAKEDOWN_OUTCOME]);
+    let summary = gw.ipex_json(
+        "customs-nl",
+        &[
+            "report",
+            "takedown-times",
+            "--platform",
+            "market-a",
+            "--from",
+            "2026-01-01",
+            "--out",
+            "report.json",
+            "--svg",
+            "report.svg",
+        ],
+    );
+    assert_eq!(summary["entries"], 1, "{summary}");
+    assert_eq!(summary["summaries"][0]["platform"], "market-a", "{summary}");
+    assert_eq!(summary["summaries"][0]["answered"], "1", "{summary}");
+    assert!(std::fs::read_to_string(dir.join("report.svg"))
+        .unwrap()
+        .starts_with("<svg"));
+    let checkpoint = gw.ipex_json("customs-nl", &["audit", "checkpoint"]);
+    let key = checkpoint["verifierKey"].as_str().unwrap().to_string();
+    let verified =
+        run(command(IPEX, dir).args(["audit", "verify-report", "report.json", "--key", &key]));
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+    let report: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report["report"], "valid", "{report}");
+    let text = std::fs::read_to_string(dir.join("report.json")).unwrap();
+    let altered = text.replacen("\"delaySeconds\": ", "\"delaySeconds\": 1", 1);
+    assert_ne!(altered, text);
+    std::fs::write(dir.join("altered.json"), altered).unwrap();
+    let refused =
+        run(command(IPEX, dir).args(["audit", "verify-report", "altered.json", "--key", &key]));
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("entries[0] (customs-nl/tdn-2026-0001): delay_seconds"),
         "{stderr}"
     );
 }

@@ -10,6 +10,7 @@
 //! - [`case`] — `GetCase`: the thread of messages linked to one;
 //! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
 //! - [`audit`] — checkpoints, proofs and leaves of the exchange log;
+//! - [`report`] — `GetTakedownTimes`: how long platforms took to act, with proofs;
 //! - [`events`] — every audit event, built in one place;
 //! - [`handshakes`] — refused handshakes, counted and summarised;
 //! - [`error`] — what a call can fail with.
@@ -24,6 +25,7 @@ pub mod error;
 pub mod events;
 pub mod handshakes;
 pub mod read;
+pub mod report;
 pub mod search;
 pub mod submit;
 pub mod subscribe;

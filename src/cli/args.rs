@@ -63,6 +63,33 @@ pub struct IdentityArgs {
     pub token: Option<String>,
 }
 
+/// `ipex report` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ReportCommand {
+    /// How long platforms took to act on the takedown notices and listing alerts between you
+    /// and them: each notice's acceptance and the platform's first outcome, with audit leaves
+    /// and inclusion proofs against one signed checkpoint, and a summary per platform and per
+    /// status. Writes the report (proto3 JSON of ipex.v1.TakedownTimesReport) to --out and
+    /// prints its summary; `ipex audit verify-report` checks it offline.
+    TakedownTimes {
+        /// Only the notices to this platform.
+        #[arg(long)]
+        platform: Option<String>,
+        /// Only notices accepted at or after this time (RFC 3339, or a date: 2026-11-01).
+        #[arg(long)]
+        from: Option<String>,
+        /// Only notices accepted before this time (RFC 3339, or a date).
+        #[arg(long)]
+        to: Option<String>,
+        /// The report file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Also draw the distribution of delays per platform (an ECDF) as SVG to this file.
+        #[arg(long)]
+        svg: Option<PathBuf>,
+    },
+}
+
 /// `ipex message` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum MessageCommand {
@@ -102,6 +129,12 @@ pub enum Command {
         /// Sign each envelope with this private key (PKCS#8 PEM, Ed25519 or EC P-256).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+    },
+    /// Reports over the exchange, with proofs anyone can check offline.
+    Report {
+        /// Which report.
+        #[command(subcommand)]
+        command: ReportCommand,
     },
     /// Works with stored messages offline, without a gateway.
     Message {
@@ -343,6 +376,17 @@ pub enum AuditCommand {
         /// The data directory --full checks.
         #[arg(long, default_value = "data", requires = "full")]
         data_dir: PathBuf,
+    },
+    /// Checks a takedown-times report offline: the checkpoint's signature, every leaf's
+    /// inclusion proof, every timestamp against its leaf, every envelope against its digest,
+    /// every figure and the summaries. Names the entry at fault; exit status 1 then.
+    VerifyReport {
+        /// The report (as `ipex report takedown-times --out` wrote it).
+        file: PathBuf,
+        /// The gateway's checkpoint verifier key (`<name>+<id>+<key>`, as `ipexd` logs it at
+        /// start and `ipex audit checkpoint` prints it), or a file holding it.
+        #[arg(long, value_name = "VERIFIER_KEY")]
+        key: PathBuf,
     },
     /// Writes the log to a file: a checkpoint, every leaf hash, and the data you may see.
     Export {

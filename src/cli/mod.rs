@@ -8,6 +8,7 @@
 //! - [`bench`] — `ipex bench`;
 //! - [`message`] — signing envelopes before they are sent, verifying a stored message's
 //!   signature offline;
+//! - [`report`] — takedown-times reports: fetched, drawn, verified offline;
 //! - [`token`] — development officer tokens.
 //!
 //! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names; seller
@@ -21,10 +22,14 @@ pub mod bench;
 pub mod client;
 pub mod error;
 pub mod message;
+pub mod report;
 pub mod token;
 
 use crate::pb;
-use args::{AuditCommand, CertsCommand, Cli, Command, MessageCommand, StoreCommand, TokenCommand};
+use args::{
+    AuditCommand, CertsCommand, Cli, Command, MessageCommand, ReportCommand, StoreCommand,
+    TokenCommand,
+};
 use clap::Parser;
 use client::Clients;
 pub use error::CliError;
@@ -245,6 +250,12 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         let hex = pseudonym::pseudonym(&key, (*kind).into(), value).map_err(CliError::Input)?;
         return writeln!(out, "{hex}").map_err(|e| CliError::Input(e.to_string()));
     }
+    if let Command::Audit {
+        command: AuditCommand::VerifyReport { file, key },
+    } = &cli.command
+    {
+        return print(out, &report::verify_report(file, key)?);
+    }
     if let Command::Message {
         command: MessageCommand::Verify { file, key },
     } = &cli.command
@@ -401,6 +412,25 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 request.cursor = page.next_cursor;
             }
         }
+        Command::Report {
+            command:
+                ReportCommand::TakedownTimes {
+                    platform,
+                    from,
+                    to,
+                    out: file,
+                    svg,
+                },
+        } => {
+            let request = pb::GetTakedownTimesRequest {
+                platform: platform.unwrap_or_default(),
+                from: from.map(|t| report::parse_time("--from", &t)).transpose()?,
+                to: to.map(|t| report::parse_time("--to", &t)).transpose()?,
+            };
+            let summary =
+                report::takedown_times(&mut clients, request, &file, svg.as_deref()).await?;
+            print(out, &summary)
+        }
         Command::Audit { command } => {
             let audit_client = &mut clients.audit;
             let report = match command {
@@ -420,6 +450,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                         .await?
                 }
                 AuditCommand::Export { out: file } => audit::export(audit_client, &file).await?,
+                AuditCommand::VerifyReport { .. } => unreachable!("handled before connecting"),
             };
             print(out, &report)
         }

@@ -46,7 +46,9 @@ pub struct AuditService {
 pub fn scope_of(method: &str) -> Option<Scope> {
     match method {
         "Submit" | "SubmitBatch" => Some(Scope::ExchangeSubmit),
-        "Get" | "ListInbox" | "Search" | "GetCase" => Some(Scope::ExchangeRead),
+        "Get" | "ListInbox" | "Search" | "GetCase" | "GetTakedownTimes" => {
+            Some(Scope::ExchangeRead)
+        }
         "Subscribe" | "Ack" => Some(Scope::Subscribe),
         "GetCheckpoint" | "GetInclusionProof" | "GetConsistencyProof" | "GetLeaves" | "GetTile" => {
             Some(Scope::AuditRead)
@@ -72,6 +74,7 @@ pub const METHODS: &[&str] = &[
     "GetConsistencyProof",
     "GetLeaves",
     "GetTile",
+    "GetTakedownTimes",
 ];
 
 /// Logs a refused call, records it in the audit log, and turns the error into its status.
@@ -369,6 +372,17 @@ impl pb::audit_server::Audit for AuditService {
             request,
             |_, r| async move { gw.tile(r).await },
         )
+        .await
+    }
+
+    async fn get_takedown_times(
+        &self,
+        request: Request<pb::GetTakedownTimesRequest>,
+    ) -> Result<Response<pb::TakedownTimesReport>, Status> {
+        let gw = &self.gateway;
+        handle(gw, "GetTakedownTimes", request, |caller, r| async move {
+            gw.takedown_times(&caller, r).await
+        })
         .await
     }
 }

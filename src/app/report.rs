@@ -1,0 +1,259 @@
+//! `GetTakedownTimes`: for each takedown notice and listing alert between the caller and a
+//! platform, when the gateway accepted it and when it recorded the platform's first outcome to
+//! it, each with its audit leaf and an inclusion proof against one checkpoint signed for the
+//! report; the figures and summaries of [`crate::log::report`]. The report is recorded as a
+//! read of its notices by the caller, and that leaf dates it.
+//!
+//! Which notices: those the caller sent and those addressed to it as the platform — the two
+//! parties of a takedown, who are parties to every leaf the report shows. Found through the
+//! platform postings (a platform's notices and alerts are indexed under it) or, for a sender
+//! asking about every platform, the kind postings: no scan of the log.
+
+use super::error::Error;
+use super::Gateway;
+use crate::auth::identity::Caller;
+use crate::domain::facets::{Facet, Facets};
+use crate::domain::participant::Role;
+use crate::domain::Violations;
+use crate::log::report::{self, MAX_REPORT_ENTRIES};
+use crate::pb::{self, audit_leaf::Event, envelope::Payload, Kind};
+use crate::storage::Stored;
+use prost::Message;
+
+/// Postings looked at for one report, at most.
+const CANDIDATES: usize = 100_000;
+/// Outcomes looked at per notice, at most (the refs of a notice: answers, alerts, others).
+const ANSWERS: usize = 200;
+
+impl Gateway {
+    /// The takedown-times report `request` asks for.
+    pub async fn takedown_times(
+        &self,
+        caller: &Caller,
+        request: pb::GetTakedownTimesRequest,
+    ) -> Result<pb::TakedownTimesReport, Error> {
+        let registry = self.registry.load();
+        let mut v = Violations::default();
+        if !request.platform.is_empty()
+            && registry
+                .get(&request.platform)
+                .is_none_or(|p| p.role != Role::Platform)
+        {
+            v.add(
+                "platform",
+                format!("{:?} is not a registered platform", request.platform),
+            );
+        }
+        let time = |t: &Option<prost_types::Timestamp>| t.map(|t| (t.seconds, t.nanos));
+        let (from, to) = (time(&request.from), time(&request.to));
+        if let (Some(f), Some(t)) = (from, to) {
+            if f >= t {
+                v.add("to", "must be after from");
+            }
+        }
+        if !v.is_empty() {
+            return Err(v.into());
+        }
+        self.store.settled().await?;
+        let me = caller.id();
+        let platform = if !request.platform.is_empty() {
+            Some(request.platform.clone())
+        } else if caller.participant.role == Role::Platform {
+            Some(me.to_string())
+        } else {
+            None
+        };
+        let kinds = [
+            (Kind::TakedownNotice as i32).to_string(),
+            (Kind::ListingAlert as i32).to_string(),
+        ];
+        let platforms;
+        let index = match &platform {
+            Some(p) => {
+                platforms = [p.clone()];
+                (Facet::Platform, &platforms[..])
+            }
+            None => (Facet::Kind, &kinds[..]),
+        };
+        let last = self.store.last_seq();
+        let candidates = self
+            .store
+            .postings(Some(index), 1, last, CANDIDATES, true)?;
+        let mut entries = Vec::new();
+        let mut truncated = candidates.len() == CANDIDATES;
+        for seq in candidates {
+            let Some(stored) = self.store.get(seq)? else {
+                continue;
+            };
+            let Some(notice_platform) = platform_of(&stored) else {
+                continue;
+            };
+            let stored_at = time(&stored.receipt.stored_at);
+            let between = stored.envelope.sender == me || notice_platform == me;
+            if !between
+                || platform.as_ref().is_some_and(|p| *p != notice_platform)
+                || from.is_some_and(|f| stored_at < Some(f))
+                || to.is_some_and(|t| stored_at >= Some(t))
+                || !self.may_read(caller, &stored)
+            {
+                continue;
+            }
+            if entries.len() == MAX_REPORT_ENTRIES {
+                truncated = true;
+                break;
+            }
+            entries.push(self.entry(stored, notice_platform)?);
+        }
+        // The report is a read of its notices by the caller: recorded, and its leaf dates it.
+        let seqs: Vec<u64> = entries.iter().map(|(e, _)| e.seq).collect();
+        let read = super::events::read(caller, "GetTakedownTimes", seqs);
+        let index = self.store.record(vec![read]).await?[0];
+        let checkpoint = self.store.checkpoint_now().await?;
+        let size = checkpoint.size;
+        let report_leaf = self.proven(index, size)?;
+        let as_of = pb::AuditLeaf::decode(report_leaf.data.as_slice())
+            .ok()
+            .and_then(|l| l.time);
+        let mut out = Vec::with_capacity(entries.len());
+        for (mut entry, leaves) in entries {
+            let (accepted, answer) = leaves;
+            entry.accepted = Some(self.proven(accepted, size)?);
+            if let Some((answered, outcome_accepted)) = answer {
+                entry.answered = Some(self.proven(answered, size)?);
+                entry.outcome_accepted = Some(self.proven(outcome_accepted, size)?);
+            }
+            report::figures(&mut entry, as_of.as_ref());
+            out.push(entry);
+        }
+        Ok(pb::TakedownTimesReport {
+            checkpoint: checkpoint.note.clone(),
+            tree_size: size,
+            root_hash: checkpoint.root.to_vec(),
+            request: Some(request),
+            caller: me.to_string(),
+            report_leaf: Some(report_leaf),
+            as_of,
+            summaries: report::summarize(&out),
+            entries: out,
+            truncated,
+        })
+    }
+
+    /// Leaf `index` with its inclusion proof in the tree of `size` leaves.
+    fn proven(&self, index: u64, size: u64) -> Result<pb::ProvenLeaf, Error> {
+        let data = self
+            .store
+            .leaves(index, index + 1)?
+            .pop()
+            .map(|(_, _, data)| data)
+            .unwrap_or_default();
+        let proof = self.store.inclusion_proof(index, size)?;
+        Ok(pb::ProvenLeaf {
+            index,
+            data,
+            proof: proof.iter().map(|h| h.to_vec()).collect(),
+        })
+    }
+
+    /// The entry of one notice, without proofs and figures, and the indexes of its leaves:
+    /// acceptance, and the answer and the outcome's acceptance when answered.
+    fn entry(
+        &self,
+        notice: Stored,
+        platform: String,
+    ) -> Result<(pb::TakedownTime, (u64, Option<(u64, u64)>)), Error> {
+        let envelope = &notice.envelope;
+        let mut entry = pb::TakedownTime {
+            notice: Some(pb::MessageRef {
+                sender: envelope.sender.clone(),
+                id: envelope.id.clone(),
+            }),
+            seq: notice.receipt.seq,
+            kind: envelope.kind,
+            accepted_at: self.leaf_time(notice.receipt.leaf_index)?,
+            respond_by: match &envelope.payload {
+                Some(Payload::TakedownNotice(n)) => n.respond_by,
+                _ => None,
+            },
+            envelope: envelope.encode_to_vec(),
+            platform: platform.clone(),
+            ..Default::default()
+        };
+        let mut answered = None;
+        // The platform's outcomes ref the notice; the first recorded as its answer counts.
+        let refs = [Facets::ref_value(&envelope.sender, &envelope.id)];
+        let answers = self.store.postings(
+            Some((Facet::Ref, &refs)),
+            notice.receipt.seq + 1,
+            u64::MAX,
+            ANSWERS,
+            true,
+        )?;
+        for seq in answers {
+            let Some(answer) = self.store.get(seq)? else {
+                continue;
+            };
+            let Some(Payload::TakedownOutcome(outcome)) = &answer.envelope.payload else {
+                continue;
+            };
+            if answer.envelope.sender != platform {
+                continue;
+            }
+            let Some((index, leaf)) = self.answer_leaf(&answer, notice.receipt.seq)? else {
+                continue;
+            };
+            entry.outcome = Some(pb::MessageRef {
+                sender: answer.envelope.sender.clone(),
+                id: answer.envelope.id.clone(),
+            });
+            entry.outcome_seq = seq;
+            entry.outcome_status = outcome.status;
+            entry.answered_at = leaf.time;
+            entry.outcome_envelope = answer.envelope.encode_to_vec();
+            answered = Some((index, answer.receipt.leaf_index));
+            break;
+        }
+        Ok((entry, (notice.receipt.leaf_index, answered)))
+    }
+
+    /// The time of leaf `index`.
+    fn leaf_time(&self, index: u64) -> Result<Option<prost_types::Timestamp>, Error> {
+        Ok(self
+            .store
+            .leaves(index, index + 1)?
+            .pop()
+            .and_then(|(_, _, data)| pb::AuditLeaf::decode(data.as_slice()).ok())
+            .and_then(|leaf| leaf.time))
+    }
+
+    /// The leaf that recorded `answer` as the answer to message `seq`, if it is: among the
+    /// leaves written with the answer, after its acceptance and deliveries.
+    fn answer_leaf(
+        &self,
+        answer: &Stored,
+        seq: u64,
+    ) -> Result<Option<(u64, pb::AuditLeaf)>, Error> {
+        let first = answer.receipt.leaf_index;
+        let end = first + answer.receipt.placements.len() as u64 + 2;
+        for (index, _, data) in self.store.leaves(first, end)? {
+            let Ok(leaf) = pb::AuditLeaf::decode(data.as_slice()) else {
+                continue;
+            };
+            if let Some(Event::Answered(a)) = &leaf.event {
+                if a.seq == answer.receipt.seq {
+                    return Ok((a.answered_seq == seq).then_some((index, leaf)));
+                }
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The platform a takedown notice or listing alert asks to act.
+fn platform_of(stored: &Stored) -> Option<String> {
+    match &stored.envelope.payload {
+        Some(Payload::TakedownNotice(n)) => Some(n.platform.clone()),
+        Some(Payload::ListingAlert(_)) => stored.envelope.recipients.first().cloned(),
+        _ => None,
+    }
+}
