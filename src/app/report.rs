@@ -161,7 +161,7 @@ impl Gateway {
         &self,
         notice: Stored,
         platform: String,
-    ) -> Result<(pb::TakedownTime, (u64, Option<(u64, u64)>)), Error> {
+    ) -> Result<(pb::TakedownTime, EntryLeaves), Error> {
         let envelope = &notice.envelope;
         let mut entry = pb::TakedownTime {
             notice: Some(pb::MessageRef {
@@ -248,6 +248,10 @@ impl Gateway {
         Ok(None)
     }
 }
+
+/// The leaves of an entry: the notice's acceptance, and when it was answered the answer leaf
+/// and the outcome's acceptance.
+type EntryLeaves = (u64, Option<(u64, u64)>);
 
 /// The platform a takedown notice or listing alert asks to act.
 fn platform_of(stored: &Stored) -> Option<String> {
