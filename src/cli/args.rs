@@ -63,6 +63,23 @@ pub struct IdentityArgs {
     pub token: Option<String>,
 }
 
+/// `ipex export` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Your platform's takedown outcomes that restricted something, as statements of reasons
+    /// in the shape the DSA Transparency Database API takes (`POST /api/v1/statements`):
+    /// files of at most 100 (`statements-0001.json`, …) and `problems.json`, naming each
+    /// outcome that lacks a field the API requires.
+    DsaSor {
+        /// Only outcomes stored at or after this time (RFC 3339, or a date).
+        #[arg(long)]
+        since: Option<String>,
+        /// The directory to write (created if missing; earlier statements files are replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
 /// `ipex report` subcommands.
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {
@@ -129,6 +146,12 @@ pub enum Command {
         /// Sign each envelope with this private key (PKCS#8 PEM, Ed25519 or EC P-256).
         #[arg(long, value_name = "KEY")]
         sign: Option<PathBuf>,
+    },
+    /// Exports for others: statements of reasons for the EU DSA Transparency Database.
+    Export {
+        /// What to export.
+        #[command(subcommand)]
+        command: ExportCommand,
     },
     /// Reports over the exchange, with proofs anyone can check offline.
     Report {

@@ -9,6 +9,7 @@
 //! - [`message`] — signing envelopes before they are sent, verifying a stored message's
 //!   signature offline;
 //! - [`report`] — takedown-times reports: fetched, drawn, verified offline;
+//! - [`dsa`] — a platform's outcomes as DSA statements of reasons;
 //! - [`token`] — development officer tokens.
 //!
 //! Uses [`crate::pb`], [`crate::log`] (verification), [`crate::domain`] (kind names; seller
@@ -20,6 +21,7 @@ pub mod args;
 pub mod audit;
 pub mod bench;
 pub mod client;
+pub mod dsa;
 pub mod error;
 pub mod message;
 pub mod report;
@@ -27,8 +29,8 @@ pub mod token;
 
 use crate::pb;
 use args::{
-    AuditCommand, CertsCommand, Cli, Command, MessageCommand, ReportCommand, StoreCommand,
-    TokenCommand,
+    AuditCommand, CertsCommand, Cli, Command, ExportCommand, MessageCommand, ReportCommand,
+    StoreCommand, TokenCommand,
 };
 use clap::Parser;
 use client::Clients;
@@ -411,6 +413,15 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 }
                 request.cursor = page.next_cursor;
             }
+        }
+        Command::Export {
+            command: ExportCommand::DsaSor { since, out: dir },
+        } => {
+            let since = since
+                .map(|t| report::parse_time("--since", &t))
+                .transpose()?;
+            let written = dsa::export(&mut clients, since, &dir).await?;
+            print(out, &written)
         }
         Command::Report {
             command:

@@ -80,7 +80,9 @@ pub fn validate_payload(
         Payload::TakedownNotice(m) => {
             takedown_notice(v, &format!("{path}.takedown_notice"), m, created_at)
         }
-        Payload::TakedownOutcome(m) => takedown_outcome(v, &format!("{path}.takedown_outcome"), m),
+        Payload::TakedownOutcome(m) => {
+            takedown_outcome(v, &format!("{path}.takedown_outcome"), m, created_at)
+        }
         Payload::SellerFlag(m) => seller_flag(v, &format!("{path}.seller_flag"), m, created_at),
         Payload::SeizureNotification(m) => {
             seizure_notification(v, &format!("{path}.seizure_notification"), m)
@@ -165,7 +167,12 @@ fn takedown_notice(
 
 /// `TakedownOutcome`: status required; when actioned (fully or partially) a decision and
 /// `actioned_at`; a decision ground when actioned, not actioned or rejected.
-fn takedown_outcome(v: &mut Violations, p: &str, m: &pb::TakedownOutcome) {
+fn takedown_outcome(
+    v: &mut Violations,
+    p: &str,
+    m: &pb::TakedownOutcome,
+    created_at: Option<&Timestamp>,
+) {
     use pb::OutcomeStatus as S;
     let status = required_enum::<S>(v, &field(p, "status"), m.status);
     let visibility = optional_enum::<pb::VisibilityDecision>(
@@ -175,23 +182,87 @@ fn takedown_outcome(v: &mut Violations, p: &str, m: &pb::TakedownOutcome) {
     );
     let account =
         optional_enum::<pb::AccountDecision>(v, &field(p, "decision_account"), m.decision_account);
+    let monetary = optional_enum::<pb::MonetaryDecision>(
+        v,
+        &field(p, "decision_monetary"),
+        m.decision_monetary,
+    );
+    let provision = optional_enum::<pb::ProvisionDecision>(
+        v,
+        &field(p, "decision_provision"),
+        m.decision_provision,
+    );
+    optional_enum::<pb::AccountType>(v, &field(p, "account_type"), m.account_type);
     let actioned = matches!(status, Some(S::Actioned | S::PartiallyActioned));
     if actioned {
+        use pb::{
+            AccountDecision as A, MonetaryDecision as M, ProvisionDecision as P,
+            VisibilityDecision as V,
+        };
         let when = status_clause(status.map(|s| s.as_str_name()));
-        if m.decision_visibility == 0 && m.decision_account == 0 {
+        let given = [
+            m.decision_visibility,
+            m.decision_account,
+            m.decision_monetary,
+            m.decision_provision,
+        ];
+        if given.iter().all(|d| *d == 0) {
             v.add(
                 field(p, "decision_visibility"),
-                format!("is required {when} (or a decision_account)"),
+                format!(
+                    "is required {when} (or a decision_account, decision_monetary or decision_provision)"
+                ),
             );
-        } else if visibility.is_some() && account.is_some() {
-            use pb::{AccountDecision as A, VisibilityDecision as V};
+        } else if visibility.is_some()
+            && account.is_some()
+            && monetary.is_some()
+            && provision.is_some()
+        {
             let nothing_done = matches!(visibility, Some(V::Unspecified | V::None))
-                && matches!(account, Some(A::Unspecified | A::None));
+                && matches!(account, Some(A::Unspecified | A::None))
+                && matches!(monetary, Some(M::Unspecified | M::None))
+                && matches!(provision, Some(P::Unspecified | P::None));
             if nothing_done {
                 v.add(
                     field(p, "decision_visibility"),
                     format!("must say what was done {when}, not only NONE"),
                 );
+            }
+        }
+    }
+    for (other, text, name) in [
+        (
+            visibility == Some(pb::VisibilityDecision::Other),
+            &m.decision_visibility_other,
+            "decision_visibility_other",
+        ),
+        (
+            monetary == Some(pb::MonetaryDecision::Other),
+            &m.decision_monetary_other,
+            "decision_monetary_other",
+        ),
+    ] {
+        if other {
+            required_str(v, &field(p, name), text, 500);
+        } else if !text.is_empty() {
+            v.add(
+                field(p, name),
+                "is only given with the decision OTHER it explains",
+            );
+        }
+    }
+    if !m.content_date.is_empty() {
+        let at = field(p, "content_date");
+        match vocab::date(&m.content_date) {
+            Err(e) => v.add(at, e),
+            Ok(()) if m.content_date.as_str() < "2000-01-01" => v.add(at, "lies before 2000-01-01"),
+            Ok(()) => {
+                let created = created_at.map(|t| t.to_string());
+                if let Some(day) = created.as_deref().and_then(|c| c.get(..10)) {
+                    if m.content_date.as_str() > day {
+                        v.add(at, format!("lies after the envelope's created_at ({day})"));
+                    }
+                }
             }
         }
     }
@@ -975,6 +1046,8 @@ mod tests {
             automated_detection: false,
             automated_decision: pb::AutomatedDecision::NotAutomated as i32,
             actioned_at: ts(CREATED - 60),
+            content_date: s("2026-09-14"),
+            ..Default::default()
         }
     }
 
