@@ -814,9 +814,11 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
             ("health", 1),
             ("submit", 1),
             ("linked", 1),
+            ("signed", 1),
             ("health", 64),
             ("submit", 64),
-            ("linked", 64)
+            ("linked", 64),
+            ("signed", 64)
         ]
     );
     for step in steps {
@@ -838,6 +840,10 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
         assert!(ratio["p99_ratio"].as_f64().unwrap() > 0.0, "{ratio}");
         assert!(
             ratio["linked_calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
+            "{ratio}"
+        );
+        assert!(
+            ratio["signed_calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
             "{ratio}"
         );
     }

@@ -234,7 +234,7 @@ mod tests {
     fn times_and_scales() {
         assert_eq!(
             parse_time("--from", "2026-11-18").unwrap().seconds,
-            1_795_478_400
+            1_794_960_000
         );
         assert!(parse_time("--from", "18/11/2026").is_err());
         assert_eq!(nice_ceiling(3.2), 5.0);

@@ -8,7 +8,7 @@
 
 use super::violations::Violations;
 use super::{payload, vocab};
-use crate::pb::limits::{MAX_RECIPIENTS, MAX_REFS, MAX_TERRITORIAL_SCOPE};
+use crate::pb::limits::{MAX_RECIPIENTS, MAX_REFS, MAX_SIGNATURE_LEN, MAX_TERRITORIAL_SCOPE};
 use crate::pb::{self, Kind, Tlp};
 /// How far in the future `created_at` may lie (clock skew between organisations).
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
@@ -135,12 +135,11 @@ impl ValidEnvelope {
                 );
             }
         }
-        if envelope.signature.len() > super::signature::MAX_SIGNATURE_LEN {
+        if envelope.signature.len() > MAX_SIGNATURE_LEN {
             v.add(
                 format!("{path}.signature"),
                 format!(
-                    "at most {} characters, not {}",
-                    super::signature::MAX_SIGNATURE_LEN,
+                    "at most {MAX_SIGNATURE_LEN} characters, not {}",
                     envelope.signature.len()
                 ),
             );

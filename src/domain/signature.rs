@@ -23,8 +23,7 @@ use base64::Engine as _;
 use prost::Message as _;
 use sha2::{Digest, Sha256};
 
-/// Longest `signature` accepted, in characters (an ES256 or EdDSA JWS is about 250).
-pub const MAX_SIGNATURE_LEN: usize = 1024;
+pub use crate::pb::limits::MAX_SIGNATURE_LEN;
 /// The `typ` of the protected header.
 pub const JWS_TYP: &str = "ipex-envelope+jws";
 

@@ -54,3 +54,5 @@ pub const MAX_RECORD_FIELDS: usize = 100;
 /// `origin_countries`, `destination_countries`, `location_countries`, `brands`, `carriers`,
 /// `platforms`) and of `ListInboxRequest.kinds`.
 pub const MAX_FILTER_VALUES: usize = 100;
+/// Longest envelope `signature`, in characters (an ES256 or EdDSA JWS is about 250).
+pub const MAX_SIGNATURE_LEN: usize = 1024;
