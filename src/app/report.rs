@@ -109,6 +109,8 @@ impl Gateway {
         let read = super::events::read(caller, "GetTakedownTimes", seqs);
         let index = self.store.record(vec![read]).await?[0];
         let checkpoint = self.store.checkpoint_now().await?;
+        // Proofs are read from the tiles of the index: it must hold the report's own leaf.
+        self.store.settled().await?;
         let size = checkpoint.size;
         let report_leaf = self.proven(index, size)?;
         let as_of = pb::AuditLeaf::decode(report_leaf.data.as_slice())
