@@ -20,21 +20,25 @@
 //!   failed to decode, its proto3 JSON, the protocol's limits;
 //! - [`domain`] — vocabulary and validation, facets and filters, policy, participants, seller
 //!   pseudonyms, what the messages the gateway raises itself say (listing alerts, seller
-//!   matches), and sender signatures on envelopes (JWS, detached payload) (pure);
+//!   matches), sender signatures on envelopes (JWS, detached payload), and takedown outcomes
+//!   as DSA statements of reasons (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
-//!   checkpoints, who may see a leaf, offline verification;
+//!   checkpoints, who may see a leaf, offline verification, takedown-times reports and their
+//!   offline check;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
 //! - [`ops`] — configuration, Prometheus metrics, reload;
 //! - [`storage`] — the exchange log's segment files (the source of truth), the index engine
 //!   behind a trait with the one key layout, the committer and indexer, the live ring and the
 //!   cache of recent messages, the start-up check, replay and offline tools;
 //! - [`app`] — what each call does, with every audit event built in one place; who gets the
-//!   listing alerts and seller matches a submitted message raises; case threads;
+//!   listing alerts and seller matches a submitted message raises; case threads; sender
+//!   signatures checked on submit; takedown-times reports with proofs;
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
 //! - [`dev`] — the development PKI, keys and configuration;
 //! - [`server`] — `run(listener, config, shutdown)`: wiring only;
 //! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench, tokens,
-//!   pseudonyms (computed locally), signing envelopes and verifying them offline.
+//!   pseudonyms (computed locally), signing envelopes and verifying them offline, reports and
+//!   their offline check, DSA statements of reasons.
 #![forbid(unsafe_code)]
 
 pub mod admin;
