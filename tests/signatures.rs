@@ -100,6 +100,24 @@ async fn signed_messages_are_stored_returned_and_verify_offline() {
         .map(|m| m.envelope.as_ref().unwrap().signature.as_str())
         .collect();
     assert_eq!(sigs, [&first.signature[..], &second.signature[..], ""]);
+    // A subscription delivers it as stored (in the wire form shared by all subscribers).
+    let mut stream = customs
+        .exchange
+        .subscribe(pb::SubscribeRequest {
+            filter: Some(pb::Filter::default()),
+            durable_name: String::new(),
+            start: Some(pb::subscribe_request::Start::FromSeq(1)),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let delivery = tokio_stream::StreamExt::next(&mut stream)
+        .await
+        .unwrap()
+        .unwrap();
+    let delivered = delivery.message.unwrap().envelope.unwrap();
+    assert_eq!(delivered.signature, first.signature);
+    signature::verify(&delivered, &[keys.market_a.public()]).unwrap();
 
     // Offline, with the sender's public key alone: what `ipex get` prints verifies; the
     // other key, or one changed field, does not.
