@@ -71,6 +71,10 @@ fn readme_command_lines() -> Vec<Vec<String>> {
         if let Some(comment) = rest.find(" #") {
             rest = &rest[..comment];
         }
+        // The shell's redirection is not the command's.
+        if let Some(redirect) = rest.find(" > ") {
+            rest = &rest[..redirect];
+        }
         let rest = rest.trim().trim_end_matches(')');
         let words: Vec<String> = rest
             .split_whitespace()
