@@ -246,6 +246,30 @@ async fn takedown_times_are_proven_and_tampering_is_named() {
         r.summaries = report::summarize(&r.entries);
     });
     assert!(why.starts_with("report_leaf"), "{why}");
+    // Hiding an answer, everything recomputed to match: the report's leaf still names it.
+    let why = refused(&|r| {
+        let e = &mut r.entries[0];
+        e.outcome = None;
+        e.outcome_seq = 0;
+        e.outcome_status = 0;
+        e.answered_at = None;
+        e.answered = None;
+        e.outcome_accepted = None;
+        e.outcome_envelope.clear();
+        report::figures(e, r.as_of.as_ref());
+        r.summaries = report::summarize(&r.entries);
+    });
+    assert!(
+        why.starts_with("report_leaf") && why.contains("claims"),
+        "{why}"
+    );
+    // Another platform, another request, another truncation: refused.
+    let why = refused(&|r| r.entries[2].platform = "market-a".into());
+    assert!(why.contains("claims"), "{why}");
+    let why = refused(&|r| r.request.as_mut().unwrap().platform = "market-b".into());
+    assert!(why.contains("claims"), "{why}");
+    let why = refused(&|r| r.truncated = true);
+    assert!(why.contains("claims"), "{why}");
     let other = ipex::log::note::NoteSigner::generate("ipex.local/other").unwrap();
     let why = report::verify(&report, &other.verifier())
         .unwrap_err()
@@ -286,9 +310,22 @@ async fn nobody_learns_of_notices_between_others() {
     submit(&mut customs, notice("tdn-a", "market-a", 2_000_000_000))
         .await
         .unwrap();
-    submit(&mut customs, notice("tdn-b", "market-b", 2_000_000_000))
+    let b = submit(&mut customs, notice("tdn-b", "market-b", 2_000_000_000))
         .await
         .unwrap();
+
+    // A window from tdn-b's acceptance on holds tdn-b alone.
+    let window = customs
+        .audit
+        .get_takedown_times(pb::GetTakedownTimesRequest {
+            platform: String::new(),
+            from: b.stored_at,
+            to: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&window), ["tdn-b"]);
 
     // A platform sees the notices to it, whether it names itself or not.
     assert_eq!(ids(&report_of(&mut market_a, "").await.unwrap()), ["tdn-a"]);

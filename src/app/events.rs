@@ -59,6 +59,7 @@ pub fn read(caller: &Caller, method: &str, seqs: Vec<u64>) -> pb::AuditLeaf {
         officer: caller.officer.clone().unwrap_or_default(),
         method: method.to_string(),
         seqs,
+        digest: String::new(),
     }))
 }
 

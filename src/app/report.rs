@@ -22,6 +22,8 @@ use prost::Message;
 
 /// Postings looked at for one report, at most.
 const CANDIDATES: usize = 100_000;
+/// Reports made at once.
+static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 /// Outcomes looked at per notice, at most (the refs of a notice: answers, alerts, others).
 const ANSWERS: usize = 200;
 
@@ -32,6 +34,9 @@ impl Gateway {
         caller: &Caller,
         request: pb::GetTakedownTimesRequest,
     ) -> Result<pb::TakedownTimesReport, Error> {
+        // A report reads up to CANDIDATES messages and signs a checkpoint: two at a time, the
+        // others wait their turn (the semaphore is never closed).
+        let _turn = REPORTS.acquire().await.ok();
         let registry = self.registry.load();
         let mut v = Violations::default();
         if !request.platform.is_empty()
@@ -75,12 +80,30 @@ impl Gateway {
             }
             None => (Facet::Kind, &kinds[..]),
         };
+        // Seqs grow with the time a message is stored: the window narrows the postings read.
         let last = self.store.last_seq();
+        let low = match from {
+            Some(f) => self.first_stored_at_or_after(f, last)?,
+            None => 1,
+        };
+        let high = match to {
+            Some(t) => self.first_stored_at_or_after(t, last)?.saturating_sub(1),
+            None => last,
+        };
         let candidates = self
             .store
-            .postings(Some(index), 1, last, CANDIDATES, true)?;
+            .postings(Some(index), low, high, CANDIDATES, true)?;
         let mut entries = Vec::new();
-        let mut truncated = candidates.len() == CANDIDATES;
+        let mut truncated = false;
+        let mut next_from = None;
+        if candidates.len() == CANDIDATES {
+            // Looked at as many as a report may: the rest begins after the last.
+            truncated = true;
+            next_from = match candidates.last() {
+                Some(&seq) => self.store.get(seq + 1)?.and_then(|m| m.receipt.stored_at),
+                None => None,
+            };
+        }
         for seq in candidates {
             let Some(stored) = self.store.get(seq)? else {
                 continue;
@@ -100,13 +123,39 @@ impl Gateway {
             }
             if entries.len() == MAX_REPORT_ENTRIES {
                 truncated = true;
+                next_from = stored.receipt.stored_at;
                 break;
             }
             entries.push(self.entry(stored, notice_platform)?);
         }
-        // The report is a read of its notices by the caller: recorded, and its leaf dates it.
-        let seqs: Vec<u64> = entries.iter().map(|(e, _)| e.seq).collect();
-        let read = super::events::read(caller, "GetTakedownTimes", seqs);
+        // The claims first, with the indexes of the leaves that back them: the report's own
+        // leaf commits to them, so they cannot be changed once made.
+        let unproven = |index: u64| pb::ProvenLeaf {
+            index,
+            ..Default::default()
+        };
+        let mut report = pb::TakedownTimesReport {
+            request: Some(request),
+            caller: me.to_string(),
+            truncated,
+            next_from,
+            ..Default::default()
+        };
+        for (mut entry, (accepted, answer)) in entries {
+            entry.accepted = Some(unproven(accepted));
+            if let Some((answered, outcome_accepted)) = answer {
+                entry.answered = Some(unproven(answered));
+                entry.outcome_accepted = Some(unproven(outcome_accepted));
+            }
+            report.entries.push(entry);
+        }
+        // The report is a read of its notices by the caller: recorded with the claims' digest,
+        // and its leaf dates it.
+        let seqs: Vec<u64> = report.entries.iter().map(|e| e.seq).collect();
+        let mut read = super::events::read(caller, "GetTakedownTimes", seqs);
+        if let Some(pb::audit_leaf::Event::Read(r)) = &mut read.event {
+            r.digest = report::claims_digest(&report);
+        }
         let index = self.store.record(vec![read]).await?[0];
         let checkpoint = self.store.checkpoint_now().await?;
         // Proofs are read from the tiles of the index: it must hold the report's own leaf.
@@ -116,29 +165,46 @@ impl Gateway {
         let as_of = pb::AuditLeaf::decode(report_leaf.data.as_slice())
             .ok()
             .and_then(|l| l.time);
-        let mut out = Vec::with_capacity(entries.len());
-        for (mut entry, leaves) in entries {
-            let (accepted, answer) = leaves;
-            entry.accepted = Some(self.proven(accepted, size)?);
-            if let Some((answered, outcome_accepted)) = answer {
-                entry.answered = Some(self.proven(answered, size)?);
-                entry.outcome_accepted = Some(self.proven(outcome_accepted, size)?);
+        for entry in &mut report.entries {
+            for leaf in [
+                &mut entry.accepted,
+                &mut entry.answered,
+                &mut entry.outcome_accepted,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                *leaf = self.proven(leaf.index, size)?;
             }
-            report::figures(&mut entry, as_of.as_ref());
-            out.push(entry);
+            report::figures(entry, as_of.as_ref());
         }
-        Ok(pb::TakedownTimesReport {
-            checkpoint: checkpoint.note.clone(),
-            tree_size: size,
-            root_hash: checkpoint.root.to_vec(),
-            request: Some(request),
-            caller: me.to_string(),
-            report_leaf: Some(report_leaf),
-            as_of,
-            summaries: report::summarize(&out),
-            entries: out,
-            truncated,
-        })
+        report.checkpoint = checkpoint.note.clone();
+        report.tree_size = size;
+        report.root_hash = checkpoint.root.to_vec();
+        report.report_leaf = Some(report_leaf);
+        report.as_of = as_of;
+        report.summaries = report::summarize(&report.entries);
+        Ok(report)
+    }
+
+    /// The first message number stored at or after `t` (`last + 1` when none): seqs are given
+    /// in the order messages are stored, so a binary search over their times finds it.
+    fn first_stored_at_or_after(&self, t: (i64, i32), last: u64) -> Result<u64, Error> {
+        let (mut low, mut high) = (1u64, last + 1);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            let at = self
+                .store
+                .get(mid)?
+                .and_then(|m| m.receipt.stored_at)
+                .map(|s| (s.seconds, s.nanos));
+            if at.is_some_and(|at| at >= t) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        Ok(low)
     }
 
     /// Leaf `index` with its inclusion proof in the tree of `size` leaves.

@@ -111,6 +111,46 @@ pub fn summarize(entries: &[pb::TakedownTime]) -> Vec<pb::TakedownSummary> {
     out
 }
 
+fn time_text(t: Option<&prost_types::Timestamp>) -> String {
+    t.map_or_else(
+        || "-".to_string(),
+        |t| format!("{}.{:09}", t.seconds, t.nanos),
+    )
+}
+
+/// The report's claims, as text: who asked what, and for each notice its platform and the
+/// outcome (and answer leaf) named as its first answer. The report's own leaf commits to its
+/// SHA-256 ([`claims_digest`]), so that no claim can be changed, and no answer removed, after
+/// the gateway made the report.
+pub fn claims(report: &pb::TakedownTimesReport) -> String {
+    let request = report.request.clone().unwrap_or_default();
+    let mut text = format!(
+        "ipex takedown-times claims v1\ncaller {}\nplatform {}\nfrom {}\nto {}\ntruncated {}\nnext_from {}\n",
+        report.caller,
+        request.platform,
+        time_text(request.from.as_ref()),
+        time_text(request.to.as_ref()),
+        u8::from(report.truncated),
+        time_text(report.next_from.as_ref()),
+    );
+    for e in &report.entries {
+        let answered = e
+            .answered
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |l| l.index.to_string());
+        text.push_str(&format!(
+            "entry {} {} {} {answered}\n",
+            e.seq, e.platform, e.outcome_seq
+        ));
+    }
+    text
+}
+
+/// SHA-256 of [`claims`], hex: what the report's leaf records.
+pub fn claims_digest(report: &pb::TakedownTimesReport) -> String {
+    hex::encode(Sha256::digest(claims(report).as_bytes()))
+}
+
 /// A report that does not hold: where, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{at}: {reason}")]
@@ -206,6 +246,7 @@ fn envelope(
 fn check_entry(
     e: &pb::TakedownTime,
     at: &str,
+    caller: &str,
     size: u64,
     root: &Hash,
     as_of: Option<&prost_types::Timestamp>,
@@ -240,10 +281,33 @@ fn check_entry(
     }
     same_time(&leaf, e.accepted_at.as_ref(), at, "accepted_at")?;
     let stored = envelope(&e.envelope, &accepted.envelope_sha256, at, "notice")?;
-    let respond_by = match &stored.payload {
-        Some(Payload::TakedownNotice(n)) => n.respond_by,
-        _ => None,
+    let (respond_by, named) = match &stored.payload {
+        Some(Payload::TakedownNotice(n)) => (n.respond_by, n.platform.as_str()),
+        Some(Payload::ListingAlert(_)) => {
+            (None, stored.recipients.first().map_or("", String::as_str))
+        }
+        _ => {
+            return Err(fail(
+                at,
+                "the notice is neither a takedown notice nor a listing alert",
+            ))
+        }
     };
+    if named != e.platform {
+        return Err(fail(
+            at,
+            format!(
+                "the platform {:?} is not the one the notice names",
+                e.platform
+            ),
+        ));
+    }
+    if caller != notice.sender && caller != e.platform {
+        return Err(fail(
+            at,
+            "is a notice between others: the caller neither sent it nor is its platform",
+        ));
+    }
     if respond_by != e.respond_by {
         return Err(fail(at, "respond_by is not the notice's"));
     }
@@ -367,11 +431,17 @@ pub fn verify(
             "the notices read are not the report's entries",
         ));
     }
+    if read.digest != claims_digest(report) {
+        return Err(fail(
+            "report_leaf",
+            "the report's claims (request, platforms, outcomes, truncation) are not the ones its leaf records",
+        ));
+    }
     let mut leaves = 1;
     for (i, e) in report.entries.iter().enumerate() {
         let notice = e.notice.clone().unwrap_or_default();
         let at = format!("entries[{i}] ({}/{})", notice.sender, notice.id);
-        leaves += check_entry(e, &at, size, &root, report.as_of.as_ref())?;
+        leaves += check_entry(e, &at, &report.caller, size, &root, report.as_of.as_ref())?;
     }
     let summaries = summarize(&report.entries);
     if summaries.len() != report.summaries.len() {
