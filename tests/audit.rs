@@ -297,6 +297,7 @@ async fn proofs_verify_for_every_index_and_size() {
                     officer: String::new(),
                     method: "Get".into(),
                     seqs: vec![chunk * 10 + i],
+                    digest: String::new(),
                 })),
             })
             .collect();
