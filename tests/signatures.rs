@@ -187,7 +187,11 @@ async fn bad_signatures_are_refused_naming_the_field_and_nothing_is_stored() {
     assert!(why.contains("detached payload"), "{why}");
     let mut hs256 = signed(flag("flag-bad-5"), "market-a", &keys.market_a);
     let parts: Vec<&str> = hs256.signature.split("..").collect();
-    hs256.signature = format!("eyJhbGciOiJIUzI1NiJ9..{}", parts[1]);
+    // {"alg":"HS256","typ":"ipex-envelope+jws"}
+    hs256.signature = format!(
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6ImlwZXgtZW52ZWxvcGUrandzIn0..{}",
+        parts[1]
+    );
     let why = refused(&submit(&mut market_a, hs256).await.unwrap_err());
     assert!(why.contains("HS256"), "{why}");
     let keyless = signed(flag("flag-bad-6"), "market-b", &keys.market_a);
@@ -302,6 +306,50 @@ fn signature_vector_is_current() {
     ] {
         assert!(readme.contains(shown), "README.md does not show {shown}");
     }
-    // And it verifies, while one flipped bit of the canonical bytes does not.
+    // And it verifies, while one changed field does not.
     signature::verify(&envelope, &[key.public()]).unwrap();
+    let mut changed = envelope.clone();
+    changed.tlp = pb::Tlp::Red as i32;
+    assert!(signature::verify(&changed, &[key.public()]).is_err());
+}
+
+/// A rotated key takes effect on reload, without a restart: the key file is watched with the
+/// registry.
+#[tokio::test]
+async fn a_rotated_signing_key_applies_after_reload() {
+    let (mut setup, keys) = setup();
+    setup.config.reload_check_ms = 50;
+    let gw = setup.start().await;
+    let mut market_a = gw.client("market-a").await;
+    let next = SigningKey::generate_ed25519();
+    let refused = submit(&mut market_a, signed(flag("flag-rot-1"), "market-a", &next))
+        .await
+        .unwrap_err();
+    assert_eq!(violation(&refused).0, "envelope.signature");
+    // The old key's file now holds the new key.
+    std::fs::write(
+        setup.path().join("keys/market-a.pub"),
+        next.public().to_pem(),
+    )
+    .unwrap();
+    let rotated = common::eventually(10, || {
+        let mut client = market_a.clone();
+        let envelope = signed(flag("flag-rot-2"), "market-a", &next);
+        async move { submit(&mut client, envelope).await.is_ok() }
+    })
+    .await;
+    assert!(rotated, "the rotated key never took effect");
+    let old = submit(
+        &mut market_a,
+        signed(flag("flag-rot-3"), "market-a", &keys.market_a),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        violation(&old)
+            .1
+            .contains("is not a signing key registered"),
+        "{old:?}"
+    );
+    gw.stop().await;
 }

@@ -169,8 +169,10 @@ impl PublicKey {
                 .is_ok_and(|s| k.verify_strict(input, &s).is_ok()),
             PublicKey::P256(k) => {
                 use p256::ecdsa::signature::Verifier as _;
+                // Low S only: (r, n − s) would verify too, and one envelope would have two
+                // signatures.
                 p256::ecdsa::Signature::from_slice(signature)
-                    .is_ok_and(|s| k.verify(input, &s).is_ok())
+                    .is_ok_and(|s| s.normalize_s().is_none() && k.verify(input, &s).is_ok())
             }
         }
     }
@@ -249,7 +251,7 @@ impl SigningKey {
             SigningKey::P256(k) => {
                 use p256::ecdsa::signature::Signer as _;
                 let s: p256::ecdsa::Signature = k.sign(&input);
-                s.to_bytes().to_vec()
+                s.normalize_s().unwrap_or(s).to_bytes().to_vec()
             }
         };
         format!("{header}..{}", URL_SAFE_NO_PAD.encode(signature))
@@ -309,6 +311,11 @@ pub fn verify(envelope: &pb::Envelope, keys: &[PublicKey]) -> Result<Verified, S
     let header = header
         .as_object()
         .ok_or_else(|| malformed("the header is not a JSON object"))?;
+    if header.get("typ").and_then(|t| t.as_str()) != Some(JWS_TYP) {
+        return Err(malformed(
+            "the header's typ must be \"ipex-envelope+jws\": a JWS made for something else is not an envelope signature",
+        ));
+    }
     if header.contains_key("crit") || header.contains_key("b64") {
         return Err(malformed(
             "the header carries crit or b64, which ipex signatures do not use",
@@ -411,6 +418,34 @@ mod tests {
             let public = PublicKey::from_pem(&key.public().to_pem()).unwrap();
             assert_eq!(public.kid(), key.public().kid());
         }
+    }
+
+    #[test]
+    fn high_s_and_foreign_typ_are_refused() {
+        let key = SigningKey::P256(p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap());
+        let mut e = envelope();
+        e.signature = key.sign(&e);
+        verify(&e, &[key.public()]).unwrap();
+        // The same signature with s replaced by n − s.
+        let (header, sig) = e.signature.split_once("..").unwrap();
+        let sig = URL_SAFE_NO_PAD.decode(sig).unwrap();
+        let low = p256::ecdsa::Signature::from_slice(&sig).unwrap();
+        let (r, s) = low.split_scalars();
+        let high = p256::ecdsa::Signature::from_scalars(r, -*s).unwrap();
+        let mut malleated = e.clone();
+        malleated.signature = format!("{header}..{}", URL_SAFE_NO_PAD.encode(high.to_bytes()));
+        assert!(matches!(
+            verify(&malleated, &[key.public()]),
+            Err(SignatureError::Mismatch { .. })
+        ));
+        // A JWS with another typ (or none) is not an envelope signature.
+        let other = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256","typ":"JWT"}"#);
+        let mut foreign = e.clone();
+        foreign.signature = format!("{other}..{}", URL_SAFE_NO_PAD.encode(&sig));
+        assert!(matches!(
+            verify(&foreign, &[key.public()]),
+            Err(SignatureError::Malformed(_))
+        ));
     }
 
     #[test]
