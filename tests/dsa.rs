@@ -150,6 +150,7 @@ async fn outcomes_become_statements_of_reasons() {
         ("tdn-2", "market-a"),
         ("tdn-3", "market-a"),
         ("tdn-4", "market-b"),
+        ("tdn-5", "market-a"),
     ] {
         submit(&mut customs, notice(id, platform)).await.unwrap();
     }
@@ -187,6 +188,23 @@ async fn outcomes_become_statements_of_reasons() {
     )
     .await
     .unwrap();
+    // tdo-1 is replaced by tdo-1b: only the successor is a decision to file.
+    let mut successor = outcome("tdo-1b", "tdn-1", |o| {
+        o.decision_provision = pb::ProvisionDecision::PartialSuspension as i32;
+        o.territorial_scope = vec!["NL".into(), "BE".into(), "CH".into()];
+    });
+    successor.supersedes = Some(pb::MessageRef {
+        sender: "market-a".into(),
+        id: "tdo-1".into(),
+    });
+    submit(&mut market_a, successor).await.unwrap();
+    // The platform did not say whether detection was automated: not made up, named.
+    submit(
+        &mut market_a,
+        outcome("tdo-5", "tdn-5", |o| o.automated_detection = None),
+    )
+    .await
+    .unwrap();
     submit(&mut market_b, {
         let mut e = outcome("tdo-b", "tdn-4", |_| {});
         e.id = "tdo-b".into();
@@ -202,6 +220,7 @@ async fn outcomes_become_statements_of_reasons() {
         .unwrap();
     assert_eq!(written["statements"], 2, "{written}");
     assert_eq!(written["not_restrictions"], 1, "{written}");
+    assert_eq!(written["superseded"], 1, "{written}");
     assert_eq!(
         written["files"],
         serde_json::json!(["statements-0001.json"])
@@ -216,9 +235,20 @@ async fn outcomes_become_statements_of_reasons() {
         .iter()
         .map(|s| s["puid"].as_str().unwrap())
         .collect();
-    assert_eq!(puids, ["ipex-tdo-1", "ipex-tdo-2026-0002"]);
+    assert_eq!(puids, ["ipex-tdo-2026-0002", "ipex-tdo-1b"]);
+    // The alert's statement says only what the alert told the platform: no GTIN of the
+    // seizure behind it.
+    assert!(
+        statements[0].get("content_id").is_none(),
+        "{}",
+        statements[0]
+    );
+    assert_eq!(
+        statements[0]["category_specification"],
+        serde_json::json!(["KEYWORD_TRADEMARK_INFRINGEMENT"])
+    );
     // What the outcome said, in the database's words.
-    let s = &statements[0];
+    let s = &statements[1];
     assert_eq!(
         s["decision_provision"],
         "DECISION_PROVISION_PARTIAL_SUSPENSION"
@@ -242,6 +272,14 @@ async fn outcomes_become_statements_of_reasons() {
         .as_str()
         .unwrap()
         .starts_with("content_date"));
+    assert_eq!(
+        problems["outcomes"][1]["outcome"], "market-a/tdo-5",
+        "{problems}"
+    );
+    assert!(problems["outcomes"][1]["missing"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("automated_detection"));
     // Only the platform's own outcomes: market-b's is not there.
     assert!(!std::fs::read_to_string(first.join("statements-0001.json"))
         .unwrap()

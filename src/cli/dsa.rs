@@ -52,50 +52,60 @@ pub async fn export(
         limit: crate::pb::limits::MAX_SEARCH_PAGE,
         ..Default::default()
     };
-    let mut statements = Vec::new();
-    let mut problems = Vec::new();
-    let mut not_restrictions = 0usize;
+    // The platform's own outcomes, oldest first.
+    let mut outcomes: Vec<(u64, pb::Envelope)> = Vec::new();
     loop {
         let page = clients.exchange.search(request.clone()).await?.into_inner();
-        for message in page.messages {
-            let Some(outcome) = message.envelope else {
-                continue;
-            };
-            if outcome.sender != me.id {
-                continue;
-            }
-            let name = format!("{}/{}", outcome.sender, outcome.id);
-            let answered = match outcome.refs.first() {
-                Some(r) => get(clients, r).await?,
-                None => None,
-            };
-            let seizure = match answered.as_ref().map(|a| (&a.payload, a.refs.first())) {
-                Some((Some(Payload::ListingAlert(_)), Some(r))) => get(clients, r).await?,
-                _ => None,
-            };
-            let result = match &answered {
-                Some(a) if matches!(a.payload, Some(Payload::ListingAlert(_))) => {
-                    dsa::statement(&outcome, Answered::Alert(a, seizure.as_ref()))
-                }
-                Some(a) => dsa::statement(&outcome, Answered::Notice(a)),
-                None => Err(NoStatement::Missing(vec![
-                    "refs: the notice it answers could not be read".into(),
-                ])),
-            };
-            match result {
-                Ok(statement) => statements.push(statement),
-                Err(NoStatement::NotARestriction(_)) => not_restrictions += 1,
-                Err(NoStatement::Missing(missing)) => problems.push(json!({
-                    "outcome": name,
-                    "seq": message.seq,
-                    "missing": missing,
-                })),
-            }
-        }
+        outcomes.extend(
+            page.messages
+                .into_iter()
+                .filter_map(|m| m.envelope.map(|e| (m.seq, e)))
+                .filter(|(_, e)| e.sender == me.id),
+        );
         if page.next_cursor.is_empty() {
             break;
         }
         request.cursor = page.next_cursor;
+    }
+    // An outcome the platform replaced later is not a decision of its own: its successor is.
+    let superseded: std::collections::HashSet<String> = outcomes
+        .iter()
+        .filter_map(|(_, e)| e.supersedes.as_ref())
+        .filter(|s| s.sender == me.id)
+        .map(|s| s.id.clone())
+        .collect();
+    let mut statements = Vec::new();
+    let mut problems = Vec::new();
+    let mut not_restrictions = 0usize;
+    let mut replaced = 0usize;
+    for (seq, outcome) in outcomes {
+        if superseded.contains(&outcome.id) {
+            replaced += 1;
+            continue;
+        }
+        let name = format!("{}/{}", outcome.sender, outcome.id);
+        let answered = match outcome.refs.first() {
+            Some(r) => get(clients, r).await?,
+            None => None,
+        };
+        let result = match &answered {
+            Some(a) if matches!(a.payload, Some(Payload::ListingAlert(_))) => {
+                dsa::statement(&outcome, Answered::Alert(a))
+            }
+            Some(a) => dsa::statement(&outcome, Answered::Notice(a)),
+            None => Err(NoStatement::Missing(vec![
+                "refs: the notice it answers could not be read".into(),
+            ])),
+        };
+        match result {
+            Ok(statement) => statements.push(statement),
+            Err(NoStatement::NotARestriction(_)) => not_restrictions += 1,
+            Err(NoStatement::Missing(missing)) => problems.push(json!({
+                "outcome": name,
+                "seq": seq,
+                "missing": missing,
+            })),
+        }
     }
     std::fs::create_dir_all(out)
         .map_err(|e| CliError::Input(format!("cannot create {}: {e}", out.display())))?;
@@ -127,6 +137,7 @@ pub async fn export(
         "statements": statements.len(),
         "files": files,
         "not_restrictions": not_restrictions,
+        "superseded": replaced,
         "problems": problems,
     }))
 }

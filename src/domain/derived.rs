@@ -85,6 +85,7 @@ pub fn listing_alert(seizure: &pb::Envelope, target: &AlertTarget) -> Option<pb:
                 description: item.description.clone(),
                 brand: item.brand.clone(),
                 quantity: item.quantity.clone(),
+                ip_right_type: item.ip_right_type,
             })
             .collect(),
     };

@@ -87,8 +87,9 @@ const AUTOMATED: [&str; 3] = [
 pub enum Answered<'a> {
     /// A takedown notice.
     Notice(&'a pb::Envelope),
-    /// A listing alert, and the seizure it refs when the platform could read it.
-    Alert(&'a pb::Envelope, Option<&'a pb::Envelope>),
+    /// A listing alert: only what the alert told the platform is used, never the seizure
+    /// behind it (customs chose what the alert says).
+    Alert(&'a pb::Envelope),
 }
 
 /// Why an outcome gives no statement.
@@ -258,16 +259,15 @@ pub fn statement(outcome: &pb::Envelope, answered: Answered<'_>) -> Result<Value
             _ => (Vec::new(), None, None),
         },
         // A seizure by customs reached the platform: a notification by an authority.
-        Answered::Alert(_, seizure) => {
-            let items = match seizure.and_then(|s| s.payload.as_ref()) {
-                Some(Payload::SeizureNotification(n)) => n.items.clone(),
+        Answered::Alert(alert) => {
+            let items = match &alert.payload {
+                Some(Payload::ListingAlert(a)) => a.items.clone(),
                 _ => Vec::new(),
             };
-            let gtin = items.iter().map(|i| i.gtin.clone()).find(|g| !g.is_empty());
             (
                 items.iter().map(|i| i.ip_right_type).collect(),
                 Some("SOURCE_TYPE_OTHER_NOTIFICATION"),
-                gtin,
+                None,
             )
         }
     };
@@ -356,10 +356,18 @@ pub fn statement(outcome: &pb::Envelope, answered: Answered<'_>) -> Result<Value
     s.insert("territorial_scope".into(), json!(scope));
 
     // How it was decided.
-    s.insert(
-        "automated_detection".into(),
-        json!(if o.automated_detection { "Yes" } else { "No" }),
-    );
+    match o.automated_detection {
+        Some(detected) => {
+            s.insert(
+                "automated_detection".into(),
+                json!(if detected { "Yes" } else { "No" }),
+            );
+        }
+        None => missing.push(
+            "automated_detection: whether the listing was detected by automated means; the outcome does not say"
+                .to_string(),
+        ),
+    }
     match pb::AutomatedDecision::try_from(o.automated_decision) {
         Ok(pb::AutomatedDecision::Fully) => {
             s.insert("automated_decision".into(), json!(AUTOMATED[0]));

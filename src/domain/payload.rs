@@ -1043,7 +1043,7 @@ mod tests {
             decision_ground: pb::DecisionGround::IllegalContent as i32,
             decision_ground_reference: s("Art. 9(2) Reg (EU) 2017/1001"),
             explanation: s("Listings removed on order of Dutch customs."),
-            automated_detection: false,
+            automated_detection: Some(false),
             automated_decision: pb::AutomatedDecision::NotAutomated as i32,
             actioned_at: ts(CREATED - 60),
             content_date: s("2026-09-14"),
