@@ -814,10 +814,12 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
             ("health", 1),
             ("submit", 1),
             ("linked", 1),
+            ("unlinked", 1),
             ("signed", 1),
             ("health", 64),
             ("submit", 64),
             ("linked", 64),
+            ("unlinked", 64),
             ("signed", 64)
         ]
     );
@@ -844,6 +846,13 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
         );
         assert!(
             ratio["signed_calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
+            "{ratio}"
+        );
+        assert!(
+            ratio["linked_unlinked_calls_per_sec_ratio"]
+                .as_f64()
+                .unwrap()
+                > 0.0,
             "{ratio}"
         );
     }

@@ -56,6 +56,10 @@ pub enum Call {
     /// market-a flagged, which it looks up (a seller match the first time; after that the
     /// sender's own last seizure of the seller is newer than the flag: no news).
     Linked,
+    /// The `linked` seizures sent to a second local gateway on which seller matching is off
+    /// and no administration raises listing alerts: the same Submit without the enforcement
+    /// loop, the baseline of `linked`.
+    Unlinked,
     /// `ipex.v1.Exchange/Submit` of the `submit` seizure notification signed by the sender
     /// (`--sign`): the client signs each, the gateway verifies each before storing it.
     Signed,
@@ -69,11 +73,18 @@ impl Call {
             Call::Submit => "submit",
             Call::Linked => "linked",
             Call::Signed => "signed",
+            Call::Unlinked => "unlinked",
         }
     }
 
     /// Every call, in the order each step measures them.
-    const ALL: [Call; 4] = [Call::Health, Call::Submit, Call::Linked, Call::Signed];
+    const ALL: [Call; 5] = [
+        Call::Health,
+        Call::Submit,
+        Call::Linked,
+        Call::Unlinked,
+        Call::Signed,
+    ];
 }
 
 /// When a step ends.
@@ -119,6 +130,8 @@ struct Conn {
     health: HealthClient<Transport>,
     /// For Submit.
     exchange: pb::exchange_client::ExchangeClient<Transport>,
+    /// For Submit to the gateway without the enforcement loop, when there is one.
+    unlinked: Option<pb::exchange_client::ExchangeClient<Transport>>,
 }
 
 /// What every worker shares.
@@ -146,9 +159,9 @@ impl Load {
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
                 .map(|_| ()),
-            Call::Submit | Call::Linked | Call::Signed => {
+            Call::Submit | Call::Linked | Call::Unlinked | Call::Signed => {
                 let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-                let mut envelope = if call == Call::Linked {
+                let mut envelope = if matches!(call, Call::Linked | Call::Unlinked) {
                     self.linked.clone()
                 } else {
                     self.template.clone()
@@ -157,7 +170,11 @@ impl Load {
                 if let (Call::Signed, Some((sender, key))) = (call, &self.signer) {
                     super::message::sign_all(std::slice::from_mut(&mut envelope), sender, key);
                 }
-                conn.exchange
+                let exchange = match (call, &mut conn.unlinked) {
+                    (Call::Unlinked, Some(unlinked)) => unlinked,
+                    _ => &mut conn.exchange,
+                };
+                exchange
                     .submit(pb::SubmitRequest {
                         envelope: Some(envelope),
                     })
@@ -199,7 +216,7 @@ pub async fn run(
         .map(|p| p.sign_key(id))
         .filter(|p| p.is_file())
     };
-    let (local, target, tls, bearer, sign) = match gateway {
+    let (local, target, tls, bearer, sign, unlinked) = match gateway {
         Some(url) => (
             None,
             url.to_string(),
@@ -211,12 +228,26 @@ pub async fn run(
                     .as_deref()
                     .and_then(|id| dev_key(&identity.certs_dir, id))
             }),
+            None,
         ),
         None => {
             progress_line("starting a gateway on a temporary store", true);
-            let local = LocalGateway::start().await?;
+            let local = LocalGateway::start(true).await?;
             if let Err(error) = local.flag_linked_seller().await {
                 local.stop().await?;
+                return Err(error);
+            }
+            // The same seizures without the enforcement loop, on a gateway of their own.
+            let plain = match LocalGateway::start(false).await {
+                Ok(plain) => plain,
+                Err(error) => {
+                    local.stop().await?;
+                    return Err(error);
+                }
+            };
+            if let Err(error) = plain.flag_linked_seller().await {
+                local.stop().await?;
+                plain.stop().await?;
                 return Err(error);
             }
             let target = local.endpoint();
@@ -225,12 +256,22 @@ pub async fn run(
                 .sign
                 .clone()
                 .or_else(|| dev_key(&local.certs, LOCAL_SENDER));
-            (Some(local), target, tls, Bearer::default(), sign)
+            let unlinked = Some((plain.endpoint(), plain.tls.clone()));
+            (
+                Some((local, plain)),
+                target,
+                tls,
+                Bearer::default(),
+                sign,
+                unlinked,
+            )
         }
     };
-    let result = measure(&target, &tls, bearer, args, length, warmup, sign).await;
-    if let Some(local) = local {
+    let variants = Variants { sign, unlinked };
+    let result = measure(&target, &tls, bearer, args, length, warmup, variants).await;
+    if let Some((local, plain)) = local {
         local.stop().await?;
+        plain.stop().await?;
     }
     let steps = result?;
     let report = Report {
@@ -249,6 +290,14 @@ pub async fn run(
     .map_err(|e| CliError::Input(format!("cannot write output: {e}")))
 }
 
+/// What the steps beside `health`, `submit` and `linked` need.
+struct Variants {
+    /// The key that signs the seizures of `signed`.
+    sign: Option<std::path::PathBuf>,
+    /// The gateway without the enforcement loop that `unlinked` sends to.
+    unlinked: Option<(String, ClientTls)>,
+}
+
 /// Connects, checks both calls once, warms up, then runs every step.
 async fn measure(
     target: &str,
@@ -257,16 +306,27 @@ async fn measure(
     args: &BenchArgs,
     length: Length,
     warmup: Duration,
-    sign: Option<std::path::PathBuf>,
+    variants: Variants,
 ) -> Result<Vec<Step>, CliError> {
+    let Variants { sign, unlinked } = variants;
     let mut conns = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         let channel: Channel = client::connect(target, tls).await?;
         let transport =
             tonic::service::interceptor::InterceptedService::new(channel, bearer.clone());
+        let unlinked = match &unlinked {
+            Some((target, tls)) => {
+                let channel: Channel = client::connect(target, tls).await?;
+                Some(pb::exchange_client::ExchangeClient::new(
+                    tonic::service::interceptor::InterceptedService::new(channel, bearer.clone()),
+                ))
+            }
+            None => None,
+        };
         conns.push(Conn {
             health: HealthClient::new(transport.clone()),
             exchange: pb::exchange_client::ExchangeClient::new(transport),
+            unlinked,
         });
     }
     let signer = match sign {
@@ -289,6 +349,7 @@ async fn measure(
     let calls: Vec<Call> = Call::ALL
         .into_iter()
         .filter(|c| *c != Call::Signed || signer.is_some())
+        .filter(|c| *c != Call::Unlinked || unlinked.is_some())
         .collect();
     let (template, linked) = templates()?;
     let run_id = std::time::SystemTime::now()
@@ -539,6 +600,8 @@ struct Ratio {
     linked: Option<(f64, f64)>,
     /// Signed Submit calls/s and p99 over plain Submit's, when measured.
     signed: Option<(f64, f64)>,
+    /// Linked Submit calls/s and p99 over the same seizures' without the enforcement loop.
+    loop_cost: Option<(f64, f64)>,
 }
 
 impl Report {
@@ -567,6 +630,14 @@ impl Report {
                             linked.p99_ms / submit.p99_ms.max(1e-9),
                         )
                     }),
+                    loop_cost: find(Call::Linked, step.concurrency)
+                        .zip(find(Call::Unlinked, step.concurrency))
+                        .map(|(linked, unlinked)| {
+                            (
+                                linked.calls_per_sec / unlinked.calls_per_sec.max(1e-9),
+                                linked.p99_ms / unlinked.p99_ms.max(1e-9),
+                            )
+                        }),
                     signed: find(Call::Signed, step.concurrency).map(|signed| {
                         (
                             signed.calls_per_sec / submit.calls_per_sec.max(1e-9),
@@ -625,6 +696,8 @@ impl Report {
                     "p99_ratio": round(r.p99, 3),
                     "linked_calls_per_sec_ratio": r.linked.map(|(rate, _)| round(rate, 3)),
                     "linked_p99_ratio": r.linked.map(|(_, p99)| round(p99, 3)),
+                    "linked_unlinked_calls_per_sec_ratio": r.loop_cost.map(|(rate, _)| round(rate, 3)),
+                    "linked_unlinked_p99_ratio": r.loop_cost.map(|(_, p99)| round(p99, 3)),
                     "signed_calls_per_sec_ratio": r.signed.map(|(rate, _)| round(rate, 3)),
                     "signed_p99_ratio": r.signed.map(|(_, p99)| round(p99, 3)),
                 })
@@ -686,18 +759,22 @@ impl Report {
             ));
         }
         t.push_str(
-            "\nSubmit against the health baseline; linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) and signed Submit (signed by the client, verified\nby the gateway) against Submit:\nin flight  calls/s    p99   linked calls/s    p99   signed calls/s    p99\n",
+            "\nSubmit against the health baseline; linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) against Submit and against the same seizures on\na gateway without the enforcement loop (unlinked); signed Submit (signed by the client,\nverified by the gateway) against Submit:\nin flight  calls/s    p99   linked/submit    p99  linked/unlinked    p99   signed/submit    p99\n",
         );
         for r in self.ratios() {
-            let (linked_rate, linked_p99) = r.linked.unwrap_or((f64::NAN, f64::NAN));
-            let (signed_rate, signed_p99) = r.signed.unwrap_or((f64::NAN, f64::NAN));
+            let nan = (f64::NAN, f64::NAN);
+            let (linked_rate, linked_p99) = r.linked.unwrap_or(nan);
+            let (loop_rate, loop_p99) = r.loop_cost.unwrap_or(nan);
+            let (signed_rate, signed_p99) = r.signed.unwrap_or(nan);
             t.push_str(&format!(
-                "{:>9}  {:>6.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×  {:>12.1} %  {:>5.2}×\n",
+                "{:>9}  {:>6.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×  {:>13.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×\n",
                 r.concurrency,
                 r.rate * 100.0,
                 r.p99,
                 linked_rate * 100.0,
                 linked_p99,
+                loop_rate * 100.0,
+                loop_p99,
                 signed_rate * 100.0,
                 signed_p99
             ));
@@ -742,13 +819,26 @@ struct LocalGateway {
 }
 
 impl LocalGateway {
-    async fn start() -> Result<LocalGateway, CliError> {
+    /// A local gateway; `enforcing` false turns the enforcement loop off (no seller matching,
+    /// no administration raising listing alerts).
+    async fn start(enforcing: bool) -> Result<LocalGateway, CliError> {
         let dir = tempfile::Builder::new()
             .prefix("ipex-bench-")
             .tempdir()
             .map_err(|e| CliError::Input(format!("cannot create a temporary directory: {e}")))?;
         let certs = dir.path().join("certs");
         crate::dev::pki::ensure_dev_pki(&certs).map_err(|e| CliError::Input(e.to_string()))?;
+        if !enforcing {
+            let paths = crate::dev::paths::DevPaths { dir: certs.clone() };
+            let registry = std::fs::read_to_string(paths.registry())
+                .map_err(|e| CliError::Input(e.to_string()))?
+                .replace(
+                    "role = \"CUSTOMS\"\n",
+                    "role = \"CUSTOMS\"\nlisting_alerts = false\n",
+                );
+            std::fs::write(paths.registry(), registry)
+                .map_err(|e| CliError::Input(e.to_string()))?;
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| CliError::Input(format!("cannot listen on 127.0.0.1: {e}")))?;
@@ -760,6 +850,7 @@ impl LocalGateway {
         // Not on the development port: a development ipexd may be running beside it.
         config.metrics_listen = None;
         config.data_dir = dir.path().join("data");
+        config.matching.enabled = enforcing;
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::server::run(listener, config, async {
             let _ = stopped.await;
