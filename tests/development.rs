@@ -172,3 +172,72 @@ async fn development_token_keys_are_pkcs8_v1() {
         assert_eq!(checked_by_python, ipex::dev::pki::DEV_PARTICIPANTS.len());
     }
 }
+
+/// A development PKI made by an earlier release — without market-b and without envelope
+/// signing keys — is brought up to date at the next start: market-b gets a certificate from
+/// the PKI's own CA and its registry entry, every participant a registered signing key; what
+/// was there stays as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_development_pki_is_brought_up_to_date() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs/dev");
+    ipex::dev::pki::ensure_dev_pki(&certs).unwrap();
+    // Make it look like an earlier release's.
+    let registry = std::fs::read_to_string(certs.join("registry.toml")).unwrap();
+    let (before, after) = registry.split_once("id = \"market-b\"").unwrap();
+    let before = before.trim_end_matches("[[participant]]\n");
+    let rest = after.split_once("\n\n").map_or("", |(_, rest)| rest);
+    let old: String = format!("{before}{rest}")
+        .lines()
+        .filter(|l| !l.starts_with("signing_keys"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(!old.contains("market-b") && !old.contains("signing_keys"));
+    std::fs::write(certs.join("registry.toml"), &old).unwrap();
+    for entry in std::fs::read_dir(&certs).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name.starts_with("market-b.") || name.contains(".sign.") {
+            std::fs::remove_file(certs.join(&name)).unwrap();
+        }
+    }
+    let customs_cert = std::fs::read_to_string(certs.join("customs-nl.pem")).unwrap();
+
+    let gw = Ipexd::start_with(dir.path(), &[]);
+    let registry = std::fs::read_to_string(certs.join("registry.toml")).unwrap();
+    assert!(registry.contains("id = \"market-b\""), "{registry}");
+    assert!(
+        registry.contains("domains = [\"market-b.example\"]"),
+        "{registry}"
+    );
+    assert!(
+        registry.contains("signing_keys = [\"customs-nl.sign.pub\"]"),
+        "{registry}"
+    );
+    assert!(
+        registry.contains("signing_keys = [\"market-b.sign.pub\"]"),
+        "{registry}"
+    );
+    assert!(certs.join("market-b.sign.key").is_file());
+    assert_eq!(
+        std::fs::read_to_string(certs.join("customs-nl.pem")).unwrap(),
+        customs_cert,
+        "an existing certificate was replaced"
+    );
+    // market-b connects with its new certificate.
+    let tls = ipex::cli::client::ClientTls::dev(&certs, "market-b").unwrap();
+    let mut market_b = ipex::cli::client::Clients::new(
+        ipex::cli::client::connect(&gw.endpoint(), &tls)
+            .await
+            .unwrap(),
+    );
+    let me = market_b
+        .participants
+        .who_am_i(ipex::pb::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.participant.unwrap().id, "market-b");
+    let mut gw = gw;
+    gw.sigterm();
+    assert!(gw.wait().success());
+}

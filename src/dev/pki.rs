@@ -79,6 +79,20 @@ impl Ca {
         })
     }
 
+    /// The CA of an existing development PKI, from its certificate and key (PEM).
+    pub fn load(cert_pem: &str, key_pem: &str) -> Result<Ca, PkiError> {
+        let key = KeyPair::from_pem(key_pem)?;
+        let issued = Issued {
+            cert_pem: cert_pem.to_string(),
+            key_pem: key_pem.to_string(),
+            serial: Vec::new(),
+        };
+        Ok(Ca {
+            issuer: Issuer::from_ca_cert_pem(cert_pem, key)?,
+            issued,
+        })
+    }
+
     /// Issues a server certificate for the given DNS names and IP addresses.
     pub fn issue_server(&self, names: &[&str]) -> Result<Issued, PkiError> {
         let mut params =
@@ -275,7 +289,7 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
         write_file(&path, contents, private).map_err(|source| PkiError::Write { path, source })
     };
     if paths.ca().exists() && paths.registry().exists() {
-        return add_signing_keys(&paths, &write);
+        return upgrade(&paths, &write);
     }
     std::fs::create_dir_all(dir).map_err(|source| PkiError::Write {
         path: dir.to_path_buf(),
@@ -284,26 +298,7 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     let ca = Ca::generate("ipex development CA")?;
     let server = ca.issue_server(&["localhost", "127.0.0.1", "::1"])?;
     for p in DEV_PARTICIPANTS {
-        let issued = ca.issue_participant(p.id)?;
-        write(paths.cert(p.id), &issued.cert_pem, false)?;
-        write(paths.key(p.id), &issued.key_pem, true)?;
-        let signer =
-            crate::dev::token::DevSigner::generate().map_err(|e| PkiError::Token(e.to_string()))?;
-        let private = signer
-            .to_pkcs8_pem()
-            .map_err(|e| PkiError::Token(e.to_string()))?;
-        let public = signer
-            .public_key_pem()
-            .map_err(|e| PkiError::Token(e.to_string()))?;
-        write(paths.token_key(p.id), &private, true)?;
-        write(paths.token_public_key(p.id), &public, false)?;
-        let signing = SigningKey::generate_ed25519();
-        write(paths.sign_key(p.id), &signing.to_pem(), true)?;
-        write(
-            paths.sign_public_key(p.id),
-            &signing.public().to_pem(),
-            false,
-        )?;
+        participant_files(&ca, &paths, p, &write)?;
     }
     write(paths.server_cert(), &server.cert_pem, false)?;
     write(paths.server_key(), &server.key_pem, true)?;
@@ -314,18 +309,62 @@ pub fn ensure_dev_pki(dir: &Path) -> Result<bool, PkiError> {
     Ok(true)
 }
 
-/// Gives a development PKI made before envelope signatures an Ed25519 signing key per
-/// participant it has a certificate for, registered in its registry. Returns true when it
-/// added any.
-fn add_signing_keys(
+/// A participant's certificate and key, token-signing and envelope-signing key pairs.
+fn participant_files(
+    ca: &Ca,
+    paths: &DevPaths,
+    p: &DevParticipant,
+    write: &dyn Fn(PathBuf, &str, bool) -> Result<(), PkiError>,
+) -> Result<(), PkiError> {
+    let issued = ca.issue_participant(p.id)?;
+    write(paths.cert(p.id), &issued.cert_pem, false)?;
+    write(paths.key(p.id), &issued.key_pem, true)?;
+    let signer =
+        crate::dev::token::DevSigner::generate().map_err(|e| PkiError::Token(e.to_string()))?;
+    let private = signer
+        .to_pkcs8_pem()
+        .map_err(|e| PkiError::Token(e.to_string()))?;
+    let public = signer
+        .public_key_pem()
+        .map_err(|e| PkiError::Token(e.to_string()))?;
+    write(paths.token_key(p.id), &private, true)?;
+    write(paths.token_public_key(p.id), &public, false)?;
+    let signing = SigningKey::generate_ed25519();
+    write(paths.sign_key(p.id), &signing.to_pem(), true)?;
+    write(
+        paths.sign_public_key(p.id),
+        &signing.public().to_pem(),
+        false,
+    )?;
+    Ok(())
+}
+
+/// Brings a development PKI made by an earlier release up to date: a participant added since
+/// (market-b) gets its certificate and keys from the PKI's own CA and its registry entry, and
+/// every participant an Ed25519 signing key, registered. Returns true when it added any.
+fn upgrade(
     paths: &DevPaths,
     write: &dyn Fn(PathBuf, &str, bool) -> Result<(), PkiError>,
 ) -> Result<bool, PkiError> {
-    let registry = std::fs::read_to_string(paths.registry()).map_err(|source| PkiError::Write {
-        path: paths.registry(),
-        source,
-    })?;
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).map_err(|source| PkiError::Write { path, source })
+    };
+    let registry = read(paths.registry())?;
     let mut updated = registry.clone();
+    let missing: Vec<&DevParticipant> = DEV_PARTICIPANTS
+        .iter()
+        .filter(|p| !paths.cert(p.id).exists() && !registry.contains(&format!("id = \"{}\"", p.id)))
+        .collect();
+    if !missing.is_empty() && paths.dir.join("ca.key").exists() {
+        let ca = Ca::load(&read(paths.ca())?, &read(paths.dir.join("ca.key"))?)?;
+        for p in missing {
+            participant_files(&ca, paths, p, write)?;
+            let entry = registry_toml(std::slice::from_ref(p));
+            let entry = entry.split_once("\n\n").map_or(entry.as_str(), |(_, e)| e);
+            updated.push('\n');
+            updated.push_str(entry);
+        }
+    }
     for p in DEV_PARTICIPANTS {
         let token_line = format!("token_keys = [\"{}.token.pub.pem\"]\n", p.id);
         if !paths.cert(p.id).exists()
