@@ -121,7 +121,7 @@ pub fn puid(id: &str) -> String {
 }
 
 fn date_of(t: Option<&prost_types::Timestamp>) -> Option<String> {
-    t.map(|t| t.to_string()[..10].to_string())
+    t.and_then(|t| t.to_string().get(..10).map(str::to_string))
 }
 
 /// The statement of reasons for `outcome` (a stored takedown outcome of the platform) that
