@@ -57,6 +57,7 @@ async fn report_of(
             platform: platform.into(),
             from: None,
             to: None,
+            after_seq: 0,
         })
         .await
         .map(|r| r.into_inner())
@@ -263,6 +264,9 @@ async fn takedown_times_are_proven_and_tampering_is_named() {
         why.starts_with("report_leaf") && why.contains("claims"),
         "{why}"
     );
+    // An open notice dressed with an outcome's status: refused.
+    let why = refused(&|r| r.entries[1].outcome_status = pb::OutcomeStatus::Actioned as i32);
+    assert!(why.contains("is open, yet carries outcome fields"), "{why}");
     // Another platform, another request, another truncation: refused.
     let why = refused(&|r| r.entries[2].platform = "market-a".into());
     assert!(why.contains("claims"), "{why}");
@@ -314,6 +318,19 @@ async fn nobody_learns_of_notices_between_others() {
         .await
         .unwrap();
 
+    // After tdn-a's number, tdn-b alone: how a truncated report's next page is asked for.
+    let page = customs
+        .audit
+        .get_takedown_times(pb::GetTakedownTimesRequest {
+            after_seq: b.seq - 1,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(ids(&page), ["tdn-b"]);
+    assert!(!page.truncated && page.next_after_seq == 0);
+
     // A window from tdn-b's acceptance on holds tdn-b alone.
     let window = customs
         .audit
@@ -321,6 +338,7 @@ async fn nobody_learns_of_notices_between_others() {
             platform: String::new(),
             from: b.stored_at,
             to: None,
+            after_seq: 0,
         })
         .await
         .unwrap()
@@ -365,6 +383,7 @@ async fn nobody_learns_of_notices_between_others() {
                 seconds: 1_000_000_000,
                 nanos: 0,
             }),
+            after_seq: 0,
         })
         .await
         .unwrap_err();
@@ -379,6 +398,7 @@ async fn nobody_learns_of_notices_between_others() {
                 nanos: 0,
             }),
             to: None,
+            after_seq: 0,
         })
         .await
         .unwrap()

@@ -24,8 +24,9 @@ use prost::Message;
 const CANDIDATES: usize = 100_000;
 /// Reports made at once.
 static REPORTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
-/// Outcomes looked at per notice, at most (the refs of a notice: answers, alerts, others).
-const ANSWERS: usize = 200;
+/// Messages referring to one notice looked at for its answer, at most (answers, alerts,
+/// others' references): a notice with more references before its answer shows as open.
+const ANSWERS: usize = 2_000;
 
 impl Gateway {
     /// The takedown-times report `request` asks for.
@@ -85,24 +86,23 @@ impl Gateway {
         let low = match from {
             Some(f) => self.first_stored_at_or_after(f, last)?,
             None => 1,
-        };
+        }
+        .max(request.after_seq.saturating_add(1));
         let high = match to {
             Some(t) => self.first_stored_at_or_after(t, last)?.saturating_sub(1),
             None => last,
         };
-        let candidates = self
+        let mut candidates = self
             .store
-            .postings(Some(index), low, high, CANDIDATES, true)?;
+            .postings(Some(index), low, high, CANDIDATES + 1, true)?;
         let mut entries = Vec::new();
-        let mut truncated = false;
-        let mut next_from = None;
-        if candidates.len() == CANDIDATES {
-            // Looked at as many as a report may: the rest begins after the last.
+        // Pages go by sequence number: messages of one commit share their time.
+        let (mut truncated, mut next_after_seq) = (false, 0);
+        if candidates.len() > CANDIDATES {
+            // Looked at as many as a report may: the rest comes after the last looked at.
+            candidates.truncate(CANDIDATES);
             truncated = true;
-            next_from = match candidates.last() {
-                Some(&seq) => self.store.get(seq + 1)?.and_then(|m| m.receipt.stored_at),
-                None => None,
-            };
+            next_after_seq = candidates.last().copied().unwrap_or(0);
         }
         for seq in candidates {
             let Some(stored) = self.store.get(seq)? else {
@@ -123,7 +123,9 @@ impl Gateway {
             }
             if entries.len() == MAX_REPORT_ENTRIES {
                 truncated = true;
-                next_from = stored.receipt.stored_at;
+                next_after_seq = entries
+                    .last()
+                    .map_or(0, |(e, _): &(pb::TakedownTime, _)| e.seq);
                 break;
             }
             entries.push(self.entry(stored, notice_platform)?);
@@ -138,7 +140,7 @@ impl Gateway {
             request: Some(request),
             caller: me.to_string(),
             truncated,
-            next_from,
+            next_after_seq,
             ..Default::default()
         };
         for (mut entry, (accepted, answer)) in entries {

@@ -98,6 +98,9 @@ pub enum ReportCommand {
         /// Only notices accepted before this time (RFC 3339, or a date).
         #[arg(long)]
         to: Option<String>,
+        /// Only notices after this sequence number: a truncated report's next_after_seq.
+        #[arg(long, default_value_t = 0)]
+        after_seq: u64,
         /// The report file to write.
         #[arg(long)]
         out: PathBuf,

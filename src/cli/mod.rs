@@ -429,6 +429,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                     platform,
                     from,
                     to,
+                    after_seq,
                     out: file,
                     svg,
                 },
@@ -437,6 +438,7 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                 platform: platform.unwrap_or_default(),
                 from: from.map(|t| report::parse_time("--from", &t)).transpose()?,
                 to: to.map(|t| report::parse_time("--to", &t)).transpose()?,
+                after_seq,
             };
             let summary =
                 report::takedown_times(&mut clients, request, &file, svg.as_deref()).await?;

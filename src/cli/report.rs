@@ -33,6 +33,7 @@ fn summary(report: &pb::TakedownTimesReport, out: &Path) -> serde_json::Value {
         "out": out.display().to_string(),
         "entries": report.entries.len(),
         "truncated": report.truncated,
+        "next_after_seq": (report.truncated).then_some(report.next_after_seq),
         "as_of": report.as_of.map(|t| t.to_string()),
         "tree_size": report.tree_size,
         "summaries": summaries,

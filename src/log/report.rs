@@ -125,13 +125,14 @@ fn time_text(t: Option<&prost_types::Timestamp>) -> String {
 pub fn claims(report: &pb::TakedownTimesReport) -> String {
     let request = report.request.clone().unwrap_or_default();
     let mut text = format!(
-        "ipex takedown-times claims v1\ncaller {}\nplatform {}\nfrom {}\nto {}\ntruncated {}\nnext_from {}\n",
+        "ipex takedown-times claims v1\ncaller {}\nplatform {}\nfrom {}\nto {}\nafter_seq {}\ntruncated {}\nnext_after_seq {}\n",
         report.caller,
         request.platform,
         time_text(request.from.as_ref()),
         time_text(request.to.as_ref()),
+        request.after_seq,
         u8::from(report.truncated),
-        time_text(report.next_from.as_ref()),
+        report.next_after_seq,
     );
     for e in &report.entries {
         let answered = e
@@ -367,6 +368,15 @@ fn check_entry(
             return Err(fail(at, "outcome_status is not the outcome's"));
         }
         leaves += 2;
+    } else if e.outcome_seq != 0
+        || e.outcome_status != 0
+        || e.outcome_accepted.is_some()
+        || !e.outcome_envelope.is_empty()
+    {
+        return Err(fail(
+            at,
+            "is open, yet carries outcome fields: an open notice names no outcome",
+        ));
     }
     let mut recomputed = e.clone();
     figures(&mut recomputed, as_of);
@@ -437,8 +447,15 @@ pub fn verify(
             "the report's claims (request, platforms, outcomes, truncation) are not the ones its leaf records",
         ));
     }
+    let after = report.request.as_ref().map_or(0, |r| r.after_seq);
     let mut leaves = 1;
     for (i, e) in report.entries.iter().enumerate() {
+        if e.seq <= after {
+            return Err(fail(
+                format!("entries[{i}]"),
+                format!("seq {} is not after the request's after_seq {after}", e.seq),
+            ));
+        }
         let notice = e.notice.clone().unwrap_or_default();
         let at = format!("entries[{i}] ({}/{})", notice.sender, notice.id);
         leaves += check_entry(e, &at, &report.caller, size, &root, report.as_of.as_ref())?;

@@ -185,6 +185,9 @@ pub(super) struct Committer {
     pub(super) in_flight: InFlight,
     /// Batches handed to the indexer.
     pub(super) batches: u64,
+    /// The time of the last batch: a batch is never stored before it, even when the wall clock
+    /// steps back, so that stored times grow with sequence numbers.
+    pub(super) last_time: prost_types::Timestamp,
 }
 
 /// The third stage: index, publish.
@@ -390,13 +393,21 @@ impl Committer {
             frames: Vec::new(),
             writes: IndexWrites::default(),
             leaf_hashes: Vec::new(),
-            now: prost_types::Timestamp::from(SystemTime::now()),
+            now: {
+                let now = prost_types::Timestamp::from(SystemTime::now());
+                if (now.seconds, now.nanos) < (self.last_time.seconds, self.last_time.nanos) {
+                    self.last_time
+                } else {
+                    now
+                }
+            },
             pending: HashMap::new(),
             messages: 0,
             live: Vec::new(),
             cursors: HashMap::new(),
             records: 0,
         };
+        self.last_time = batch.now;
         let mut answers = Vec::with_capacity(jobs.len());
         let mut checkpoint_requested = false;
         for job in jobs {

@@ -194,6 +194,13 @@ impl Store {
             progress: progress.clone(),
             in_flight: Default::default(),
             batches: 0,
+            last_time: match next_seq.checked_sub(1).filter(|&n| n > 0) {
+                Some(last) => reader
+                    .message(last)?
+                    .and_then(|m| m.receipt.stored_at)
+                    .unwrap_or_default(),
+                None => Default::default(),
+            },
         };
         let handle = spawn("ipex-committer", move || committer.run(rx))?;
         // The ticker holds only a weak sender, so closing the store ends it.
