@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{example, submit, violated_fields, Setup};
+use common::{example, notice_to as notice, submit, violated_fields, Setup};
 use ipex::domain::dsa;
 use ipex::pb::{self, envelope::Payload};
 use serde_json::Value;
@@ -22,21 +22,6 @@ fn outcome(id: &str, notice: &str, edit: impl FnOnce(&mut pb::TakedownOutcome)) 
         unreachable!()
     };
     edit(o);
-    e
-}
-
-fn notice(id: &str, platform: &str) -> pb::Envelope {
-    let mut e = example("takedown-notice.json");
-    e.id = id.into();
-    e.recipients = vec![platform.into()];
-    let Some(Payload::TakedownNotice(n)) = &mut e.payload else {
-        unreachable!()
-    };
-    n.platform = platform.into();
-    if let Some(seller) = &mut n.seller {
-        seller.platform = platform.into();
-    }
-    n.listing_urls = vec![format!("https://{platform}.example/listing/{id}")];
     e
 }
 

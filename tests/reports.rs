@@ -14,17 +14,10 @@ use ipex::pb::{self, envelope::Payload};
 use tonic::Code;
 
 fn notice(id: &str, platform: &str, respond_by_secs: i64) -> pb::Envelope {
-    let mut e = example("takedown-notice.json");
-    e.id = id.into();
-    e.recipients = vec![platform.into()];
+    let mut e = common::notice_to(id, platform);
     let Some(Payload::TakedownNotice(n)) = &mut e.payload else {
         unreachable!()
     };
-    n.platform = platform.into();
-    if let Some(seller) = &mut n.seller {
-        seller.platform = platform.into();
-    }
-    n.listing_urls = vec![format!("https://{platform}.example/listing/{id}")];
     n.respond_by = Some(prost_types::Timestamp {
         seconds: respond_by_secs,
         nanos: 0,

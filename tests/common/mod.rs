@@ -241,6 +241,22 @@ pub fn example(name: &str) -> pb::Envelope {
     ipex::pb::json::envelope_from_json(&text).unwrap()
 }
 
+/// The sample takedown notice as `id`, to `platform` about a listing on its own host.
+pub fn notice_to(id: &str, platform: &str) -> pb::Envelope {
+    let mut e = example("takedown-notice.json");
+    e.id = id.into();
+    e.recipients = vec![platform.into()];
+    let Some(pb::envelope::Payload::TakedownNotice(n)) = &mut e.payload else {
+        unreachable!("the sample is a takedown notice")
+    };
+    n.platform = platform.into();
+    if let Some(seller) = &mut n.seller {
+        seller.platform = platform.into();
+    }
+    n.listing_urls = vec![format!("https://{platform}.example/listing/{id}")];
+    e
+}
+
 /// Submits one envelope.
 pub async fn submit(
     clients: &mut Clients,
