@@ -118,6 +118,42 @@ async fn signed_messages_are_stored_returned_and_verify_offline() {
     let delivered = delivery.message.unwrap().envelope.unwrap();
     assert_eq!(delivered.signature, first.signature);
     signature::verify(&delivered, &[keys.market_a.public()]).unwrap();
+    // Search and case threads return it too.
+    let found = customs
+        .exchange
+        .search(pb::SearchRequest {
+            seller: "S-88412907".into(),
+            oldest_first: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let searched: Vec<&str> = found
+        .messages
+        .iter()
+        .map(|m| m.envelope.as_ref().unwrap().signature.as_str())
+        .collect();
+    assert_eq!(searched, [&first.signature[..], &second.signature[..], ""]);
+    let case = customs
+        .exchange
+        .get_case(pb::GetCaseRequest {
+            message: Some(pb::MessageRef {
+                sender: "market-a".into(),
+                id: "flag-sig-1".into(),
+            }),
+            limit: 10,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let in_case = case
+        .entries
+        .iter()
+        .filter_map(|e| e.message.as_ref()?.envelope.as_ref())
+        .find(|e| e.id == "flag-sig-2")
+        .expect("the other flag of the seller is in the case thread");
+    assert_eq!(in_case.signature, second.signature);
 
     // Offline, with the sender's public key alone: what `ipex get` prints verifies; the
     // other key, or one changed field, does not.
