@@ -186,8 +186,8 @@ impl SigningKey {
         SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&secret))
     }
 
-    /// A private key from PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`): Ed25519 or EC P-256;
-    /// a P-256 key may also be SEC1 (`-----BEGIN EC PRIVATE KEY-----`).
+    /// A private key from PKCS#8 PEM (label `PRIVATE KEY`): Ed25519 or EC P-256; a P-256 key
+    /// may also be SEC1 (label `EC PRIVATE KEY`).
     pub fn from_pem(pem: &str) -> Result<SigningKey, String> {
         use ed25519_dalek::pkcs8::DecodePrivateKey as _;
         match pem_label(pem) {
