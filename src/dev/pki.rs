@@ -329,14 +329,19 @@ fn participant_files(
         .map_err(|e| PkiError::Token(e.to_string()))?;
     write(paths.token_key(p.id), &private, true)?;
     write(paths.token_public_key(p.id), &public, false)?;
+    sign_key_files(paths, p.id, write)
+}
+
+/// A participant's envelope-signing key pair (Ed25519): the key, and the public half the
+/// registry names.
+fn sign_key_files(
+    paths: &DevPaths,
+    id: &str,
+    write: &dyn Fn(PathBuf, &str, bool) -> Result<(), PkiError>,
+) -> Result<(), PkiError> {
     let signing = SigningKey::generate_ed25519();
-    write(paths.sign_key(p.id), &signing.to_pem(), true)?;
-    write(
-        paths.sign_public_key(p.id),
-        &signing.public().to_pem(),
-        false,
-    )?;
-    Ok(())
+    write(paths.sign_key(id), &signing.to_pem(), true)?;
+    write(paths.sign_public_key(id), &signing.public().to_pem(), false)
 }
 
 /// Brings a development PKI made by an earlier release up to date: a participant added since
@@ -373,13 +378,7 @@ fn upgrade(
         {
             continue;
         }
-        let signing = SigningKey::generate_ed25519();
-        write(paths.sign_key(p.id), &signing.to_pem(), true)?;
-        write(
-            paths.sign_public_key(p.id),
-            &signing.public().to_pem(),
-            false,
-        )?;
+        sign_key_files(paths, p.id, write)?;
         updated = updated.replacen(
             &token_line,
             &format!("{token_line}signing_keys = [\"{}.sign.pub\"]\n", p.id),
