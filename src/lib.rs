@@ -10,9 +10,10 @@
 //!
 //! ```text
 //!  bin ─► cli ─► server, admin ─► grpc ─► app ─► storage ─► log ─┐
-//!          │       │        dev ─┘  │        │            ├─► domain ─► pb
-//!          │       └──► ops, auth ◄─┘        └─► ops ─────┤
-//!          └──► dev, log, domain, pb                auth ─┘
+//!          │       │  federation ─┤  │        │            ├─► domain ─► pb
+//!          │       │        dev ─┘  │        └─► ops ─────┤
+//!          │       └──► ops, auth ◄─┘                auth ─┘
+//!          └──► dev, log, domain, pb
 //! ```
 //!
 //! - [`pb`] — the wire protocol `ipex.v1` (generated, with `Delivery` written by hand so that a
@@ -23,7 +24,8 @@
 //!   matches), sender signatures on envelopes (JWS, detached payload), and takedown outcomes
 //!   as DSA statements of reasons (pure);
 //! - [`log`] — the exchange log's pure parts: RFC 9162 hashing and proofs, signed notes and
-//!   checkpoints, who may see a leaf, offline verification, takedown-times reports and their
+//!   checkpoints, witness cosignatures and requests (C2SP tlog-cosignature, tlog-witness),
+//!   who may see a leaf, offline verification, takedown-times reports and their
 //!   offline check;
 //! - [`auth`] — the mutual-TLS acceptor and peer certificate, the registry, officer tokens;
 //! - [`ops`] — configuration, Prometheus metrics, reload;
@@ -32,8 +34,11 @@
 //!   cache of recent messages, the start-up check, replay and offline tools;
 //! - [`app`] — what each call does, with every audit event built in one place; who gets the
 //!   listing alerts and seller matches a submitted message raises; case threads; sender
-//!   signatures checked on submit; takedown-times reports with proofs;
+//!   signatures checked on submit; takedown-times reports with proofs; the witness of the
+//!   peers' logs;
 //! - [`grpc`] — the tonic services, the one error → status mapping, health and reflection;
+//! - [`federation`] — peer gateways: the C2SP tlog-witness endpoint beside the gRPC services,
+//!   mutual-TLS connections to peers, asking peers to cosign each checkpoint;
 //! - [`dev`] — the development PKI, keys and configuration;
 //! - [`server`] — `run(listener, config, shutdown)`: wiring only;
 //! - [`cli`] — the `ipex` client, its gateway connection, audit checks, bench, tokens,
@@ -47,6 +52,7 @@ pub mod auth;
 pub mod cli;
 pub mod dev;
 pub mod domain;
+pub mod federation;
 pub mod grpc;
 pub mod log;
 pub mod ops;

@@ -36,6 +36,9 @@ pub enum ServeError {
     /// The development PKI or checkpoint signing key could not be created.
     #[error(transparent)]
     DevKey(#[from] crate::dev::pki::PkiError),
+    /// The connections to peers could not be set up.
+    #[error("federation: {0}")]
+    Federation(String),
     /// The metrics address (`metrics_listen`) could not be bound.
     #[error("cannot listen for metrics on {addr} (metrics_listen): {source}")]
     MetricsBind {
@@ -95,7 +98,21 @@ async fn serve(
                 tracing::info!(path = %key.display(), "created the checkpoint signing key");
             }
         }
+        // A development PKI (one that keeps its CA key) also gets the gateway certificate
+        // and witness key that peering needs.
+        let dir = config
+            .tls
+            .client_ca
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        if dir.join("ca.key").exists()
+            && crate::dev::ensure_federation(dir, &config.gateway_id, &config.origin())?
+        {
+            tracing::info!(dir = %dir.display(), "created the development gateway certificate and witness key");
+        }
     }
+    let cosigners = cosigners(&config)?;
+    let cosign_interval = Duration::from_millis(config.federation.cosign_interval_ms);
     let reload_check_ms = config.reload_check_ms;
     let gateway = Arc::new(Gateway::open(sources, config)?);
     let addr = listener
@@ -177,7 +194,18 @@ async fn serve(
             "draining: health NOT_SERVING, no new connections or calls; calls in flight may finish"
         );
     };
+    let mut federation = tokio::task::JoinSet::new();
+    if !cosigners.is_empty() {
+        federation.spawn(crate::federation::cosign::run(
+            gateway.clone(),
+            cosigners,
+            cosign_interval,
+        ));
+    }
     let serve = tonic::transport::Server::builder()
+        .add_routes(tonic::service::Routes::from(
+            crate::federation::witness_http::router(gateway.clone()),
+        ))
         .add_service(health.service())
         .add_service(crate::grpc::health::reflection_v1()?)
         .add_service(crate::grpc::health::reflection_v1alpha()?)
@@ -198,6 +226,7 @@ async fn serve(
     }
     reloader.abort();
     metrics.abort_all();
+    federation.abort_all();
     // The last interval's refused handshakes, before the store closes.
     let _ = stop_summaries.send(());
     let _ = summaries.await;
@@ -364,6 +393,36 @@ pub async fn start(
         })?;
     serve(listener, sources, config, shutdown).await?;
     Ok(())
+}
+
+/// The peers that cosign this gateway's checkpoints: those with a `witness_key`.
+fn cosigners(config: &Config) -> Result<Vec<crate::federation::cosign::Cosigner>, ServeError> {
+    let with_key: Vec<_> = config
+        .peers
+        .iter()
+        .filter_map(|peer| peer.witness_key.as_ref().map(|key| (peer, key)))
+        .collect();
+    if with_key.is_empty() {
+        return Ok(Vec::new());
+    }
+    let files = config.federation_files().ok_or_else(|| {
+        ServeError::Federation("federation.cert, federation.key and federation.witness_key are required with [[peers]]".into())
+    })?;
+    let timeout = Duration::from_millis(config.federation.peer_timeout_ms);
+    with_key
+        .into_iter()
+        .map(|(peer, key)| {
+            let verifier = crate::log::cosign::CosignatureVerifier::from_verifier_key(key)
+                .map_err(|e| {
+                    ServeError::Federation(format!("peers {}: witness_key: {e}", peer.id))
+                })?;
+            let connection = crate::federation::peers::Peer::new(peer, &files, timeout)
+                .map_err(|e| ServeError::Federation(e.to_string()))?;
+            Ok(crate::federation::cosign::Cosigner::new(
+                connection, verifier,
+            ))
+        })
+        .collect()
 }
 
 /// Errors of [`start`].

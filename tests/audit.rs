@@ -15,7 +15,10 @@ use tonic::Code;
 async fn refresh(clients: &mut ipex::cli::client::Clients) -> pb::GetCheckpointResponse {
     clients
         .audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()
@@ -386,17 +389,19 @@ async fn forked_history_is_detected_by_verify() {
         .await
         .unwrap();
     refresh(&mut nl).await;
-    let report = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
-        .await
-        .unwrap();
+    let report =
+        ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20, &Default::default())
+            .await
+            .unwrap();
     assert_eq!(report["verified"], true);
     let seen = State::load(&state).unwrap().unwrap();
     // Verifying again, after more traffic, checks consistency with what was seen.
     submit(&mut nl, example("data-request.json")).await.unwrap();
     refresh(&mut nl).await;
-    let report = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
-        .await
-        .unwrap();
+    let report =
+        ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20, &Default::default())
+            .await
+            .unwrap();
     assert_eq!(report["consistentWithSize"], seen.tree_size.to_string());
     drop(nl);
     gw.stop().await;
@@ -410,7 +415,7 @@ async fn forked_history_is_detected_by_verify() {
     submit(&mut nl, other).await.unwrap();
     let cp = refresh(&mut nl).await;
     assert_eq!(cp.tree_size, seen.tree_size);
-    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
+    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20, &Default::default())
         .await
         .unwrap_err();
     assert!(
@@ -420,7 +425,7 @@ async fn forked_history_is_detected_by_verify() {
     // Longer, but not an extension of what was seen.
     submit(&mut nl, example("data-request.json")).await.unwrap();
     refresh(&mut nl).await;
-    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20)
+    let err = ipex::cli::audit::verify_online(&mut nl.audit, &state, None, 20, &Default::default())
         .await
         .unwrap_err();
     assert!(

@@ -197,9 +197,15 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
         }
         // The whole log verifies against its signed checkpoint.
         let state = dir.join(format!("audit-state-{round}.json"));
-        let report = ipex::cli::audit::verify_online(&mut customs.audit, &state, None, 5)
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: audit verify failed: {e}"));
+        let report = ipex::cli::audit::verify_online(
+            &mut customs.audit,
+            &state,
+            None,
+            5,
+            &Default::default(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("round {round}: audit verify failed: {e}"));
         assert_eq!(report["verified"], true, "{report}");
         drop((customs, rilo));
         let mut gw = gw;

@@ -69,7 +69,10 @@ async fn refusals(clients: &mut Clients, n: usize) -> Vec<(pb::CallRefused, usiz
     for _ in 0..100 {
         let cp = clients
             .audit
-            .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
+            .get_checkpoint(pb::GetCheckpointRequest {
+                refresh: true,
+                ..Default::default()
+            })
             .await
             .unwrap()
             .into_inner();

@@ -18,6 +18,7 @@ const RANKS: &[(&str, u8)] = &[
     ("app", 4),
     ("grpc", 5),
     ("dev", 5),
+    ("federation", 5),
     ("server", 6),
     ("admin", 6),
     ("cli", 7),

@@ -185,7 +185,10 @@ async fn takedown_times_are_proven_and_tampering_is_named() {
     // Offline, with the verifier key alone, through the proto3 JSON the CLI writes.
     let key = customs
         .audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: false })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: false,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -125,7 +125,10 @@ async fn tiles_by_their_spec_paths_give_the_signed_root() {
     let mut nl = gw.client("customs-nl").await;
     let cp = nl
         .audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -370,10 +373,15 @@ async fn an_old_store_is_refused_then_migrated() {
     let gw = setup.start().await;
     all_there(&gw, &receipts).await;
     let mut nl = gw.client("customs-nl").await;
-    let verified =
-        ipex::cli::audit::verify_online(&mut nl.audit, &setup.path().join("state.json"), None, 5)
-            .await
-            .unwrap();
+    let verified = ipex::cli::audit::verify_online(
+        &mut nl.audit,
+        &setup.path().join("state.json"),
+        None,
+        5,
+        &Default::default(),
+    )
+    .await
+    .unwrap();
     assert_eq!(verified["verified"], true);
     let mut rilo = gw.client("rilo-we").await;
     let acked = rilo
@@ -403,7 +411,10 @@ async fn a_rewritten_history_is_found_by_the_full_check() {
     let mut nl = gw.client("customs-nl").await;
     let vkey = nl
         .audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: false })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: false,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner()

@@ -325,7 +325,7 @@ async fn token_refusals_are_audited() {
         async move {
             let cp = c
                 .audit
-                .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
+                .get_checkpoint(pb::GetCheckpointRequest { refresh: true, ..Default::default() })
                 .await
                 .unwrap()
                 .into_inner();

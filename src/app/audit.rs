@@ -11,18 +11,31 @@ use crate::pb::limits::MAX_LEAVES;
 
 /// The exchange log, as participants see it.
 impl Gateway {
-    /// The latest checkpoint, or a fresh one covering every leaf so far.
-    pub async fn checkpoint(&self, refresh: bool) -> Result<pb::GetCheckpointResponse, Error> {
+    /// The latest checkpoint, or a fresh one covering every leaf so far, with the
+    /// cosignatures peers gave it; or, `witnessed`, the newest checkpoint peers cosigned.
+    pub async fn checkpoint(
+        &self,
+        refresh: bool,
+        witnessed: bool,
+    ) -> Result<pb::GetCheckpointResponse, Error> {
         self.store.settled().await?;
-        let checkpoint = match self.store.latest_checkpoint() {
-            Some(cp) if !refresh => (*cp).clone(),
-            _ => self.store.checkpoint_now().await?,
+        let cosigned = self.cosigned.note();
+        let (checkpoint, cosignatures) = match (cosigned, self.store.latest_checkpoint()) {
+            (Some(cosigned), _) if witnessed => cosigned,
+            (Some(cosigned), Some(latest))
+                if !refresh && (cosigned.0.size, cosigned.0.root) == (latest.size, latest.root) =>
+            {
+                cosigned
+            }
+            (_, Some(latest)) if !refresh => ((*latest).clone(), 0),
+            _ => (self.store.checkpoint_now().await?, 0),
         };
         Ok(pb::GetCheckpointResponse {
             checkpoint: checkpoint.note,
             tree_size: checkpoint.size,
             root_hash: checkpoint.root.to_vec(),
             verifier_key: self.store.verifier_key().to_string(),
+            cosignatures: cosignatures as u32,
         })
     }
 

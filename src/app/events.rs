@@ -124,3 +124,9 @@ pub fn handshakes_refused(
         untallied,
     }))
 }
+
+/// The leaf recording that the gateway, as witness of a peer's log, refused a checkpoint not
+/// consistent with the one it cosigned last: evidence of a fork, kept with the checkpoint.
+pub fn witness_refused(refused: pb::WitnessRefused) -> pb::AuditLeaf {
+    leaf(Event::WitnessRefused(refused))
+}

@@ -11,6 +11,9 @@
 //! - [`subscribe`] — `Subscribe`, `Ack`, and the live fan-out;
 //! - [`audit`] — checkpoints, proofs and leaves of the exchange log;
 //! - [`report`] — `GetTakedownTimes`: how long platforms took to act, with proofs;
+//! - [`witness`] — the gateway as witness of its peers' logs (C2SP tlog-witness);
+//!   [`witness_state`] — what the witness keeps, and the cosignatures peers gave the
+//!   gateway's own checkpoints;
 //! - [`events`] — every audit event, built in one place;
 //! - [`handshakes`] — refused handshakes, counted and summarised;
 //! - [`error`] — what a call can fail with.
@@ -29,6 +32,8 @@ pub mod report;
 pub mod search;
 pub mod submit;
 pub mod subscribe;
+pub mod witness;
+pub mod witness_state;
 
 use crate::auth::identity::{authenticate, Caller, PeerInfo};
 use crate::auth::registry::Registry;
@@ -105,6 +110,14 @@ impl Loaded {
                 &config.tls.key,
                 &config.tls.client_ca,
                 &config.tls.crls,
+                &config
+                    .peers
+                    .iter()
+                    .map(|peer| crate::auth::tls::PeerCa {
+                        id: peer.id.clone(),
+                        ca: peer.ca.clone(),
+                    })
+                    .collect::<Vec<_>>(),
             )?,
         })
     }
@@ -183,6 +196,9 @@ fn load_signing_key(path: &Path, origin: &str) -> Result<NoteSigner, OpenError> 
 /// Errors opening the gateway.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
+    /// The gateway certificate or witness key of `[federation]`, or a peer.
+    #[error("{0}")]
+    Federation(String),
     /// The registry, the policy or the certificates.
     #[error(transparent)]
     Load(#[from] LoadError),
@@ -225,6 +241,10 @@ pub struct Gateway {
     closing: tokio::sync::watch::Sender<bool>,
     /// Calls, refusals and streams counted for Prometheus.
     pub metrics: Arc<crate::ops::metrics::Metrics>,
+    /// The witness of the peers' logs, when the gateway has peers.
+    witness: Option<witness_state::Witness>,
+    /// The cosignatures peers gave this gateway's latest checkpoint.
+    pub cosigned: witness_state::Cosigned,
 }
 
 /// Why a reload was refused (the configuration in force stays).
@@ -284,6 +304,19 @@ impl Gateway {
         .map_err(store_error)?;
         let store = Arc::new(store);
         let metrics = crate::ops::metrics::Metrics::new(store.commit_stats(), scraped_from(&store));
+        let witness = match config.federation_files() {
+            Some(files) if !config.peers.is_empty() => {
+                let key =
+                    witness_state::load_witness_key(&files.witness_key).map_err(|reason| {
+                        OpenError::Federation(format!("federation.witness_key: {reason}"))
+                    })?;
+                Some(
+                    witness_state::Witness::new(key, &config.peers)
+                        .map_err(OpenError::Federation)?,
+                )
+            }
+            _ => None,
+        };
         Ok(Gateway {
             sources,
             config: ArcSwap::from_pointee(config),
@@ -294,6 +327,8 @@ impl Gateway {
             tokens: TokenCache::default(),
             closing: tokio::sync::watch::Sender::new(false),
             metrics: Arc::new(metrics),
+            witness,
+            cosigned: witness_state::Cosigned::default(),
         })
     }
 

@@ -12,6 +12,9 @@ use std::sync::Arc;
 /// The URI SAN prefix that names a participant in its certificate.
 pub const URI_SAN_PREFIX: &str = "urn:ipex:participant:";
 
+/// The URI SAN prefix that names a peer gateway in its gateway certificate.
+pub const GATEWAY_URI_SAN_PREFIX: &str = "urn:ipex:gateway:";
+
 /// The SHA-256 of a DER certificate: its fingerprint in pins, deny lists, audit leaves and
 /// the RFC 8705 token binding (`x5t#S256`). Computed here only.
 pub fn certificate_sha256(der: &[u8]) -> [u8; 32] {
@@ -25,6 +28,10 @@ pub struct PeerCert {
     pub fingerprint: [u8; 32],
     /// The participant id of the URI SAN, or why there is none.
     pub participant: Result<String, String>,
+    /// The peer gateway its URI SAN `urn:ipex:gateway:<id>` names. The TLS verifier accepts
+    /// such a certificate only from that peer's CA, so on an established connection this is
+    /// the peer, authenticated.
+    pub gateway: Option<String>,
 }
 
 impl PeerCert {
@@ -33,6 +40,7 @@ impl PeerCert {
         PeerCert {
             fingerprint: certificate_sha256(der),
             participant: participant_of(der),
+            gateway: gateway_of(der).ok().flatten(),
         }
     }
 
@@ -42,21 +50,37 @@ impl PeerCert {
     }
 }
 
-fn participant_of(der: &[u8]) -> Result<String, String> {
+/// The URI SANs of a DER certificate that start with `prefix`, without it.
+fn uri_names(der: &[u8], prefix: &str) -> Result<Vec<String>, String> {
     use x509_parser::prelude::*;
     let (_, cert) =
         X509Certificate::from_der(der).map_err(|e| format!("unreadable certificate: {e}"))?;
     let san = cert
         .subject_alternative_name()
         .map_err(|e| format!("unreadable subjectAltName: {e}"))?;
-    let ids: Vec<&str> = san
+    Ok(san
         .iter()
         .flat_map(|san| san.value.general_names.iter())
         .filter_map(|name| match name {
-            GeneralName::URI(uri) => uri.strip_prefix(URI_SAN_PREFIX),
+            GeneralName::URI(uri) => uri.strip_prefix(prefix).map(str::to_string),
             _ => None,
         })
-        .collect();
+        .collect())
+}
+
+/// The peer gateway a certificate names (URI SAN `urn:ipex:gateway:<id>`): none, one, or an
+/// error when it names more than one or cannot be read.
+pub fn gateway_of(der: &[u8]) -> Result<Option<String>, String> {
+    let ids = uri_names(der, GATEWAY_URI_SAN_PREFIX)?;
+    match ids.as_slice() {
+        [] => Ok(None),
+        [id] => Ok(Some(id.clone())),
+        _ => Err("the certificate names more than one gateway".to_string()),
+    }
+}
+
+fn participant_of(der: &[u8]) -> Result<String, String> {
+    let ids = uri_names(der, URI_SAN_PREFIX)?;
     match ids.as_slice() {
         [id] => Ok(id.to_string()),
         [] => Err(format!(

@@ -109,34 +109,169 @@ pub fn load_crls(
     Ok(crls)
 }
 
-/// The server's TLS configuration: TLS 1.3, HTTP/2, client certificates required, verified
-/// against `client_ca` and checked against the revocation lists `crls`.
+/// A peer gateway whose gateway certificates the server accepts: those that name it (URI SAN
+/// `urn:ipex:gateway:<id>`) and chain to its CA, and no other.
+#[derive(Clone, Debug)]
+pub struct PeerCa {
+    /// The peer's gateway id.
+    pub id: String,
+    /// The CA that issues its gateway certificates (PEM).
+    pub ca: PathBuf,
+}
+
+/// The server's TLS configuration: TLS 1.3, HTTP/2, client certificates required: a
+/// participant's verified against `client_ca` and checked against the revocation lists
+/// `crls`; a peer gateway's (one that names `urn:ipex:gateway:<id>`) verified against that
+/// peer's CA only.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_ca: &Path,
     crls: &[PathBuf],
+    peers: &[PeerCa],
 ) -> Result<rustls::ServerConfig, TlsError> {
     let chain = load_certs(cert, "server certificate")?;
     let key = load_key(key)?;
-    let mut roots = rustls::RootCertStore::empty();
-    for ca in load_certs(client_ca, "client CA certificate")? {
-        roots
-            .add(ca)
-            .map_err(|e| TlsError::Config(format!("client CA {}: {e}", client_ca.display())))?;
-    }
-    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
-        .with_crls(load_crls(crls)?)
+    let participants = WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots_of(client_ca, "client CA certificate")?),
+        provider(),
+    )
+    .with_crls(load_crls(crls)?)
+    .build()
+    .map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut hints = participants.root_hint_subjects().to_vec();
+    let mut gateways = HashMap::new();
+    for peer in peers {
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots_of(&peer.ca, "peer CA certificate")?),
+            provider(),
+        )
         .build()
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(|e| TlsError::Config(format!("peer {}: {e}", peer.id)))?;
+        hints.extend(verifier.root_hint_subjects().iter().cloned());
+        gateways.insert(peer.id.clone(), verifier);
+    }
+    let verifier = Clients {
+        participants,
+        gateways,
+        hints,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| TlsError::Config(e.to_string()))?
-        .with_client_cert_verifier(Arc::new(Presenting(verifier)))
+        .with_client_cert_verifier(Arc::new(Presenting(Arc::new(verifier))))
         .with_single_cert(chain, key)
         .map_err(|e| TlsError::Config(e.to_string()))?;
     config.alpn_protocols = vec![b"h2".to_vec()];
     Ok(config)
+}
+
+/// The CA certificates of a PEM file as a root store.
+pub fn roots_of(path: &Path, what: &'static str) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for ca in load_certs(path, what)? {
+        roots
+            .add(ca)
+            .map_err(|e| TlsError::Config(format!("{what} {}: {e}", path.display())))?;
+    }
+    Ok(roots)
+}
+
+/// Why a gateway certificate was refused, beyond what the CA check says.
+#[derive(Debug, thiserror::Error)]
+enum GatewayCertError {
+    /// It names a gateway that is not one of `[[peers]]`.
+    #[error("{REASON_UNKNOWN_PEER}")]
+    UnknownPeer,
+    /// It names a peer, but that peer's CA did not issue it.
+    #[error("{REASON_NOT_PEERS_CA}")]
+    NotPeersCa,
+    /// Its gateway names cannot be read, or there are several.
+    #[error("{REASON_BAD_GATEWAY_NAME}")]
+    BadName,
+}
+
+/// The reason of a handshake refused for a gateway certificate naming an unknown peer.
+pub const REASON_UNKNOWN_PEER: &str = "gateway certificate of a gateway that is not a peer";
+/// The reason of a handshake refused for a gateway certificate its peer's CA did not issue.
+pub const REASON_NOT_PEERS_CA: &str = "gateway certificate not issued by that peer's CA";
+const REASON_BAD_GATEWAY_NAME: &str = "gateway certificate with an unreadable or double name";
+
+fn refuse(error: GatewayCertError) -> rustls::Error {
+    rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(error))))
+}
+
+/// Verifies client certificates: a peer gateway's against that peer's CA alone, everyone
+/// else's against the participants' CA. A certificate naming gateway `gw-fr` issued by any
+/// other CA — the participants' own included — is refused.
+#[derive(Debug)]
+struct Clients {
+    participants: Arc<dyn ClientCertVerifier>,
+    gateways: HashMap<String, Arc<dyn ClientCertVerifier>>,
+    hints: Vec<DistinguishedName>,
+}
+
+impl ClientCertVerifier for Clients {
+    fn offer_client_auth(&self) -> bool {
+        true
+    }
+
+    fn client_auth_mandatory(&self) -> bool {
+        true
+    }
+
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &self.hints
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let gateway = crate::auth::identity::gateway_of(end_entity)
+            .map_err(|_| refuse(GatewayCertError::BadName))?;
+        let Some(gateway) = gateway else {
+            return self
+                .participants
+                .verify_client_cert(end_entity, intermediates, now);
+        };
+        let verifier = self
+            .gateways
+            .get(&gateway)
+            .ok_or_else(|| refuse(GatewayCertError::UnknownPeer))?;
+        verifier
+            .verify_client_cert(end_entity, intermediates, now)
+            .map_err(|error| match error {
+                rustls::Error::InvalidCertificate(
+                    CertificateError::UnknownIssuer | CertificateError::BadSignature,
+                ) => refuse(GatewayCertError::NotPeersCa),
+                other => other,
+            })
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.participants.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.participants.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.participants.supported_verify_schemes()
+    }
 }
 
 /// A TLS connection with the identity of its client.
@@ -327,6 +462,10 @@ pub fn handshake_reason(error: &std::io::Error) -> String {
             CertificateError::InvalidPurpose | CertificateError::InvalidPurposeContext { .. } => {
                 "certificate not for client authentication".into()
             }
+            CertificateError::Other(other) => other
+                .0
+                .downcast_ref::<GatewayCertError>()
+                .map_or_else(|| "certificate invalid".into(), ToString::to_string),
             _ => "certificate invalid".into(),
         },
         rustls::Error::InvalidMessage(_) | rustls::Error::InvalidEncryptedClientHello(_) => {

@@ -375,6 +375,9 @@ pub enum AuditCommand {
         /// Ask the gateway to sign a checkpoint covering every leaf so far.
         #[arg(long)]
         refresh: bool,
+        /// The newest checkpoint the peer gateways cosigned, with their cosignature lines.
+        #[arg(long, conflicts_with = "refresh")]
+        witnessed: bool,
     },
     /// Verifies the log: the checkpoint signature, every leaf against the root, your own
     /// leaves' data and inclusion proofs, and consistency with the checkpoint verified last
@@ -394,6 +397,14 @@ pub enum AuditCommand {
         /// How many of your own most recent leaves to check with inclusion proofs (online).
         #[arg(long, default_value_t = 20)]
         proofs: usize,
+        /// A witness's cosignature verifier key (`<name>+<id>+<key>`, C2SP tlog-cosignature
+        /// Ed25519), or a file holding it; repeat for each witness. The checkpoint verified is
+        /// then the newest the gateway's peers cosigned (online).
+        #[arg(long = "witness", value_name = "VKEY", conflicts_with_all = ["file", "full"])]
+        witnesses: Vec<String>,
+        /// How many of the --witness keys must have cosigned the checkpoint; default: all.
+        #[arg(long, requires = "witnesses")]
+        quorum: Option<usize>,
         /// Check the whole log of a stopped gateway's data directory instead (offline): every
         /// record's checksum, every leaf re-hashed, every checkpoint against the tree (and
         /// its signature, with --verifier-key), every tile against the leaves.
@@ -494,7 +505,13 @@ pub enum StoreCommand {
 #[derive(Subcommand, Debug)]
 pub enum CertsCommand {
     /// Creates the development PKI and registry under --certs-dir if missing.
-    Init,
+    Init {
+        /// Also create what gateway `ID` needs to peer — its checkpoint key (origin
+        /// `ipex.local/<ID>`), gateway certificate and witness key — and print what its peers
+        /// put in their `[[peers]]` table for it.
+        #[arg(long, value_name = "ID")]
+        gateway_id: Option<String>,
+    },
 }
 
 impl IdentityArgs {

@@ -2,6 +2,7 @@
 //! online against the gateway or offline from an export file.
 
 use super::error::CliError;
+use crate::log::cosign::CosignatureVerifier;
 use crate::log::merkle::{self, Hash};
 use crate::log::verify::{
     hashes, open_checkpoint, ExportHeader, ExportLeaf, LogChecker, Report, State, VerifyError,
@@ -36,20 +37,89 @@ fn progress(done: u64, total: u64) {
     }
 }
 
-/// Verifies the live log of the gateway.
+/// The witnesses whose cosignatures a checkpoint must carry, and how many of them.
+#[derive(Debug, Default)]
+pub struct Witnesses {
+    keys: Vec<CosignatureVerifier>,
+    quorum: usize,
+}
+
+impl Witnesses {
+    /// Reads `--witness` values (a verifier key, or a file holding one) and `--quorum`
+    /// (default: all of them).
+    pub fn parse(given: &[String], quorum: Option<usize>) -> Result<Witnesses, CliError> {
+        let mut keys = Vec::new();
+        for value in given {
+            let text = if Path::new(value).is_file() {
+                std::fs::read_to_string(value)
+                    .map_err(|e| CliError::Input(format!("--witness {value}: {e}")))?
+            } else {
+                value.clone()
+            };
+            keys.push(
+                CosignatureVerifier::from_verifier_key(text.trim())
+                    .map_err(|e| CliError::Input(format!("--witness {value}: {e}")))?,
+            );
+        }
+        let quorum = quorum.unwrap_or(keys.len());
+        if quorum > keys.len() || (quorum == 0 && !keys.is_empty()) {
+            return Err(CliError::Input(format!(
+                "--quorum {quorum}: must be from 1 to the number of --witness keys ({})",
+                keys.len()
+            )));
+        }
+        Ok(Witnesses { keys, quorum })
+    }
+
+    /// Checks that `note` carries a valid cosignature of at least `quorum` witnesses; returns
+    /// the names of those that cosigned.
+    fn check(&self, note: &str, size: u64) -> Result<Vec<String>, CliError> {
+        let mut cosigned = Vec::new();
+        let mut missing = Vec::new();
+        for key in &self.keys {
+            match key.verify(note) {
+                Ok(_) => cosigned.push(key.name().to_string()),
+                Err(e) => missing.push(format!("{}: {e}", key.name())),
+            }
+        }
+        if cosigned.len() < self.quorum {
+            return Err(CliError::Input(format!(
+                "the checkpoint of size {size} carries {} valid cosignature(s) of the {} witnesses given, fewer than the quorum of {}; {}",
+                cosigned.len(),
+                self.keys.len(),
+                self.quorum,
+                missing.join("; ")
+            )));
+        }
+        Ok(cosigned)
+    }
+}
+
+/// Verifies the live log of the gateway; with `witnesses`, the newest checkpoint its peers
+/// cosigned, which must carry a quorum of their cosignatures.
 pub async fn verify_online(
     audit: &mut AuditClient,
     state_path: &Path,
     key: Option<&str>,
     proofs: usize,
+    witnesses: &Witnesses,
 ) -> Result<serde_json::Value, CliError> {
     let state = State::load(state_path)?;
+    let witnessed = !witnesses.keys.is_empty();
     let cp = audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: false })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: false,
+            witnessed,
+        })
         .await?
         .into_inner();
     let key = choose_key(key, state.as_ref(), &cp.verifier_key);
     let checkpoint = open_checkpoint(&cp.checkpoint, &key)?;
+    let cosigned_by = if witnessed {
+        Some(witnesses.check(&cp.checkpoint, checkpoint.size)?)
+    } else {
+        None
+    };
     let size = checkpoint.size;
     let root = checkpoint.root;
     let mut checker = LogChecker::new(checkpoint, state.as_ref())?;
@@ -127,6 +197,7 @@ pub async fn verify_online(
         serde_json::json!({
         "inclusionProofsChecked": own.len(),
         "consistentWithSize": consistency_from.map(|s| s.to_string()),
+        "cosignedBy": cosigned_by,
         "state": state_path.display().to_string(),
         }),
     ))
@@ -161,7 +232,10 @@ async fn page(
 /// Writes the log to `path`.
 pub async fn export(audit: &mut AuditClient, path: &Path) -> Result<serde_json::Value, CliError> {
     let cp = audit
-        .get_checkpoint(pb::GetCheckpointRequest { refresh: true })
+        .get_checkpoint(pb::GetCheckpointRequest {
+            refresh: true,
+            witnessed: false,
+        })
         .await?
         .into_inner();
     let file = std::fs::File::create(path)

@@ -170,21 +170,55 @@ fn read_envelopes(path: &PathBuf, allow_array: bool) -> Result<Vec<pb::Envelope>
     }
 }
 
+/// Creates what development gateway `id` needs to peer, in the PKI in `dir`, and returns what
+/// its peers' `[[peers]]` table holds for it.
+fn dev_peer(
+    dir: &std::path::Path,
+    id: &str,
+    created: &mut bool,
+) -> Result<serde_json::Value, CliError> {
+    crate::domain::vocab::participant_id(id)
+        .map_err(|e| CliError::Input(format!("--gateway-id: {e}")))?;
+    let paths = crate::dev::paths::DevPaths {
+        dir: dir.to_path_buf(),
+    };
+    let input = |e: crate::dev::pki::PkiError| CliError::Input(e.to_string());
+    let origin = format!("ipex.local/{id}");
+    *created |= crate::dev::ensure_signing_key(&paths.audit_key(), &origin).map_err(input)?;
+    *created |= crate::dev::ensure_federation(dir, id, &origin).map_err(input)?;
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map_err(|e| CliError::Input(format!("{}: {e}", path.display())))
+    };
+    let checkpoint_key =
+        crate::log::note::NoteSigner::from_private_key(read(paths.audit_key())?.trim())
+            .map_err(|e| CliError::Input(format!("{}: {e}", paths.audit_key().display())))?
+            .verifier_key();
+    Ok(serde_json::json!({
+        "id": id,
+        "ca": paths.ca().display().to_string(),
+        "checkpoint_key": checkpoint_key,
+        "witness_key": read(paths.witness_vkey())?.trim(),
+    }))
+}
+
 /// Runs one command, writing JSON to `out`.
 pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError> {
     if let Command::Certs {
-        command: CertsCommand::Init,
+        command: CertsCommand::Init { gateway_id },
     } = &cli.command
     {
-        let created = crate::dev::pki::ensure_dev_pki(&cli.identity.certs_dir)
-            .map_err(|e| CliError::Input(e.to_string()))?;
-        return print(
-            out,
-            &serde_json::json!({
-                "certs_dir": cli.identity.certs_dir.display().to_string(),
-                "created": created,
-            }),
-        );
+        let dir = &cli.identity.certs_dir;
+        let input = |e: crate::dev::pki::PkiError| CliError::Input(e.to_string());
+        let mut created = crate::dev::pki::ensure_dev_pki(dir).map_err(input)?;
+        let mut report = serde_json::json!({
+            "certs_dir": dir.display().to_string(),
+        });
+        if let Some(id) = gateway_id {
+            report["peer"] = dev_peer(dir, id, &mut created)?;
+        }
+        report["created"] = created.into();
+        return print(out, &report);
     }
     if let Command::Store { command } = &cli.command {
         let report = match command {
@@ -447,9 +481,9 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
         Command::Audit { command } => {
             let audit_client = &mut clients.audit;
             let report = match command {
-                AuditCommand::Checkpoint { refresh } => {
+                AuditCommand::Checkpoint { refresh, witnessed } => {
                     let r = audit_client
-                        .get_checkpoint(pb::GetCheckpointRequest { refresh })
+                        .get_checkpoint(pb::GetCheckpointRequest { refresh, witnessed })
                         .await?;
                     crate::pb::json::to_json_value("ipex.v1.GetCheckpointResponse", r.get_ref())
                 }
@@ -457,10 +491,19 @@ pub async fn run(cli: Cli, out: &mut dyn std::io::Write) -> Result<(), CliError>
                     state,
                     verifier_key,
                     proofs,
+                    witnesses,
+                    quorum,
                     ..
                 } => {
-                    audit::verify_online(audit_client, &state, verifier_key.as_deref(), proofs)
-                        .await?
+                    let witnesses = audit::Witnesses::parse(&witnesses, quorum)?;
+                    audit::verify_online(
+                        audit_client,
+                        &state,
+                        verifier_key.as_deref(),
+                        proofs,
+                        &witnesses,
+                    )
+                    .await?
                 }
                 AuditCommand::Export { out: file } => audit::export(audit_client, &file).await?,
                 AuditCommand::VerifyReport { .. } => unreachable!("handled before connecting"),

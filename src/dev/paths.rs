@@ -52,6 +52,24 @@ impl DevPaths {
     pub fn sign_public_key(&self, id: &str) -> PathBuf {
         self.dir.join(format!("{id}.sign.pub"))
     }
+    /// The gateway's development gateway certificate (URI SAN `urn:ipex:gateway:<id>`),
+    /// presented to peer gateways.
+    pub fn gateway_cert(&self) -> PathBuf {
+        self.dir.join("gateway.pem")
+    }
+    /// Its key.
+    pub fn gateway_key(&self) -> PathBuf {
+        self.dir.join("gateway.key")
+    }
+    /// The gateway's development witness (cosigning) key.
+    pub fn witness_key(&self) -> PathBuf {
+        self.dir.join("witness.key")
+    }
+    /// The public half of the witness key, a verifier key string for peers' `witness_key`
+    /// and `ipex audit verify --witness`.
+    pub fn witness_vkey(&self) -> PathBuf {
+        self.dir.join("witness.vkey")
+    }
     /// The development participant registry.
     pub fn registry(&self) -> PathBuf {
         self.dir.join("registry.toml")

@@ -107,6 +107,18 @@ impl Ca {
         self.issue_client(id, Some(&format!("{URI_SAN_PREFIX}{id}")))
     }
 
+    /// Issues a gateway certificate for gateway `id` (URI SAN `urn:ipex:gateway:<id>`,
+    /// client authentication): what the gateway presents to its peers.
+    pub fn issue_gateway(&self, id: &str) -> Result<Issued, PkiError> {
+        self.issue_client(
+            id,
+            Some(&format!(
+                "{}{id}",
+                crate::auth::identity::GATEWAY_URI_SAN_PREFIX
+            )),
+        )
+    }
+
     /// Issues a client certificate for participant `id` valid from `not_before` to
     /// `not_after` only: tests use it for expired certificates.
     pub fn issue_participant_valid(

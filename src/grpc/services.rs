@@ -323,7 +323,7 @@ impl pb::audit_server::Audit for AuditService {
     ) -> Result<Response<pb::GetCheckpointResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "GetCheckpoint", request, |_, r| async move {
-            gw.checkpoint(r.refresh).await
+            gw.checkpoint(r.refresh, r.witnessed).await
         })
         .await
     }

@@ -32,7 +32,10 @@ pub fn parties(leaf: &pb::AuditLeaf) -> Vec<&str> {
         Some(Event::HandshakesRefused(e)) if !e.participant.is_empty() => {
             vec![e.participant.as_str()]
         }
-        Some(Event::Refused(_)) | Some(Event::HandshakesRefused(_)) | None => vec![],
+        Some(Event::Refused(_))
+        | Some(Event::HandshakesRefused(_))
+        | Some(Event::WitnessRefused(_))
+        | None => vec![],
     }
 }
 

@@ -29,12 +29,12 @@ use super::merkle::Hash;
 /// Signature type byte of Ed25519 note keys.
 const ALG_ED25519: u8 = 0x01;
 /// Start of every signature line: an em dash (U+2014) and a space.
-const SIG_PREFIX: &str = "\u{2014} ";
+pub(super) const SIG_PREFIX: &str = "\u{2014} ";
 /// Prefix of a signer key string.
-const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
+pub(super) const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 /// Most signature lines a note may carry (as in Go's `note.Open`); the
 /// specification requires accepting at least 16.
-const MAX_SIGNATURES: usize = 100;
+pub(super) const MAX_SIGNATURES: usize = 100;
 /// Length of an Ed25519 signature.
 const SIGNATURE_LEN: usize = 64;
 
@@ -98,10 +98,17 @@ pub enum NoteError {
 /// Returns the note key id of an Ed25519 public key under `name`: the first
 /// four bytes, big-endian, of `SHA-256(name ‖ "\n" ‖ 0x01 ‖ public_key)`.
 pub fn key_id(name: &str, public_key: &[u8; 32]) -> u32 {
+    key_id_of_type(name, ALG_ED25519, public_key)
+}
+
+/// Returns the key id of a 32-byte public key of signature type `alg` under
+/// `name`: the first four bytes, big-endian, of
+/// `SHA-256(name ‖ "\n" ‖ alg ‖ public_key)`.
+pub(super) fn key_id_of_type(name: &str, alg: u8, public_key: &[u8; 32]) -> u32 {
     let mut hasher = Sha256::new();
     hasher.update(name.as_bytes());
     hasher.update(b"\n");
-    hasher.update([ALG_ED25519]);
+    hasher.update([alg]);
     hasher.update(public_key);
     let digest = hasher.finalize();
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
@@ -116,7 +123,8 @@ fn is_valid_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c.is_control() || c == '+')
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+/// Fails with [`NoteError::InvalidName`] unless `name` is a valid key name.
+pub(super) fn check_name(name: &str) -> Result<(), NoteError> {
     if is_valid_name(name) {
         Ok(())
     } else {
@@ -131,25 +139,26 @@ fn has_forbidden_control(text: &str) -> bool {
 }
 
 /// Parses the `<8 hex key id>` part of a key string.
-fn parse_key_id(hex_id: &str) -> Option<u32> {
+pub(super) fn parse_key_id(hex_id: &str) -> Option<u32> {
     if hex_id.len() != 8 || !hex_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     u32::from_str_radix(hex_id, 16).ok()
 }
 
-/// Decodes `base64(0x01 ‖ 32 bytes)` as used by both key strings.
-fn decode_key_material(b64: &str) -> Result<[u8; 32], KeyMaterialError> {
+/// Decodes `base64(alg ‖ 32 bytes)` as used by both key strings (`alg` is
+/// 0x01 for note keys).
+pub(super) fn decode_key_material(b64: &str, alg: u8) -> Result<[u8; 32], KeyMaterialError> {
     let bytes = BASE64.decode(b64).map_err(|_| KeyMaterialError::Base64)?;
-    let (&alg, key) = bytes.split_first().ok_or(KeyMaterialError::Empty)?;
-    if alg != ALG_ED25519 {
-        return Err(KeyMaterialError::Algorithm(alg));
+    let (&found, key) = bytes.split_first().ok_or(KeyMaterialError::Empty)?;
+    if found != alg {
+        return Err(KeyMaterialError::Algorithm(found));
     }
     key.try_into().map_err(|_| KeyMaterialError::Length)
 }
 
 /// Why the key material of a key string was rejected.
-enum KeyMaterialError {
+pub(super) enum KeyMaterialError {
     Base64,
     Empty,
     Algorithm(u8),
@@ -157,7 +166,9 @@ enum KeyMaterialError {
 }
 
 impl KeyMaterialError {
-    fn into_note_error(self, malformed: fn(&'static str) -> NoteError) -> NoteError {
+    /// Returns the error to report, `malformed` building the message for the
+    /// key string's kind.
+    pub(super) fn into_note_error(self, malformed: fn(&'static str) -> NoteError) -> NoteError {
         match self {
             Self::Base64 => malformed("the key material is not valid padded standard base64"),
             Self::Empty => malformed("the key material is empty"),
@@ -167,10 +178,10 @@ impl KeyMaterialError {
     }
 }
 
-/// Encodes `base64(0x01 ‖ key)`.
-fn encode_key_material(key: &[u8; 32]) -> String {
+/// Encodes `base64(alg ‖ key)` (`alg` is 0x01 for note keys).
+pub(super) fn encode_key_material(key: &[u8; 32], alg: u8) -> String {
     let mut bytes = Vec::with_capacity(33);
-    bytes.push(ALG_ED25519);
+    bytes.push(alg);
     bytes.extend_from_slice(key);
     BASE64.encode(bytes)
 }
@@ -226,7 +237,8 @@ impl NoteSigner {
         };
         check_name(name)?;
         let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let seed = decode_key_material(b64).map_err(|e| e.into_note_error(malformed))?;
+        let seed =
+            decode_key_material(b64, ALG_ED25519).map_err(|e| e.into_note_error(malformed))?;
         let signer = Self::from_seed(name, &seed)?;
         if signer.key_id != found {
             return Err(NoteError::KeyIdMismatch {
@@ -245,7 +257,7 @@ impl NoteSigner {
             "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
             self.name,
             self.key_id,
-            encode_key_material(self.key.as_bytes())
+            encode_key_material(self.key.as_bytes(), ALG_ED25519)
         )
     }
 
@@ -349,7 +361,8 @@ impl NoteVerifier {
         };
         check_name(name)?;
         let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let public_key = decode_key_material(b64).map_err(|e| e.into_note_error(malformed))?;
+        let public_key =
+            decode_key_material(b64, ALG_ED25519).map_err(|e| e.into_note_error(malformed))?;
         let verifier = Self::from_public_key(name, &public_key)?;
         if verifier.key_id != found {
             return Err(NoteError::KeyIdMismatch {
@@ -445,7 +458,7 @@ impl fmt::Display for NoteVerifier {
             "{}+{:08x}+{}",
             self.name,
             self.key_id,
-            encode_key_material(self.key.as_bytes())
+            encode_key_material(self.key.as_bytes(), ALG_ED25519)
         )
     }
 }
@@ -460,7 +473,7 @@ impl FromStr for NoteVerifier {
 
 /// Splits a signed note into its text (with its final newline) and its
 /// signature block (each line ending in a newline).
-fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
+pub(super) fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
     if has_forbidden_control(note) {
         return Err(NoteError::MalformedNote(
             "the note contains a control character other than newline",
@@ -485,7 +498,7 @@ fn split_note(note: &str) -> Result<(&str, &str), NoteError> {
 
 /// Parses `— <name> <base64(key id ‖ signature)>` into its name, key id and
 /// signature bytes.
-fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
+pub(super) fn parse_signature_line(line: &str) -> Result<(&str, u32, Vec<u8>), NoteError> {
     let malformed = NoteError::MalformedNote;
     let rest = line.strip_prefix(SIG_PREFIX).ok_or(malformed(
         "a signature line does not start with an em dash and a space",
@@ -613,7 +626,7 @@ impl Checkpoint {
 
 /// Parses a tree size: ASCII digits, no leading zero unless it is `0`, no
 /// overflow.
-fn parse_size(s: &str) -> Option<u64> {
+pub(super) fn parse_size(s: &str) -> Option<u64> {
     let canonical =
         !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
     if canonical {

@@ -28,7 +28,7 @@ pub const MAX_PAYLOAD: usize = 64 * 1024 * 1024;
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct LogRecord {
     /// What the record holds.
-    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5")]
+    #[prost(oneof = "Body", tags = "1, 2, 3, 4, 5, 6")]
     pub body: Option<Body>,
 }
 
@@ -51,6 +51,22 @@ pub enum Body {
     /// together, and indexed together.
     #[prost(message, tag = "5")]
     Commit(CommitRecord),
+    /// A peer's checkpoint this gateway cosigned as its witness: the latest it cosigned for
+    /// that log, which every later checkpoint of the log must be consistent with.
+    #[prost(message, tag = "6")]
+    Witnessed(WitnessedRecord),
+}
+
+/// The latest checkpoint of log `origin` this gateway cosigned as a witness (C2SP
+/// tlog-witness): the witness's state for that log, durable before the cosignature is given.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct WitnessedRecord {
+    /// The log's origin line.
+    #[prost(string, tag = "1")]
+    pub origin: String,
+    /// The checkpoint as the log signed it: a C2SP signed note.
+    #[prost(string, tag = "2")]
+    pub note: String,
 }
 
 /// The end of a group commit.

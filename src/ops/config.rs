@@ -126,6 +126,12 @@ pub struct Config {
     /// Cross-platform seller matching.
     #[serde(default)]
     pub matching: MatchingConfig,
+    /// This gateway as a peer of other gateways: its gateway certificate and witness key.
+    #[serde(default)]
+    pub federation: FederationConfig,
+    /// The peer gateways (`[[peers]]` tables).
+    #[serde(default)]
+    pub peers: Vec<PeerConfig>,
     /// How often to look for changed registry, policy, certificate, CRL and token key files
     /// and reload them, in milliseconds; 0 turns the check off (SIGHUP still reloads).
     #[serde(default = "default_reload_check_ms")]
@@ -273,6 +279,84 @@ impl Default for MatchingConfig {
     fn default() -> Self {
         MatchingConfig { enabled: true }
     }
+}
+
+/// This gateway as a peer of other gateways.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// This gateway's gateway certificate (PEM, URI SAN `urn:ipex:gateway:<gateway_id>`,
+    /// client authentication), presented to peers when it calls them. Required when
+    /// `[[peers]]` are configured; created in development mode.
+    #[serde(default)]
+    pub cert: Option<PathBuf>,
+    /// Its private key (PEM).
+    #[serde(default)]
+    pub key: Option<PathBuf>,
+    /// The witness's cosigning key (`PRIVATE+KEY+<name>+<key id>+<base64>`, C2SP
+    /// tlog-cosignature Ed25519). Required when `[[peers]]` are configured; created in
+    /// development mode, named `<audit origin>/witness`.
+    #[serde(default)]
+    pub witness_key: Option<PathBuf>,
+    /// How often to ask the peers to cosign the latest checkpoint, in milliseconds.
+    #[serde(default = "default_cosign_interval_ms")]
+    pub cosign_interval_ms: u64,
+    /// Deadline of one call to a peer, in milliseconds.
+    #[serde(default = "default_peer_timeout_ms")]
+    pub peer_timeout_ms: u64,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            cert: None,
+            key: None,
+            witness_key: None,
+            cosign_interval_ms: default_cosign_interval_ms(),
+            peer_timeout_ms: default_peer_timeout_ms(),
+        }
+    }
+}
+
+fn default_cosign_interval_ms() -> u64 {
+    1000
+}
+fn default_peer_timeout_ms() -> u64 {
+    5000
+}
+
+/// The files a gateway peers with ([`Config::federation_files`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FederationFiles {
+    /// The gateway certificate.
+    pub cert: PathBuf,
+    /// Its key.
+    pub key: PathBuf,
+    /// The witness key.
+    pub witness_key: PathBuf,
+}
+
+/// A peer gateway.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerConfig {
+    /// The peer's gateway id: its gateway certificate names `urn:ipex:gateway:<id>`.
+    pub id: String,
+    /// Where it listens: `https://host:port`.
+    pub address: String,
+    /// The CA (PEM) that issues the peer's gateway certificate and its server certificate. A
+    /// certificate naming this peer is accepted only when this CA issued it.
+    pub ca: PathBuf,
+    /// The peer's checkpoint verifier key (`<origin>+<key id>+<base64>`): this gateway
+    /// witnesses that log, and cosigns only checkpoints it signed.
+    pub checkpoint_key: String,
+    /// The peer's witness key (`<name>+<key id>+<base64>`, type 0x04): when set, this gateway
+    /// asks the peer to cosign its checkpoints and checks the cosignatures with it.
+    #[serde(default)]
+    pub witness_key: Option<String>,
+    /// The name the peer's server certificate must carry; the address's host when unset.
+    #[serde(default)]
+    pub server_name: Option<String>,
 }
 
 /// Limits on connections and handshakes, which anyone who can reach the port can open.
@@ -443,6 +527,8 @@ impl Config {
             store: StoreConfig::default(),
             limits: LimitsConfig::default(),
             matching: MatchingConfig::default(),
+            federation: FederationConfig::default(),
+            peers: Vec::new(),
             reload_check_ms: default_reload_check_ms(),
             file: None,
         }
@@ -463,8 +549,8 @@ impl Config {
     /// `[tokens]`, `[matching]`. Kept until the next start, because what they set is built once when the
     /// gateway starts: `listen`, `metrics_listen`, `data_dir`, `[commit]`, `[audit]` (the
     /// listeners and the store), `[subscriptions]` (the store's ring), `[limits]` (the
-    /// acceptor and the handshake summary),
-    /// `gateway_id` (the default checkpoint origin), `dev_mode`, `max_message_bytes` (the
+    /// acceptor and the handshake summary), `[federation]` and `[[peers]]` (the connections
+    /// to peers and the witness), `gateway_id` (the default checkpoint origin), `dev_mode`, `max_message_bytes` (the
     /// decoder's ceiling), `handshake_timeout_ms` (the acceptor), `shutdown_grace_ms` and
     /// `reload_check_ms`.
     pub fn keep_start_values(&self, fresh: &mut Config) -> Vec<&'static str> {
@@ -490,6 +576,8 @@ impl Config {
             store: _,
             limits: _,
             matching: _,
+            federation: _,
+            peers: _,
         } = self;
         let mut changed = Vec::new();
         macro_rules! keep {
@@ -515,6 +603,8 @@ impl Config {
             "[subscriptions]" => subscriptions,
             "[store]" => store,
             "[limits]" => limits,
+            "[federation]" => federation,
+            "[[peers]]" => peers,
         );
         changed
     }
@@ -594,7 +684,75 @@ impl Config {
             ));
         }
         self.policy()?;
+        self.check_peers()?;
         Ok(())
+    }
+
+    /// Checks `[federation]` and `[[peers]]`.
+    fn check_peers(&self) -> Result<(), String> {
+        if self.federation.cosign_interval_ms == 0 {
+            return Err("federation.cosign_interval_ms: must be at least 1".into());
+        }
+        if self.federation.peer_timeout_ms == 0 {
+            return Err("federation.peer_timeout_ms: must be at least 1".into());
+        }
+        if self.peers.is_empty() {
+            return Ok(());
+        }
+        if !self.dev_mode {
+            for (key, value) in [
+                ("federation.cert", &self.federation.cert),
+                ("federation.key", &self.federation.key),
+                ("federation.witness_key", &self.federation.witness_key),
+            ] {
+                if value.is_none() {
+                    return Err(format!("{key}: required when [[peers]] are configured"));
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, peer) in self.peers.iter().enumerate() {
+            let at = |key: &str| format!("peers[{i}].{key}");
+            crate::domain::vocab::participant_id(&peer.id)
+                .map_err(|e| format!("{}: {e}", at("id")))?;
+            if peer.id == self.gateway_id {
+                return Err(format!(
+                    "{}: {:?} is this gateway's own id",
+                    at("id"),
+                    peer.id
+                ));
+            }
+            if !seen.insert(peer.id.as_str()) {
+                return Err(format!("{}: {:?} is listed twice", at("id"), peer.id));
+            }
+            let url =
+                url::Url::parse(&peer.address).map_err(|e| format!("{}: {e}", at("address")))?;
+            if url.scheme() != "https" || url.host_str().is_none() {
+                return Err(format!("{}: must be https://host:port", at("address")));
+            }
+            // The keys are checked where they are parsed, at start (app and server).
+        }
+        Ok(())
+    }
+
+    /// The gateway certificate, its key and the witness key in force: those of
+    /// `[federation]`, or, for a key left unset in development mode, the development PKI's
+    /// beside `tls.client_ca`. `None` when one is missing.
+    pub fn federation_files(&self) -> Option<FederationFiles> {
+        let dev = self
+            .tls
+            .client_ca
+            .parent()
+            .unwrap_or(std::path::Path::new("."));
+        let pick = |set: &Option<PathBuf>, file: &str| {
+            set.clone()
+                .or_else(|| self.dev_mode.then(|| dev.join(file)))
+        };
+        Some(FederationFiles {
+            cert: pick(&self.federation.cert, "gateway.pem")?,
+            key: pick(&self.federation.key, "gateway.key")?,
+            witness_key: pick(&self.federation.witness_key, "witness.key")?,
+        })
     }
 
     /// The checkpoint origin: `audit.origin`, or `ipex.local/<gateway_id>`.

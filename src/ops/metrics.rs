@@ -105,6 +105,22 @@ struct LimitLabel {
     limit: &'static str,
 }
 
+/// The labels of `ipex_witness_requests_total` and `ipex_cosign_requests_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PeerResult {
+    /// The peer gateway.
+    peer: String,
+    /// What came of it: an HTTP status, or a word.
+    result: String,
+}
+
+/// The label of `ipex_witness_inconsistent_checkpoints_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OriginLabel {
+    /// The log's origin.
+    origin: String,
+}
+
 /// The label of `ipex_call_duration_seconds`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MethodLabel {
@@ -145,6 +161,12 @@ pub struct Metrics {
     refusals: Family<MethodCode, Counter>,
     /// Connections closed before any handshake, by the per-source limit that closed them.
     connections_refused: Family<LimitLabel, Counter>,
+    /// Checkpoints peers asked this gateway to cosign, by peer and HTTP status answered.
+    witness_requests: Family<PeerResult, Counter>,
+    /// Checkpoints refused as inconsistent with one cosigned before, by log.
+    witness_inconsistent: Family<OriginLabel, Counter>,
+    /// Requests to peers to cosign this gateway's checkpoints, by peer and result.
+    cosign_requests: Family<PeerResult, Counter>,
     /// Subscription streams open; shared with the gauges that read them and with each
     /// stream's [`OpenStream`].
     streams: Arc<Mutex<Streams>>,
@@ -190,6 +212,9 @@ impl Metrics {
             Family::<MethodLabel, Histogram>::new_with_constructor(seconds_histogram);
         let refusals = Family::<MethodCode, Counter>::default();
         let connections_refused = Family::<LimitLabel, Counter>::default();
+        let witness_requests = Family::<PeerResult, Counter>::default();
+        let witness_inconsistent = Family::<OriginLabel, Counter>::default();
+        let cosign_requests = Family::<PeerResult, Counter>::default();
         let streams = Arc::new(Mutex::new(Streams::default()));
 
         // Registration order is exposition order. The library appends `_total` to counter
@@ -214,6 +239,21 @@ impl Metrics {
             "ipex_connections_refused",
             "Connections closed before any handshake, by the per-source limit that closed them",
             connections_refused.clone(),
+        );
+        registry.register(
+            "ipex_witness_requests",
+            "Checkpoints peer gateways asked this gateway to cosign as their witness, by peer and HTTP status answered (200: cosigned)",
+            witness_requests.clone(),
+        );
+        registry.register(
+            "ipex_witness_inconsistent_checkpoints",
+            "Checkpoints this gateway refused as witness because they are not consistent with one it cosigned: a peer's log forked, or showed a bad proof",
+            witness_inconsistent.clone(),
+        );
+        registry.register(
+            "ipex_cosign_requests",
+            "Requests to peer gateways to cosign this gateway's checkpoints, by peer and result (cosigned, conflict, refused, unreachable, bad_cosignature)",
+            cosign_requests.clone(),
         );
         registry.register(
             "ipex_commit_batch_messages",
@@ -272,8 +312,40 @@ impl Metrics {
             call_seconds,
             refusals,
             connections_refused,
+            witness_requests,
+            witness_inconsistent,
+            cosign_requests,
             streams,
         }
+    }
+
+    /// Counts a checkpoint `peer` asked this gateway to cosign, answered with HTTP `status`.
+    pub fn witness_request(&self, peer: &str, status: u16) {
+        self.witness_requests
+            .get_or_create(&PeerResult {
+                peer: peer.to_string(),
+                result: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a checkpoint of log `origin` refused as inconsistent with one cosigned before.
+    pub fn witness_inconsistent(&self, origin: &str) {
+        self.witness_inconsistent
+            .get_or_create(&OriginLabel {
+                origin: origin.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a request to `peer` to cosign a checkpoint, with what came of it.
+    pub fn cosign_request(&self, peer: &str, result: &str) {
+        self.cosign_requests
+            .get_or_create(&PeerResult {
+                peer: peer.to_string(),
+                result: result.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one answered call of `method` with `code` (`OK` on success), which took `took`.

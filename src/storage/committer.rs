@@ -140,8 +140,13 @@ pub(super) enum Job {
         seq: u64,
         /// Only create the cursor; leave an existing one as it is.
         create_only: bool,
-        leaf: Option<pb::AuditLeaf>,
+        leaf: Option<Box<pb::AuditLeaf>>,
         reply: oneshot::Sender<Result<(u64, Option<u64>), StoreError>>,
+    },
+    /// Record a peer's checkpoint as the latest this gateway cosigned for its log.
+    Witnessed {
+        record: record::WitnessedRecord,
+        reply: oneshot::Sender<Result<Vec<u64>, StoreError>>,
     },
 }
 
@@ -441,9 +446,22 @@ impl Committer {
                     leaf,
                     reply,
                 } => {
-                    let result =
-                        self.set_cursor(&participant, &name, seq, create_only, leaf, &mut batch);
+                    let result = self.set_cursor(
+                        &participant,
+                        &name,
+                        seq,
+                        create_only,
+                        leaf.map(|l| *l),
+                        &mut batch,
+                    );
                     answers.push(Answer::Cursor(reply, result));
+                }
+                Job::Witnessed { record, reply } => {
+                    batch.writes.witnessed(&record.origin, &record.note);
+                    batch.push(&LogRecord {
+                        body: Some(Body::Witnessed(record)),
+                    });
+                    answers.push(Answer::Events(reply, Vec::new()));
                 }
             }
         }
@@ -990,7 +1008,7 @@ impl Job {
             Job::Messages { messages, .. } => messages.len(),
             Job::Events { leaves, .. } => leaves.len(),
             Job::Checkpoint { .. } => 0,
-            Job::Cursor { .. } => 1,
+            Job::Cursor { .. } | Job::Witnessed { .. } => 1,
         }
     }
 
@@ -1009,6 +1027,9 @@ impl Job {
                 let _ = reply.send(Err(error));
             }
             Job::Cursor { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+            Job::Witnessed { reply, .. } => {
                 let _ = reply.send(Err(error));
             }
             Job::Events { reply: None, .. } | Job::Checkpoint { reply: None } => {}

@@ -133,6 +133,7 @@ pub struct IndexWrites {
     postings: Vec<(Vec<u8>, Vec<u64>)>,
     posting_slot: std::collections::HashMap<Vec<u8>, usize>,
     cursors: Vec<(Vec<u8>, u64)>,
+    witnessed: Vec<(Vec<u8>, String)>,
     checkpoints: Vec<IndexedCheckpoint>,
     tiles: Vec<ChangedTile>,
     /// Records gathered.
@@ -208,6 +209,13 @@ impl IndexWrites {
         self.cursors.push((keys::cursor(participant, name), seq));
     }
 
+    /// A peer's checkpoint cosigned as its witness.
+    pub fn witnessed(&mut self, origin: &str, note: &str) {
+        self.records += 1;
+        self.witnessed
+            .push((keys::witnessed(origin), note.to_string()));
+    }
+
     /// A signed checkpoint.
     pub fn checkpoint(&mut self, checkpoint: IndexedCheckpoint) {
         self.records += 1;
@@ -259,6 +267,7 @@ impl IndexWrites {
             }
         }
         self.cursors.extend(later.cursors);
+        self.witnessed.extend(later.witnessed);
         self.checkpoints.extend(later.checkpoints);
         self.tiles.extend(later.tiles);
     }
@@ -293,6 +302,9 @@ impl IndexWrites {
         }
         for (key, seq) in self.cursors {
             batch.insert(&key, &seq.to_be_bytes());
+        }
+        for (key, note) in self.witnessed {
+            batch.insert(&key, note.as_bytes());
         }
         for (level, index, hashes) in self.tiles {
             batch.insert(&keys::tile(level, index), &tiles::encode(&hashes));

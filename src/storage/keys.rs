@@ -19,6 +19,8 @@
 //! - `t/<level:u8><index:u64>` → the hashes of tile `(level, index)` (C2SP tlog-tiles);
 //! - `c/<size:u64>` → `(position after its record, next seq)` and the note of the checkpoint
 //!   signed at that tree size;
+//! - `o/<origin>` → the note of the latest checkpoint of peer log `origin` this gateway
+//!   cosigned as its witness;
 //! - `w/applied` → how far the log is applied to this index: `(position, next seq, size)`;
 //! - `v/format` → the index's layout version.
 
@@ -40,6 +42,8 @@ pub const CURSOR: &[u8] = b"u/";
 pub const TILE: &[u8] = b"t/";
 /// Prefix of the signed checkpoints.
 pub const CHECKPOINT: &[u8] = b"c/";
+/// Prefix of the checkpoints cosigned as a witness, per log origin.
+pub const WITNESSED: &[u8] = b"o/";
 /// How far the log is applied.
 pub const APPLIED: &[u8] = b"w/applied";
 /// The index's layout version.
@@ -63,6 +67,11 @@ pub fn idempotency(sender: &str, id: &str) -> Vec<u8> {
 /// The cursor of durable subscription `name` of `participant`.
 pub fn cursor(participant: &str, name: &str) -> Vec<u8> {
     [CURSOR, participant.as_bytes(), b"\0", name.as_bytes()].concat()
+}
+
+/// The latest checkpoint of peer log `origin` cosigned as its witness.
+pub fn witnessed(origin: &str) -> Vec<u8> {
+    [WITNESSED, origin.as_bytes()].concat()
 }
 
 /// The letter of a facet in index keys. Changing one is a change of the on-disk format.

@@ -513,6 +513,7 @@ impl Replay<'_> {
                 self.latest = Some(checkpoint);
             }
             Some(Body::Cursor(c)) => self.writes.cursor(&c.participant, &c.name, c.seq),
+            Some(Body::Witnessed(w)) => self.writes.witnessed(&w.origin, &w.note),
             Some(Body::Commit(_)) => {
                 self.replayed -= 1;
                 self.at_commit = true;

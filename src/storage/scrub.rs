@@ -152,7 +152,7 @@ pub fn check_log(
                     report.checkpoints += 1;
                     report.last_checkpoint = Some((checkpoint.size, checkpoint.root));
                 }
-                Some(Body::Cursor(_)) | Some(Body::Commit(_)) => {}
+                Some(Body::Cursor(_)) | Some(Body::Commit(_)) | Some(Body::Witnessed(_)) => {}
                 None => {
                     return Err(fail(OpenStoreError::Damaged {
                         segment,

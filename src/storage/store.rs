@@ -313,12 +313,43 @@ impl Store {
                 name: name.to_string(),
                 seq,
                 create_only,
-                leaf,
+                leaf: leaf.map(Box::new),
                 reply,
             })
             .await
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The note of the latest checkpoint of peer log `origin` this gateway cosigned as its
+    /// witness, as durable in the log (and indexed once its commit is).
+    pub fn witnessed(&self, origin: &str) -> Result<Option<String>, StoreError> {
+        self.reader
+            .engine
+            .get(&keys::witnessed(origin))?
+            .map(|v| {
+                String::from_utf8(v).map_err(|_| {
+                    StoreError::Engine(format!("witnessed note of {origin:?} is not UTF-8"))
+                })
+            })
+            .transpose()
+    }
+
+    /// Records, durably in the log, the checkpoint `note` of peer log `origin` as the latest
+    /// this gateway cosigned for it. Answers once the record is durable.
+    pub async fn set_witnessed(&self, origin: &str, note: &str) -> Result<(), StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue()?
+            .send(Job::Witnessed {
+                record: crate::log::record::WitnessedRecord {
+                    origin: origin.to_string(),
+                    note: note.to_string(),
+                },
+                reply,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?.map(drop)
     }
 
     fn queue(&self) -> Result<mpsc::Sender<Job>, StoreError> {

@@ -34,10 +34,16 @@ impl Ipexd {
     /// Starts `ipexd` in `dir` on a free port with `args` added (`--config …`, or no metrics
     /// flag to keep the development default) and waits until it listens.
     pub fn start_with(dir: &Path, args: &[&str]) -> Ipexd {
+        Ipexd::start_at(dir, "127.0.0.1:0", args)
+    }
+
+    /// Starts `ipexd` in `dir` listening on `listen` with `args` added, and waits until it
+    /// listens.
+    pub fn start_at(dir: &Path, listen: &str, args: &[&str]) -> Ipexd {
         let mut cmd = Command::new(IPEXD);
         cmd.current_dir(dir)
             .env("RUST_LOG", "info")
-            .args(["--listen", "127.0.0.1:0", "--log-format", "json"])
+            .args(["--listen", listen, "--log-format", "json"])
             .args(args);
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("IPEX_") {
@@ -132,6 +138,17 @@ impl Ipexd {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+
+    /// Every log entry so far whose message is `message`.
+    pub fn logged_all(&self, message: &str) -> Vec<Value> {
+        self.log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e["fields"]["message"] == message)
+            .cloned()
+            .collect()
     }
 
     /// The first log entry whose message is `message`.
