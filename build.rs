@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/ipex/v1/exchange.proto",
         "proto/ipex/v1/participants.proto",
         "proto/ipex/v1/audit.proto",
+        "proto/ipex/v1/federation.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -111,8 +111,9 @@ async fn serve(
             tracing::info!(dir = %dir.display(), "created the development gateway certificate and witness key");
         }
     }
-    let cosigners = cosigners(&config)?;
+    let (peers, cosigners) = connect_peers(&config)?;
     let cosign_interval = Duration::from_millis(config.federation.cosign_interval_ms);
+    let directory_interval = Duration::from_millis(config.federation.directory_interval_ms);
     let reload_check_ms = config.reload_check_ms;
     let gateway = Arc::new(Gateway::open(sources, config)?);
     let addr = listener
@@ -202,6 +203,28 @@ async fn serve(
             cosign_interval,
         ));
     }
+    // Each outbox opens where it was left before any call is served.
+    for peer in &peers {
+        gateway
+            .open_outbox(&peer.id)
+            .await
+            .map_err(|e| ServeError::Federation(format!("outbox to {}: {e}", peer.id)))?;
+    }
+    if !peers.is_empty() {
+        federation.spawn(crate::federation::forwarder::directories(
+            gateway.clone(),
+            peers.clone(),
+            directory_interval,
+        ));
+    }
+    for peer in peers {
+        federation.spawn(crate::federation::forwarder::run(gateway.clone(), peer));
+    }
+    let federation_service =
+        pb::federation_server::FederationServer::new(crate::grpc::services::FederationService {
+            gateway: gateway.clone(),
+        })
+        .max_decoding_message_size(decode_ceiling(max_message));
     let serve = tonic::transport::Server::builder()
         .add_routes(tonic::service::Routes::from(
             crate::federation::witness_http::router(gateway.clone()),
@@ -212,6 +235,7 @@ async fn serve(
         .add_service(Undecodable::new(exchange, gateway.clone()))
         .add_service(Undecodable::new(participants, gateway.clone()))
         .add_service(Undecodable::new(audit, gateway.clone()))
+        .add_service(Undecodable::new(federation_service, gateway.clone()))
         .serve_with_incoming_shutdown(incoming, signal);
     let grace_over = async {
         health.drained().await;
@@ -395,34 +419,42 @@ pub async fn start(
     Ok(())
 }
 
-/// The peers that cosign this gateway's checkpoints: those with a `witness_key`.
-fn cosigners(config: &Config) -> Result<Vec<crate::federation::cosign::Cosigner>, ServeError> {
-    let with_key: Vec<_> = config
-        .peers
-        .iter()
-        .filter_map(|peer| peer.witness_key.as_ref().map(|key| (peer, key)))
-        .collect();
-    if with_key.is_empty() {
-        return Ok(Vec::new());
+/// The connections to the peers, and those that cosign this gateway's checkpoints (the peers
+/// with a `witness_key`).
+fn connect_peers(
+    config: &Config,
+) -> Result<
+    (
+        Vec<crate::federation::peers::Peer>,
+        Vec<crate::federation::cosign::Cosigner>,
+    ),
+    ServeError,
+> {
+    if config.peers.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
     }
     let files = config.federation_files().ok_or_else(|| {
         ServeError::Federation("federation.cert, federation.key and federation.witness_key are required with [[peers]]".into())
     })?;
     let timeout = Duration::from_millis(config.federation.peer_timeout_ms);
-    with_key
-        .into_iter()
-        .map(|(peer, key)| {
+    let mut peers = Vec::new();
+    let mut cosigners = Vec::new();
+    for peer in &config.peers {
+        let connection = crate::federation::peers::Peer::new(peer, &files, timeout)
+            .map_err(|e| ServeError::Federation(e.to_string()))?;
+        if let Some(key) = &peer.witness_key {
             let verifier = crate::log::cosign::CosignatureVerifier::from_verifier_key(key)
                 .map_err(|e| {
                     ServeError::Federation(format!("peers {}: witness_key: {e}", peer.id))
                 })?;
-            let connection = crate::federation::peers::Peer::new(peer, &files, timeout)
-                .map_err(|e| ServeError::Federation(e.to_string()))?;
-            Ok(crate::federation::cosign::Cosigner::new(
-                connection, verifier,
-            ))
-        })
-        .collect()
+            cosigners.push(crate::federation::cosign::Cosigner::new(
+                connection.clone(),
+                verifier,
+            ));
+        }
+        peers.push(connection);
+    }
+    Ok((peers, cosigners))
 }
 
 /// Errors of [`start`].

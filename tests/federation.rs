@@ -50,11 +50,7 @@ impl Node {
             .display()
             .to_string()
             .into();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         Node {
             id,
             dir,
@@ -73,6 +69,12 @@ impl Node {
 
     /// Writes its configuration, peered with `peers`.
     fn configure(&self, peers: &[&Node]) {
+        self.configure_with(peers, false, "");
+    }
+
+    /// Writes its configuration, peered with `peers` (exchanging GREEN and CLEAR broadcasts
+    /// with them when `broadcasts`), with `extra` TOML at the end.
+    fn configure_with(&self, peers: &[&Node], broadcasts: bool, extra: &str) {
         let mut toml = format!(
             r#"dev_mode = true
 gateway_id = "{id}"
@@ -102,8 +104,25 @@ peer_timeout_ms = 2000
                 peer.peer["checkpoint_key"].as_str().unwrap(),
                 peer.peer["witness_key"].as_str().unwrap(),
             ));
+            if broadcasts {
+                toml.push_str("broadcasts = true\n");
+            }
         }
+        toml.push_str(extra);
         std::fs::write(self.dir.join("ipexd.toml"), toml).unwrap();
+    }
+
+    /// Opens participant `id` of its registry to the peers.
+    fn open_to_peers(&self, id: &str) {
+        let path = self.certs().join("registry.toml");
+        let registry = std::fs::read_to_string(&path).unwrap();
+        let line = format!("id = \"{id}\"\n");
+        assert!(registry.contains(&line), "{registry}");
+        std::fs::write(
+            &path,
+            registry.replacen(&line, &format!("{line}open_to_peers = true\n"), 1),
+        )
+        .unwrap();
     }
 
     fn start(&self) -> Ipexd {
@@ -152,8 +171,24 @@ peer_timeout_ms = 2000
             checkpoint_key: to.peer["checkpoint_key"].as_str().unwrap().to_string(),
             witness_key: None,
             server_name: None,
+            broadcasts: false,
         };
         Peer::new(&config, &files, Duration::from_secs(5)).unwrap()
+    }
+}
+
+/// A free port below the kernel's ephemeral range (32768 and up), so that no outgoing
+/// connection of another test takes it between now and the gateway's start; the peers'
+/// configurations name it before the gateway runs.
+fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let seed = (std::process::id() % 500) as u16 * 20;
+    loop {
+        let port = 20_000 + (seed + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
     }
 }
 
@@ -461,4 +496,282 @@ async fn a_witness_refuses_forks_forged_gateways_and_strangers() {
         });
     }
     drop(gw_nl);
+}
+
+/// A takedown notice from this gateway's customs to platform `platform` of gateway `gateway`.
+fn notice_for(id: &str, platform: &str, gateway: &str) -> ipex::pb::Envelope {
+    let mut e = common::notice_to(id, platform);
+    let address = format!("{platform}@{gateway}");
+    e.recipients = vec![address.clone()];
+    let Some(ipex::pb::envelope::Payload::TakedownNotice(n)) = &mut e.payload else {
+        unreachable!()
+    };
+    n.platform = address.clone();
+    if let Some(seller) = &mut n.seller {
+        seller.platform = address;
+    }
+    e
+}
+
+/// `Get` of `seq` at a gateway, as the caller of `clients`.
+async fn get(clients: &mut ipex::cli::client::Clients, seq: u64) -> ipex::pb::GetResponse {
+    clients
+        .exchange
+        .get(ipex::pb::GetRequest {
+            key: Some(ipex::pb::get_request::Key::Seq(seq)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+/// The states of a message at the peers, as its sender sees them.
+async fn states(clients: &mut ipex::cli::client::Clients, seq: u64) -> Vec<i32> {
+    get(clients, seq)
+        .await
+        .forwarding
+        .iter()
+        .map(|f| f.state)
+        .collect()
+}
+
+async fn connect_as(gw: &Ipexd, node: &Node, participant: &str) -> ipex::cli::client::Clients {
+    let tls = ipex::cli::client::ClientTls::dev(&node.certs(), participant).unwrap();
+    ipex::cli::client::Clients::new(
+        ipex::cli::client::connect(&gw.endpoint(), &tls)
+            .await
+            .unwrap(),
+    )
+}
+
+/// Polls an async check every 100 ms for up to 30 s.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(30);
+    while !check().await {
+        assert!(Instant::now() < deadline, "{what}: not within 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{what}: {:?}", started.elapsed());
+}
+
+const DELIVERED: i32 = ipex::pb::ForwardingState::Delivered as i32;
+const PENDING: i32 = ipex::pb::ForwardingState::Pending as i32;
+const REFUSED: i32 = ipex::pb::ForwardingState::Refused as i32;
+
+/// The built-in policy but for customs' data requests, which go to carriers only.
+fn policy_without_data_requests_to_platforms() -> String {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/ipexd.example.toml"
+    ))
+    .unwrap();
+    let rules = &example[example.find("\n[[policy.rules]]").unwrap()..];
+    let changed = rules.replace(
+        "kind = \"DATA_REQUEST\"\nto = [\"PLATFORM\", \"CARRIER\"]",
+        "kind = \"DATA_REQUEST\"\nto = [\"CARRIER\"]",
+    );
+    assert_ne!(changed, rules);
+    format!("\n{changed}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
+    let root = tempfile::tempdir().unwrap();
+    let (nl, ie) = (
+        Node::new(root.path(), "gw-nl"),
+        Node::new(root.path(), "gw-ie"),
+    );
+    nl.configure_with(&[&ie], true, "");
+    ie.configure_with(&[&nl], true, &policy_without_data_requests_to_platforms());
+    nl.open_to_peers("customs-nl");
+    ie.open_to_peers("market-a");
+    let mut gw_nl = nl.start();
+    let mut gw_ie = ie.start();
+
+    // Each lists the other's published participants.
+    within("gw-nl lists market-a@gw-ie", || {
+        let out = nl.ipex(&["participants"]);
+        String::from_utf8_lossy(&out.stdout).contains("\"market-a@gw-ie\"")
+    });
+    let listed = String::from_utf8_lossy(&nl.ipex(&["participants"]).stdout).to_string();
+    assert!(
+        !listed.contains("\"market-b@gw-ie\""),
+        "an unpublished participant is listed: {listed}"
+    );
+
+    // customs-nl@gw-nl → market-a@gw-ie: stored here, delivered there, reported back.
+    let mut customs = connect_as(&gw_nl, &nl, "customs-nl").await;
+    let receipt = common::submit(&mut customs, notice_for("fwd-1", "market-a", "gw-ie"))
+        .await
+        .unwrap();
+    assert!(receipt.placements.is_empty(), "{receipt:?}");
+    eventually("the notice is delivered", || {
+        let mut c = customs.clone();
+        async move { states(&mut c, receipt.seq).await == vec![DELIVERED] }
+    })
+    .await;
+    let report = get(&mut customs, receipt.seq).await.forwarding.remove(0);
+    assert_eq!(report.gateway, "gw-ie");
+    assert_eq!(report.recipients, vec!["market-a@gw-ie".to_string()]);
+    assert_eq!(report.peer_placements.len(), 1);
+    assert_eq!(report.peer_placements[0].recipient, "market-a@gw-ie");
+    assert_eq!(report.peer_placements[0].inbox_no, 1);
+    // The report is also a message in the sender's inbox.
+    let inbox = common::inbox(&mut customs).await;
+    assert!(inbox
+        .iter()
+        .any(|m| m.envelope.as_ref().unwrap().kind == ipex::pb::Kind::ForwardingReport as i32));
+
+    let mut market = connect_as(&gw_ie, &ie, "market-a").await;
+    let inbox = common::inbox(&mut market).await;
+    assert_eq!(inbox.len(), 1);
+    let notice = inbox[0].envelope.clone().unwrap();
+    assert_eq!(notice.sender, "customs-nl@gw-nl");
+    assert_eq!(notice.id, "fwd-1");
+    assert_eq!(notice.recipients, vec!["market-a".to_string()]);
+    assert_eq!(inbox[0].inbox_no, 1);
+    assert_eq!(inbox[0].seq, report.peer_seq);
+
+    // market-a answers; the outcome comes back to customs-nl in its inbox.
+    let mut outcome = common::example("takedown-outcome.json");
+    outcome.id = "fwd-outcome-1".into();
+    outcome.recipients = vec!["customs-nl@gw-nl".into()];
+    outcome.refs = vec![ipex::pb::MessageRef {
+        sender: "customs-nl@gw-nl".into(),
+        id: "fwd-1".into(),
+    }];
+    let answer = common::submit(&mut market, outcome).await.unwrap();
+    eventually("the outcome reaches customs-nl", || {
+        let mut c = customs.clone();
+        async move {
+            common::inbox(&mut c).await.iter().any(|m| {
+                let e = m.envelope.as_ref().unwrap();
+                e.sender == "market-a@gw-ie" && e.id == "fwd-outcome-1"
+            })
+        }
+    })
+    .await;
+    let back = common::inbox(&mut customs)
+        .await
+        .into_iter()
+        .find(|m| m.envelope.as_ref().unwrap().id == "fwd-outcome-1")
+        .unwrap();
+    assert_eq!(
+        back.envelope.unwrap().refs,
+        vec![ipex::pb::MessageRef {
+            sender: "customs-nl".into(),
+            id: "fwd-1".into()
+        }]
+    );
+    eventually("market-a sees its outcome delivered", || {
+        let mut m = market.clone();
+        async move { states(&mut m, answer.seq).await == vec![DELIVERED] }
+    })
+    .await;
+
+    // Refused by gw-ie's policy (no data requests to platforms there): refused, with why.
+    let mut request = common::example("data-request.json");
+    request.id = "fwd-request-1".into();
+    request.recipients = vec!["market-a@gw-ie".into()];
+    let asked = common::submit(&mut customs, request).await.unwrap();
+    eventually("the data request is refused by gw-ie", || {
+        let mut c = customs.clone();
+        async move { states(&mut c, asked.seq).await == vec![REFUSED] }
+    })
+    .await;
+    let refusal = get(&mut customs, asked.seq).await.forwarding.remove(0);
+    assert_eq!(refusal.code, "PERMISSION_DENIED");
+    assert!(
+        refusal.reason.contains("DATA_REQUEST"),
+        "{}",
+        refusal.reason
+    );
+
+    // gw-ie killed: the messages wait, pending, and arrive once, in order, when it is back.
+    gw_ie.sigkill();
+    let mut seqs = Vec::new();
+    for n in 2..=6 {
+        let r = common::submit(
+            &mut customs,
+            notice_for(&format!("fwd-{n}"), "market-a", "gw-ie"),
+        )
+        .await
+        .unwrap();
+        seqs.push(r.seq);
+    }
+    assert_eq!(states(&mut customs, seqs[0]).await, vec![PENDING]);
+    let gw_ie = ie.start();
+    // gw-nl killed while it forwards, and started again.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    gw_nl.sigkill();
+    let gw_nl = nl.start();
+    let mut customs = connect_as(&gw_nl, &nl, "customs-nl").await;
+    for seq in &seqs {
+        let seq = *seq;
+        eventually("each waiting notice is delivered", || {
+            let mut c = customs.clone();
+            async move { states(&mut c, seq).await == vec![DELIVERED] }
+        })
+        .await;
+    }
+    let mut market = connect_as(&gw_ie, &ie, "market-a").await;
+    let inbox = common::inbox(&mut market).await;
+    let notices: Vec<(u64, String)> = inbox
+        .iter()
+        .filter(|m| m.envelope.as_ref().unwrap().kind == ipex::pb::Kind::TakedownNotice as i32)
+        .map(|m| (m.inbox_no, m.envelope.as_ref().unwrap().id.clone()))
+        .collect();
+    let ids: Vec<&str> = notices.iter().map(|(_, id)| id.as_str()).collect();
+    assert_eq!(
+        ids,
+        ["fwd-1", "fwd-2", "fwd-3", "fwd-4", "fwd-5", "fwd-6"],
+        "{notices:?}"
+    );
+    let numbers: Vec<u64> = inbox.iter().map(|m| m.inbox_no).collect();
+    assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
+
+    // A GREEN seizure broadcast reaches the participants of gw-ie its policy lets receive it
+    // and that are open to peers.
+    let seized = common::submit(
+        &mut customs,
+        common::process::seizure("fwd-seizure-1".into()),
+    )
+    .await
+    .unwrap();
+    eventually("the broadcast is delivered", || {
+        let mut c = customs.clone();
+        async move { states(&mut c, seized.seq).await == vec![DELIVERED] }
+    })
+    .await;
+    let broadcast = get(&mut customs, seized.seq).await.forwarding.remove(0);
+    let placed: Vec<&str> = broadcast
+        .peer_placements
+        .iter()
+        .map(|p| p.recipient.as_str())
+        .collect();
+    assert_eq!(placed, ["market-a@gw-ie"]);
+    let inbox = common::inbox(&mut market).await;
+    let last = inbox.last().unwrap().envelope.as_ref().unwrap();
+    assert_eq!(
+        (last.sender.as_str(), last.id.as_str()),
+        ("customs-nl@gw-nl", "fwd-seizure-1")
+    );
+
+    // An unknown gateway and an unpublished participant are refused at once, naming the field.
+    for (to, says) in [
+        ("market-a@gw-xx", "not a peer gateway"),
+        ("market-b@gw-ie", "not a participant gw-ie publishes"),
+    ] {
+        let mut e = notice_for("fwd-bad", "market-a", "gw-ie");
+        e.recipients = vec![to.into()];
+        let status = common::submit(&mut customs, e).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+        assert!(status.message().contains(says), "{}", status.message());
+        assert!(common::violated_fields(&status).contains(&"envelope.recipients[0]".to_string()));
+    }
 }

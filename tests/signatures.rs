@@ -162,6 +162,7 @@ async fn signed_messages_are_stored_returned_and_verify_offline() {
         "ipex.v1.GetResponse",
         &pb::GetResponse {
             message: Some(stored),
+            forwarding: Vec::new(),
         },
     );
     let file = dir.path().join("got.json");

@@ -53,6 +53,19 @@ pub enum Error {
         /// The configured limit.
         max: usize,
     },
+    /// The outbox to a peer gateway is full.
+    #[error("the outbox to peer gateway {peer} is full: {waiting} messages wait (federation.outbox_max_messages = {max}); try again once it is reachable")]
+    OutboxFull {
+        /// The peer.
+        peer: String,
+        /// Messages waiting.
+        waiting: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// A gateway that is not one of `[[peers]]` called the federation service.
+    #[error("{0:?} is not a peer gateway of this gateway")]
+    NotAPeer(String),
     /// The message asked for does not exist.
     #[error("{0}")]
     NotFound(String),

@@ -14,6 +14,9 @@
 //! - [`witness`] — the gateway as witness of its peers' logs (C2SP tlog-witness);
 //!   [`witness_state`] — what the witness keeps, and the cosignatures peers gave the
 //!   gateway's own checkpoints;
+//! - [`forward`] — messages to and from participants of peer gateways: outboxes, what a
+//!   peer's message becomes here, forwarding reports; [`peers`] — what the gateway keeps of
+//!   its peers (their directories, their outboxes' depth);
 //! - [`events`] — every audit event, built in one place;
 //! - [`handshakes`] — refused handshakes, counted and summarised;
 //! - [`error`] — what a call can fail with.
@@ -26,7 +29,9 @@ pub mod case;
 mod derive;
 pub mod error;
 pub mod events;
+pub mod forward;
 pub mod handshakes;
+pub mod peers;
 pub mod read;
 pub mod report;
 pub mod search;
@@ -245,6 +250,8 @@ pub struct Gateway {
     witness: Option<witness_state::Witness>,
     /// The cosignatures peers gave this gateway's latest checkpoint.
     pub cosigned: witness_state::Cosigned,
+    /// The peer gateways: their directories, their outboxes.
+    pub peers: peers::Peers,
 }
 
 /// Why a reload was refused (the configuration in force stays).
@@ -304,6 +311,8 @@ impl Gateway {
         .map_err(store_error)?;
         let store = Arc::new(store);
         let metrics = crate::ops::metrics::Metrics::new(store.commit_stats(), scraped_from(&store));
+        let config_data_dir = config.data_dir.clone();
+        let config_peer_ids: Vec<String> = config.peers.iter().map(|p| p.id.clone()).collect();
         let witness = match config.federation_files() {
             Some(files) if !config.peers.is_empty() => {
                 let key =
@@ -329,6 +338,7 @@ impl Gateway {
             metrics: Arc::new(metrics),
             witness,
             cosigned: witness_state::Cosigned::default(),
+            peers: peers::Peers::open(&config_data_dir, config_peer_ids),
         })
     }
 
@@ -497,6 +507,9 @@ fn addressed_to(envelope: &pb::Envelope, receipt: &pb::Receipt, participant: &st
             .placements
             .iter()
             .any(|p| p.recipient == participant)
+        // A participant of a peer (`<id>@<gateway>`) has no inbox here: it is addressed by
+        // the envelope.
+        || (participant.contains('@') && envelope.recipients.iter().any(|r| r == participant))
 }
 
 /// The reader's view of a stored message.

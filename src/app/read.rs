@@ -15,7 +15,7 @@ impl Gateway {
         &self,
         caller: &Caller,
         key: Option<pb::get_request::Key>,
-    ) -> Result<pb::StoredMessage, Error> {
+    ) -> Result<pb::GetResponse, Error> {
         // Whatever was stored before this call is found.
         self.store.settled().await?;
         let (stored, what) = match key {
@@ -46,7 +46,16 @@ impl Gateway {
         }
         self.record_read(caller, "Get", vec![stored.receipt.seq])
             .await?;
-        Ok(view(stored, caller.id()))
+        // Where it stands at peer gateways is for its sender.
+        let forwarding = if stored.envelope.sender == caller.id() {
+            self.forwarding_of(&stored)?
+        } else {
+            Vec::new()
+        };
+        Ok(pb::GetResponse {
+            message: Some(view(stored, caller.id())),
+            forwarding,
+        })
     }
 
     /// Records that `caller` was given the messages `seqs`; waits until it is durable, so that

@@ -81,6 +81,11 @@ impl Gateway {
         // What the gateway raises from these messages is stored in the same commit, after
         // them: durable, numbered and audited with them, or not at all.
         let submitted = prepared.len();
+        let peers: Vec<Vec<String>> = prepared
+            .iter()
+            .map(|m| self.peers_of(&m.envelope))
+            .collect();
+        self.check_outboxes(peers.iter().flatten())?;
         let derived = self
             .derive(&prepared, &registry, &policy, &self.config())
             .await?;
@@ -92,6 +97,13 @@ impl Gateway {
             e => Error::Commit(e),
         })?;
         receipts.truncate(submitted);
+        for (peers, receipt) in peers.iter().zip(&receipts) {
+            if !receipt.duplicate {
+                for peer in peers {
+                    self.peers.enqueued(peer, 1);
+                }
+            }
+        }
         Ok(receipts)
     }
 
@@ -110,11 +122,12 @@ impl Gateway {
         let sender = &caller.participant;
         if let Some(payload) = &envelope.payload {
             let kind = crate::domain::payload::kind_of(payload);
-            let recipients: Vec<&Participant> = envelope
+            let known: Vec<Arc<Participant>> = envelope
                 .recipients
                 .iter()
-                .filter_map(|id| registry.get(id).map(AsRef::as_ref))
+                .filter_map(|id| self.recipient(id, registry))
                 .collect();
+            let recipients: Vec<&Participant> = known.iter().map(AsRef::as_ref).collect();
             policy.authorize_send(sender, kind, &recipients)?;
         }
         let valid = ValidEnvelope::new(envelope, caller.id(), path, super::unix_now())?;
@@ -123,13 +136,13 @@ impl Gateway {
         check_signature(sender, envelope, path, registry)?;
 
         let mut v = Violations::default();
-        let mut recipients: Vec<&Participant> = Vec::with_capacity(envelope.recipients.len());
+        let mut recipients: Vec<Arc<Participant>> = Vec::with_capacity(envelope.recipients.len());
         for (i, id) in envelope.recipients.iter().enumerate() {
-            match registry.get(id) {
+            match self.recipient(id, registry) {
                 Some(p) => recipients.push(p),
                 None => v.add(
                     format!("{path}.recipients[{i}]"),
-                    format!("participant {id:?} is not registered"),
+                    self.unknown_recipient(id),
                 ),
             }
         }
@@ -146,7 +159,13 @@ impl Gateway {
                 .map(|p| p.id.clone())
                 .collect()
         } else {
-            envelope.recipients.clone()
+            // Participants of peers have their inboxes there: the outbox takes them.
+            envelope
+                .recipients
+                .iter()
+                .filter(|r| !r.contains('@'))
+                .cloned()
+                .collect()
         };
         let mut message = new_message(valid.into_inner(), kind, deliver_to, None);
         message.officer = caller.officer.clone();
@@ -154,10 +173,32 @@ impl Gateway {
         Ok(message)
     }
 
+    /// A recipient: a participant registered here, or one a peer publishes.
+    fn recipient(&self, address: &str, registry: &Registry) -> Option<Arc<Participant>> {
+        match crate::domain::participant::split_address(address) {
+            (_, None) => registry.get(address).cloned(),
+            (_, Some(_)) => self.participant_at(address),
+        }
+    }
+
+    /// Why `address` is no recipient.
+    fn unknown_recipient(&self, address: &str) -> String {
+        match crate::domain::participant::split_address(address) {
+            (_, None) => format!("participant {address:?} is not registered"),
+            (_, Some(gateway)) if gateway == self.config().gateway_id => {
+                format!("{address:?} is a participant of this gateway: address it by its id alone")
+            }
+            (_, Some(gateway)) if self.peers.get(gateway).is_none() => {
+                format!("{gateway:?} is not a peer gateway of this gateway")
+            }
+            (_, Some(gateway)) => format!("{address:?} is not a participant {gateway} publishes"),
+        }
+    }
+
     /// Checks what a payload says about other messages and participants: a notice names a
     /// platform among its recipients; an outcome or a response refs a message addressed to
     /// its sender of the kind it answers.
-    fn check_links(
+    pub(super) fn check_links(
         &self,
         caller: &Caller,
         envelope: &pb::Envelope,

@@ -15,6 +15,42 @@ use crate::pb::limits::MAX_REFS;
 use crate::pb::{self, envelope::Payload, Kind, Tlp};
 use sha2::{Digest, Sha256};
 
+/// The id of the forwarding report on message `seq` of this gateway, for peer `gateway`.
+pub fn forwarding_report_id(gateway: &str, seq: u64) -> String {
+    derived_id("forwarded", &[gateway, &seq.to_string()])
+}
+
+/// The forwarding report for `original` (stored here as `seq`) raised by this gateway
+/// (`gateway_id`) for its sender: what peer `report.gateway` answered.
+pub fn forwarding_report(
+    gateway_id: &str,
+    original: &pb::Envelope,
+    seq: u64,
+    report: pb::ForwardingReport,
+) -> pb::Envelope {
+    let original_ref = pb::MessageRef {
+        sender: original.sender.clone(),
+        id: original.id.clone(),
+    };
+    pb::Envelope {
+        id: forwarding_report_id(&report.gateway, seq),
+        kind: Kind::ForwardingReport as i32,
+        schema_version: original.schema_version,
+        created_at: original.created_at,
+        sender: gateway_id.to_string(),
+        recipients: vec![original.sender.clone()],
+        tlp: derived_tlp([original.tlp]),
+        territorial_scope: original.territorial_scope.clone(),
+        refs: vec![original_ref.clone()],
+        supersedes: None,
+        signature: String::new(),
+        payload: Some(Payload::ForwardingReport(pb::ForwardingReport {
+            message: Some(original_ref),
+            ..report
+        })),
+    }
+}
+
 /// The TLP of a derived message: the most restrictive of those of the messages it tells of,
 /// and at least AMBER.
 pub fn derived_tlp(tlps: impl IntoIterator<Item = i32>) -> i32 {

@@ -215,7 +215,7 @@ fn check_recipients(recipients: &[String], sender: &str, tlp: Tlp, path: &str, v
     }
     for (i, r) in recipients.iter().enumerate() {
         let field = format!("{field}[{i}]");
-        if let Err(e) = vocab::participant_id(r) {
+        if let Err(e) = vocab::participant_address(r) {
             v.add(field, e);
         } else if r == sender {
             v.add(field, "the sender cannot be a recipient");
@@ -226,7 +226,7 @@ fn check_recipients(recipients: &[String], sender: &str, tlp: Tlp, path: &str, v
 }
 
 fn check_ref(r: &pb::MessageRef, path: &str, v: &mut Violations) {
-    if let Err(e) = vocab::participant_id(&r.sender) {
+    if let Err(e) = vocab::participant_address(&r.sender) {
         v.add(format!("{path}.sender"), e);
     }
     if let Err(e) = vocab::message_id(&r.id) {

@@ -42,11 +42,18 @@ pub enum Facet {
     Case,
     /// Listing URLs.
     Url,
+    /// The peer gateways a message of this gateway's participants goes to: the gateway of
+    /// each recipient `<id>@<gateway>`, and `*` for a GREEN or CLEAR broadcast (for the peers
+    /// that take broadcasts). The outbox to each peer is read through it.
+    Gateway,
 }
+
+/// The [`Facet::Gateway`] value of a GREEN or CLEAR broadcast.
+pub const BROADCAST: &str = "*";
 
 impl Facet {
     /// Every facet.
-    pub const ALL: [Facet; 14] = [
+    pub const ALL: [Facet; 15] = [
         Facet::Kind,
         Facet::Hs,
         Facet::Origin,
@@ -61,10 +68,12 @@ impl Facet {
         Facet::Ref,
         Facet::Case,
         Facet::Url,
+        Facet::Gateway,
     ];
 
     /// The facets in the order a search prefers their index: the most selective first.
-    pub const BY_SELECTIVITY: [Facet; 14] = [
+    pub const BY_SELECTIVITY: [Facet; 15] = [
+        Facet::Gateway,
         Facet::Ref,
         Facet::Case,
         Facet::Url,
@@ -184,6 +193,23 @@ impl Facets {
         use Facet::*;
         let mut f = Facets::default();
         f.push(Kind, &envelope.kind.to_string());
+        // Only what this gateway's own participants send goes out to peers: a message that
+        // came from a peer is never forwarded again.
+        if !envelope.sender.contains('@') {
+            for r in &envelope.recipients {
+                if let (_, Some(gateway)) = super::participant::split_address(r) {
+                    f.push(Gateway, gateway);
+                }
+            }
+            let broadcast = envelope.recipients.is_empty()
+                && matches!(
+                    pb::Tlp::try_from(envelope.tlp),
+                    Ok(pb::Tlp::Green | pb::Tlp::Clear)
+                );
+            if broadcast {
+                f.push(Gateway, BROADCAST);
+            }
+        }
         for r in envelope.refs.iter().chain(envelope.supersedes.as_ref()) {
             f.push(Ref, &Facets::ref_value(&r.sender, &r.id));
         }
@@ -268,6 +294,12 @@ impl Facets {
                 for item in &a.items {
                     f.push(Hs, &item.hs_code);
                     f.push(Brand, &item.brand);
+                }
+            }
+            Some(Payload::ForwardingReport(r)) => {
+                // Found from the message it reports on, like an answer.
+                if let Some(m) = &r.message {
+                    f.push(Ref, &Facets::ref_value(&m.sender, &m.id));
                 }
             }
             Some(Payload::DataResponse(_) | Payload::SellerMatch(_)) | None => {}

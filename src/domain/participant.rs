@@ -104,6 +104,24 @@ pub struct Participant {
     /// Whether every envelope this participant sends must be signed. Default: false.
     #[serde(default)]
     pub require_signature: Option<bool>,
+    /// Whether participants of peer gateways may address it (as `<id>@<this gateway>`): it is
+    /// then published to the peers. Default: false.
+    #[serde(default)]
+    pub open_to_peers: Option<bool>,
+}
+
+/// The participant id and, for a participant of a peer gateway, the gateway of an address
+/// (`market-a`, or `market-a@gw-ie`).
+pub fn split_address(address: &str) -> (&str, Option<&str>) {
+    match address.split_once('@') {
+        Some((id, gateway)) => (id, Some(gateway)),
+        None => (address, None),
+    }
+}
+
+/// The address of participant `id` of gateway `gateway`: `<id>@<gateway>`.
+pub fn qualify(id: &str, gateway: &str) -> String {
+    format!("{id}@{gateway}")
 }
 
 impl Participant {

@@ -64,6 +64,7 @@ pub fn kind_of(payload: &Payload) -> Kind {
         Payload::DataResponse(_) => Kind::DataResponse,
         Payload::ListingAlert(_) => Kind::ListingAlert,
         Payload::SellerMatch(_) => Kind::SellerMatch,
+        Payload::ForwardingReport(_) => Kind::ForwardingReport,
     }
 }
 
@@ -100,6 +101,10 @@ pub fn validate_payload(
             format!("{path}.seller_match"),
             "seller matches are raised by the gateway; they cannot be submitted",
         ),
+        Payload::ForwardingReport(_) => v.add(
+            format!("{path}.forwarding_report"),
+            "forwarding reports are raised by the gateway; they cannot be submitted",
+        ),
     }
 }
 
@@ -115,7 +120,12 @@ fn takedown_notice(
     m: &pb::TakedownNotice,
     created_at: Option<&Timestamp>,
 ) {
-    required_code(v, &field(p, "platform"), &m.platform, vocab::participant_id);
+    required_code(
+        v,
+        &field(p, "platform"),
+        &m.platform,
+        vocab::participant_address,
+    );
     count(
         v,
         &field(p, "listing_urls"),
@@ -541,7 +551,12 @@ fn data_response(v: &mut Violations, p: &str, m: &pb::DataResponse) {
 
 /// A `SellerRef`: the platform and at least one of seller id, pseudonym or listing URL.
 fn seller_ref(v: &mut Violations, p: &str, s: &pb::SellerRef) {
-    required_code(v, &field(p, "platform"), &s.platform, vocab::participant_id);
+    required_code(
+        v,
+        &field(p, "platform"),
+        &s.platform,
+        vocab::participant_address,
+    );
     optional_str(v, &field(p, "seller_id"), &s.seller_id, ID_MAX);
     optional_code(
         v,

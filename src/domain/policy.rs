@@ -131,7 +131,10 @@ impl Policy {
     /// Builds a policy from rules, refusing a (from, kind) pair given twice.
     pub fn new(rules: Vec<Rule>) -> Result<Policy, String> {
         for (i, rule) in rules.iter().enumerate() {
-            if matches!(rule.kind, Kind::ListingAlert | Kind::SellerMatch) {
+            if matches!(
+                rule.kind,
+                Kind::ListingAlert | Kind::SellerMatch | Kind::ForwardingReport
+            ) {
                 return Err(format!(
                     "policy.rules[{i}]: {} is raised by the gateway; no participant may send it",
                     kind_name(rule.kind)

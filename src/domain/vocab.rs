@@ -400,6 +400,19 @@ pub fn participant_id(value: &str) -> Result<(), String> {
     }
 }
 
+/// A participant's address: its id (`market-a`, a participant of this gateway) or
+/// `<id>@<gateway>` (a participant of peer gateway `<gateway>`), both parts participant ids.
+pub fn participant_address(value: &str) -> Result<(), String> {
+    match value.split_once('@') {
+        None => participant_id(value),
+        Some((id, gateway)) if participant_id(id).is_ok() && participant_id(gateway).is_ok() => Ok(()),
+        Some(_) => Err(format!(
+            "{} is not a participant address: an id, or <id>@<gateway>, each 1 to 64 characters of a-z, 0-9 and '-', not starting with '-'",
+            quoted(value)
+        )),
+    }
+}
+
 /// A host name as a registry lists it (`market-a.example`), in its normal form: lower case,
 /// internationalised names in their ASCII form. No scheme, port, path or IP address.
 pub fn host(value: &str) -> Result<String, String> {

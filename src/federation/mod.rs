@@ -6,12 +6,15 @@
 //! - [`peers`] — connections to the peers: mutual TLS with this gateway's gateway
 //!   certificate, the peer's own CA as the only root;
 //! - [`cosign`] — asks every peer with a witness key to cosign each new checkpoint, and
-//!   keeps the cosignatures `GetCheckpoint` serves.
+//!   keeps the cosignatures `GetCheckpoint` serves;
+//! - [`forwarder`] — sends the outbox to each peer in order, with retries, and records
+//!   what the peer answered; fetches the peers' directories.
 //!
 //! Uses [`crate::app`] (the witness itself, the store, the metrics), [`crate::auth`],
 //! [`crate::log`] and [`crate::ops`].
 
 pub mod cosign;
+pub mod forwarder;
 pub mod peers;
 pub mod witness_http;
 

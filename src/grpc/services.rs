@@ -219,10 +219,7 @@ impl pb::exchange_server::Exchange for ExchangeService {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "Get", request, |caller, r| async move {
-            let message = gw.get(&caller, r.key).await?;
-            Ok(pb::GetResponse {
-                message: Some(message),
-            })
+            gw.get(&caller, r.key).await
         })
         .await
     }
@@ -308,7 +305,13 @@ impl pb::participants_server::Participants for ParticipantsService {
     ) -> Result<Response<pb::ListParticipantsResponse>, Status> {
         let gw = &self.gateway;
         handle(gw, "List", request, |_, _| async move {
-            let participants = gw.registry().iter().map(|p| p.to_pb()).collect();
+            // Ours by id, then the peers' as `<id>@<gateway>`.
+            let participants = gw
+                .registry()
+                .iter()
+                .map(|p| p.to_pb())
+                .chain(gw.peers.all().iter().map(|p| p.to_pb()))
+                .collect();
             Ok(pb::ListParticipantsResponse { participants })
         })
         .await
@@ -382,6 +385,77 @@ impl pb::audit_server::Audit for AuditService {
         let gw = &self.gateway;
         handle(gw, "GetTakedownTimes", request, |caller, r| async move {
             gw.takedown_times(&caller, r).await
+        })
+        .await
+    }
+}
+
+/// `ipex.v1.Federation`, for peer gateways only: the caller is the gateway its gateway
+/// certificate names (accepted in the handshake only from that peer's CA).
+pub struct FederationService {
+    /// The gateway.
+    pub gateway: Arc<Gateway>,
+}
+
+/// Every federation handler: the calling peer, the act, the status; counted and, when
+/// refused, recorded like any refusal.
+async fn handle_peer<Req, Res, Fut>(
+    gateway: &Gateway,
+    method: &'static str,
+    request: Request<Req>,
+    act: impl FnOnce(String, Req) -> Fut,
+) -> Result<Response<Res>, Status>
+where
+    Fut: Future<Output = Result<Res, Error>>,
+{
+    let started = Instant::now();
+    let peer = request.extensions().get::<PeerInfo>().cloned();
+    let calling = peer.as_ref().and_then(|p| p.cert.gateway.clone());
+    let result = match calling {
+        Some(id) if gateway.config().peers.iter().any(|p| p.id == id) => {
+            act(id, request.into_inner()).await
+        }
+        Some(id) => Err(Error::NotAPeer(id)),
+        None => Err(Error::NotAPeer("a participant".into())),
+    };
+    let answer = result
+        .map(Response::new)
+        .map_err(|e| refuse(gateway, method, peer.as_ref(), e));
+    let code = answer
+        .as_ref()
+        .map_or_else(|status| code_name(status.code()), |_| "OK");
+    gateway.metrics.call(method, code, started.elapsed());
+    answer
+}
+
+#[tonic::async_trait]
+impl pb::federation_server::Federation for FederationService {
+    async fn directory(
+        &self,
+        request: Request<pb::DirectoryRequest>,
+    ) -> Result<Response<pb::DirectoryResponse>, Status> {
+        let gw = &self.gateway;
+        handle_peer(gw, "Directory", request, |_, _| async move {
+            let mut participants = gw.published();
+            participants.sort_by(|a, b| a.id.cmp(&b.id));
+            Ok(pb::DirectoryResponse {
+                gateway: gw.config().gateway_id.clone(),
+                participants,
+            })
+        })
+        .await
+    }
+
+    async fn forward(
+        &self,
+        request: Request<pb::ForwardRequest>,
+    ) -> Result<Response<pb::ForwardResponse>, Status> {
+        let gw = &self.gateway;
+        handle_peer(gw, "Forward", request, |from, r| async move {
+            let receipt = gw.receive_forwarded(&from, r).await?;
+            Ok(pb::ForwardResponse {
+                receipt: Some(receipt),
+            })
         })
         .await
     }

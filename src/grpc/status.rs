@@ -40,7 +40,8 @@ pub fn code(error: &Error) -> Code {
         Error::Denied(_) | Error::MissingScope { .. } => Code::PermissionDenied,
         Error::Invalid(_) => Code::InvalidArgument,
         Error::NotFound(_) | Error::Hidden { .. } => Code::NotFound,
-        Error::TooLarge { .. } => Code::ResourceExhausted,
+        Error::TooLarge { .. } | Error::OutboxFull { .. } => Code::ResourceExhausted,
+        Error::NotAPeer(_) => Code::PermissionDenied,
         Error::ShuttingDown => Code::Unavailable,
         Error::Commit(CommitError::Conflict { .. }) => Code::AlreadyExists,
         Error::Commit(CommitError::Store(StoreError::Corrupt { .. })) => Code::DataLoss,
@@ -67,26 +68,4 @@ pub fn status(error: Error) -> Status {
     }
 }
 
-/// The canonical name of a gRPC code, as in `google.rpc.Code`.
-pub fn code_name(code: Code) -> &'static str {
-    use tonic::Code::*;
-    match code {
-        Ok => "OK",
-        Cancelled => "CANCELLED",
-        Unknown => "UNKNOWN",
-        InvalidArgument => "INVALID_ARGUMENT",
-        DeadlineExceeded => "DEADLINE_EXCEEDED",
-        NotFound => "NOT_FOUND",
-        AlreadyExists => "ALREADY_EXISTS",
-        PermissionDenied => "PERMISSION_DENIED",
-        ResourceExhausted => "RESOURCE_EXHAUSTED",
-        FailedPrecondition => "FAILED_PRECONDITION",
-        Aborted => "ABORTED",
-        OutOfRange => "OUT_OF_RANGE",
-        Unimplemented => "UNIMPLEMENTED",
-        Internal => "INTERNAL",
-        Unavailable => "UNAVAILABLE",
-        DataLoss => "DATA_LOSS",
-        Unauthenticated => "UNAUTHENTICATED",
-    }
-}
+pub use crate::pb::code_name;

@@ -304,6 +304,14 @@ pub struct FederationConfig {
     /// Deadline of one call to a peer, in milliseconds.
     #[serde(default = "default_peer_timeout_ms")]
     pub peer_timeout_ms: u64,
+    /// Most messages waiting in the outbox to one peer; a message for a peer whose outbox
+    /// is full is refused (`RESOURCE_EXHAUSTED`), so a peer that stays down cannot fill the
+    /// disk.
+    #[serde(default = "default_outbox_max_messages")]
+    pub outbox_max_messages: u64,
+    /// How often to fetch the peers' directories of participants, in milliseconds.
+    #[serde(default = "default_directory_interval_ms")]
+    pub directory_interval_ms: u64,
 }
 
 impl Default for FederationConfig {
@@ -314,6 +322,8 @@ impl Default for FederationConfig {
             witness_key: None,
             cosign_interval_ms: default_cosign_interval_ms(),
             peer_timeout_ms: default_peer_timeout_ms(),
+            outbox_max_messages: default_outbox_max_messages(),
+            directory_interval_ms: default_directory_interval_ms(),
         }
     }
 }
@@ -323,6 +333,12 @@ fn default_cosign_interval_ms() -> u64 {
 }
 fn default_peer_timeout_ms() -> u64 {
     5000
+}
+fn default_outbox_max_messages() -> u64 {
+    100_000
+}
+fn default_directory_interval_ms() -> u64 {
+    10_000
 }
 
 /// The files a gateway peers with ([`Config::federation_files`]).
@@ -357,6 +373,10 @@ pub struct PeerConfig {
     /// The name the peer's server certificate must carry; the address's host when unset.
     #[serde(default)]
     pub server_name: Option<String>,
+    /// Whether GREEN and CLEAR broadcasts (seizure alerts) of this gateway's participants go
+    /// to this peer too, for its participants its policy lets receive them. Default: false.
+    #[serde(default)]
+    pub broadcasts: bool,
 }
 
 /// Limits on connections and handshakes, which anyone who can reach the port can open.
@@ -695,6 +715,12 @@ impl Config {
         }
         if self.federation.peer_timeout_ms == 0 {
             return Err("federation.peer_timeout_ms: must be at least 1".into());
+        }
+        if self.federation.outbox_max_messages == 0 {
+            return Err("federation.outbox_max_messages: must be at least 1".into());
+        }
+        if self.federation.directory_interval_ms == 0 {
+            return Err("federation.directory_interval_ms: must be at least 1".into());
         }
         if self.peers.is_empty() {
             return Ok(());

@@ -167,6 +167,8 @@ pub struct Metrics {
     witness_inconsistent: Family<OriginLabel, Counter>,
     /// Requests to peers to cosign this gateway's checkpoints, by peer and result.
     cosign_requests: Family<PeerResult, Counter>,
+    /// Messages forwarded to peers, by peer and result.
+    forwards: Family<PeerResult, Counter>,
     /// Subscription streams open; shared with the gauges that read them and with each
     /// stream's [`OpenStream`].
     streams: Arc<Mutex<Streams>>,
@@ -215,6 +217,7 @@ impl Metrics {
         let witness_requests = Family::<PeerResult, Counter>::default();
         let witness_inconsistent = Family::<OriginLabel, Counter>::default();
         let cosign_requests = Family::<PeerResult, Counter>::default();
+        let forwards = Family::<PeerResult, Counter>::default();
         let streams = Arc::new(Mutex::new(Streams::default()));
 
         // Registration order is exposition order. The library appends `_total` to counter
@@ -254,6 +257,11 @@ impl Metrics {
             "ipex_cosign_requests",
             "Requests to peer gateways to cosign this gateway's checkpoints, by peer and result (cosigned, conflict, refused, unreachable, bad_cosignature)",
             cosign_requests.clone(),
+        );
+        registry.register(
+            "ipex_forwarded",
+            "Messages forwarded to peer gateways, by peer and result (delivered, refused; retried counts attempts that found the peer unreachable)",
+            forwards.clone(),
         );
         registry.register(
             "ipex_commit_batch_messages",
@@ -315,6 +323,7 @@ impl Metrics {
             witness_requests,
             witness_inconsistent,
             cosign_requests,
+            forwards,
             streams,
         }
     }
@@ -334,6 +343,17 @@ impl Metrics {
         self.witness_inconsistent
             .get_or_create(&OriginLabel {
                 origin: origin.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a message forwarded to `peer` (`delivered`, `refused`) or an attempt that found
+    /// it unreachable (`retried`).
+    pub fn forwarded(&self, peer: &str, result: &str) {
+        self.forwards
+            .get_or_create(&PeerResult {
+                peer: peer.to_string(),
+                result: result.to_string(),
             })
             .inc();
     }

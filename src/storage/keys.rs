@@ -91,6 +91,7 @@ fn facet_letter(facet: Facet) -> u8 {
         Facet::Ref => b'r',
         Facet::Case => b'n',
         Facet::Url => b'u',
+        Facet::Gateway => b'g',
     }
 }
 

@@ -72,9 +72,12 @@ impl Ipexd {
         let deadline = Instant::now() + DEADLINE;
         let addr = loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let entry = rx
-                .recv_timeout(left)
-                .unwrap_or_else(|e| panic!("ipexd did not say it listens: {e}"));
+            let entry = rx.recv_timeout(left).unwrap_or_else(|e| {
+                panic!(
+                    "ipexd did not say it listens: {e}; it said: {:?}",
+                    log.lock().unwrap()
+                )
+            });
             if entry["fields"]["message"] == "ipex gateway listening (mutual TLS)" {
                 break entry["fields"]["addr"].as_str().unwrap().to_string();
             }

@@ -1,0 +1,189 @@
+//! The outbox to one peer, sent in order: each waiting message is forwarded with
+//! `Federation.Forward` until the peer answers — a receipt (delivered) or a refusal of its
+//! policy (refused) — retrying with backoff while it is unreachable, so that one message
+//! never overtakes another of the same sender. The answers are recorded as forwarding
+//! reports for the senders and the outbox cursor moves past them, together, before the next
+//! page; after a crash the messages after the cursor are sent again, and the peer answers
+//! those it stored already with their original receipts (same sender, same id): each reaches
+//! its recipients once.
+//!
+//! Also fetches the peers' directories: which of their participants may be addressed.
+
+use super::peers::Peer;
+use crate::app::forward::{delivered, refused};
+use crate::app::Gateway;
+use crate::pb;
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::Code;
+
+/// Messages read from the outbox at a time.
+const PAGE: usize = 64;
+/// The longest wait between two attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Whether a failed call may succeed later (the peer is down, busy, or restarting), rather
+/// than a refusal of the message itself.
+fn transient(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable
+            | Code::DeadlineExceeded
+            | Code::Unknown
+            | Code::ResourceExhausted
+            | Code::Aborted
+            | Code::Cancelled
+            | Code::Internal
+            | Code::Unauthenticated
+            | Code::Unimplemented
+    )
+}
+
+/// Sends the outbox to `peer` until the task is dropped.
+pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
+    let mut client = pb::federation_client::FederationClient::new(peer.channel());
+    let mut cursor = match gateway.open_outbox(&peer.id).await {
+        Ok(cursor) => cursor,
+        Err(error) => {
+            tracing::error!(peer = %peer.id, %error, "cannot open the outbox; nothing is forwarded to this peer until restart");
+            return;
+        }
+    };
+    let mut failing = false;
+    loop {
+        let page = match gateway.outbox(&peer.id, cursor, PAGE) {
+            Ok(page) => page,
+            Err(error) => {
+                tracing::error!(peer = %peer.id, %error, "cannot read the outbox");
+                tokio::time::sleep(MAX_BACKOFF).await;
+                continue;
+            }
+        };
+        if page.is_empty() {
+            if let Some(state) = gateway.peers.get(&peer.id) {
+                // A message stored from now on wakes this; the timeout covers one stored
+                // between the read and the wait.
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(500), state.wake.notified()).await;
+            }
+            continue;
+        }
+        let mut answered = Vec::new();
+        let mut up_to = cursor;
+        for seq in page {
+            let stored = match gateway.store.get(seq) {
+                Ok(Some(stored)) => stored,
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::error!(peer = %peer.id, seq, %error, "cannot read a message of the outbox");
+                    break;
+                }
+            };
+            let mut backoff = Duration::from_millis(100);
+            let report = loop {
+                let request = pb::ForwardRequest {
+                    envelope: Some(stored.envelope.clone()),
+                    origin_seq: seq,
+                    origin_leaf_index: stored.receipt.leaf_index,
+                };
+                match client.forward(request).await {
+                    Ok(answer) => {
+                        let receipt = answer.into_inner().receipt.unwrap_or_default();
+                        break delivered(&peer.id, &stored.envelope, &receipt);
+                    }
+                    Err(status) if transient(status.code()) => {
+                        // Say what was answered so far before waiting.
+                        if !answered.is_empty() {
+                            record(&gateway, &peer.id, &mut answered, up_to, &mut cursor).await;
+                        }
+                        if !failing {
+                            tracing::warn!(peer = %peer.id, seq, code = ?status.code(), reason = status.message(), "peer unreachable; the outbox waits and retries");
+                            failing = true;
+                        }
+                        gateway.metrics.forwarded(&peer.id, "retried");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                    Err(status) => {
+                        let code = crate::pb::code_name(status.code());
+                        break refused(&peer.id, &stored.envelope, code, status.message());
+                    }
+                }
+            };
+            if failing {
+                tracing::info!(peer = %peer.id, "peer reachable again; forwarding");
+                failing = false;
+            }
+            let result = if report.state == pb::ForwardingState::Delivered as i32 {
+                "delivered"
+            } else {
+                "refused"
+            };
+            gateway.metrics.forwarded(&peer.id, result);
+            answered.push((stored, report));
+            up_to = seq;
+        }
+        record(&gateway, &peer.id, &mut answered, up_to, &mut cursor).await;
+    }
+}
+
+/// Records the answers and moves the cursor past `up_to`.
+async fn record(
+    gateway: &Gateway,
+    peer: &str,
+    answered: &mut Vec<(crate::storage::Stored, pb::ForwardingReport)>,
+    up_to: u64,
+    cursor: &mut u64,
+) {
+    if up_to <= *cursor {
+        return;
+    }
+    // Not recorded, the cursor stays: the messages are forwarded again, and the peer answers
+    // them with their original receipts.
+    match gateway
+        .forwarded(peer, std::mem::take(answered), up_to)
+        .await
+    {
+        Ok(()) => *cursor = up_to,
+        Err(error) => {
+            tracing::error!(peer, %error, "cannot record forwarding reports; forwarding them again");
+            tokio::time::sleep(MAX_BACKOFF).await;
+        }
+    }
+}
+
+/// Fetches every peer's directory every `interval` until the task is dropped; a peer that did
+/// not answer is asked again after a second (or `interval`, if shorter), so that a peer that
+/// starts after this gateway is known soon.
+pub async fn directories(gateway: Arc<Gateway>, peers: Vec<Peer>, interval: Duration) {
+    let retry = interval.min(Duration::from_secs(1));
+    let mut due = vec![tokio::time::Instant::now(); peers.len()];
+    loop {
+        let now = tokio::time::Instant::now();
+        for (peer, due) in peers.iter().zip(due.iter_mut()) {
+            if *due > now {
+                continue;
+            }
+            let mut client = pb::federation_client::FederationClient::new(peer.channel());
+            match client.directory(pb::DirectoryRequest {}).await {
+                Ok(answer) => {
+                    let answer = answer.into_inner();
+                    if gateway.peers.set_directory(&peer.id, &answer.participants) {
+                        tracing::info!(
+                            peer = %peer.id,
+                            participants = answer.participants.len(),
+                            "peer directory updated"
+                        );
+                    }
+                    *due = now + interval;
+                }
+                Err(status) => {
+                    tracing::debug!(peer = %peer.id, code = ?status.code(), reason = status.message(), "cannot fetch the peer's directory");
+                    *due = now + retry;
+                }
+            }
+        }
+        let next = due.iter().min().copied().unwrap_or(now + interval);
+        tokio::time::sleep_until(next).await;
+    }
+}
