@@ -816,11 +816,13 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
             ("linked", 1),
             ("unlinked", 1),
             ("signed", 1),
+            ("peer-down", 1),
             ("health", 64),
             ("submit", 64),
             ("linked", 64),
             ("unlinked", 64),
-            ("signed", 64)
+            ("signed", 64),
+            ("peer-down", 64)
         ]
     );
     for step in steps {
@@ -853,6 +855,10 @@ fn bench_runs_on_its_own_gateway_and_prints_json() {
                 .as_f64()
                 .unwrap()
                 > 0.0,
+            "{ratio}"
+        );
+        assert!(
+            ratio["peer_down_calls_per_sec_ratio"].as_f64().unwrap() > 0.0,
             "{ratio}"
         );
     }

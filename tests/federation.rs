@@ -775,3 +775,96 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
         assert!(common::violated_fields(&status).contains(&"envelope.recipients[0]".to_string()));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_outbox_to_a_peer_that_is_down_is_bounded_and_local_traffic_goes_on() {
+    let root = tempfile::tempdir().unwrap();
+    let (nl, ie) = (
+        Node::new(root.path(), "gw-nl"),
+        Node::new(root.path(), "gw-ie"),
+    );
+    nl.configure(&[&ie]);
+    ie.configure(&[&nl]);
+    let config = nl.dir.join("ipexd.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        text.replace(
+            "peer_timeout_ms = 2000\n",
+            "peer_timeout_ms = 2000\noutbox_max_messages = 2\n",
+        ),
+    )
+    .unwrap();
+    nl.open_to_peers("customs-nl");
+    ie.open_to_peers("market-a");
+    let gw_nl = nl.start();
+    let mut gw_ie = ie.start();
+    within("gw-nl learns gw-ie's directory", || {
+        String::from_utf8_lossy(&nl.ipex(&["participants"]).stdout).contains("\"market-a@gw-ie\"")
+    });
+    gw_ie.sigkill();
+
+    let mut customs = connect_as(&gw_nl, &nl, "customs-nl").await;
+    let mut waiting = Vec::new();
+    for n in 1..=2 {
+        let r = common::submit(
+            &mut customs,
+            notice_for(&format!("down-{n}"), "market-a", "gw-ie"),
+        )
+        .await
+        .unwrap();
+        waiting.push(r.seq);
+    }
+    let status = common::submit(&mut customs, notice_for("down-3", "market-a", "gw-ie"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("outbox to peer gateway gw-ie is full")
+            && status.message().contains("federation.outbox_max_messages"),
+        "{}",
+        status.message()
+    );
+    let refused = get_by_ref(&mut customs, "customs-nl", "down-3").await;
+    assert_eq!(
+        refused.map(|_| ()).map_err(|s| s.code()),
+        Err(tonic::Code::NotFound),
+        "a refused message was stored"
+    );
+    // Local traffic is not held up by the peer.
+    common::submit(&mut customs, common::notice_to("down-local", "market-a"))
+        .await
+        .unwrap();
+
+    // Back up: the outbox drains, and there is room again.
+    let _gw_ie = ie.start();
+    for seq in waiting {
+        eventually("a waiting notice is delivered", || {
+            let mut c = customs.clone();
+            async move { states(&mut c, seq).await == vec![DELIVERED] }
+        })
+        .await;
+    }
+    common::submit(&mut customs, notice_for("down-3", "market-a", "gw-ie"))
+        .await
+        .unwrap();
+}
+
+async fn get_by_ref(
+    clients: &mut ipex::cli::client::Clients,
+    sender: &str,
+    id: &str,
+) -> Result<ipex::pb::GetResponse, tonic::Status> {
+    clients
+        .exchange
+        .get(ipex::pb::GetRequest {
+            key: Some(ipex::pb::get_request::Key::Ref(ipex::pb::MessageRef {
+                sender: sender.into(),
+                id: id.into(),
+            })),
+        })
+        .await
+        .map(|r| r.into_inner())
+}

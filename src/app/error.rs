@@ -63,6 +63,9 @@ pub enum Error {
         /// The limit.
         max: u64,
     },
+    /// A peer forwarded a message before this gateway learnt the peer's directory.
+    #[error("this gateway has not yet fetched the directory of {0}; try again shortly")]
+    PeerNotKnownYet(String),
     /// A gateway that is not one of `[[peers]]` called the federation service.
     #[error("{0:?} is not a peer gateway of this gateway")]
     NotAPeer(String),

@@ -18,7 +18,7 @@ use crate::domain::facets::{Facet, BROADCAST};
 use crate::domain::participant::{qualify, split_address, Participant};
 use crate::domain::{derived, ValidEnvelope};
 use crate::pb::{self, envelope::Payload, Kind, Tlp};
-use crate::storage::{NewMessage, Stored};
+use crate::storage::{CommitError, NewMessage, Stored};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -30,6 +30,9 @@ pub fn outbox_cursor_owner(peer: &str) -> String {
 
 /// The name of that cursor.
 pub const OUTBOX_CURSOR: &str = "outbox";
+
+/// Most messages one `Forward` call carries.
+pub const MAX_FORWARDED: usize = 64;
 
 impl Gateway {
     /// The participant at `address`: registered here, or published by a peer.
@@ -208,19 +211,76 @@ impl Gateway {
         Ok(out)
     }
 
-    /// A message from peer gateway `from`: stored, numbered and audited here as sent by its
-    /// participant `<id>@<from>`.
+    /// Messages from peer gateway `from`, in the order it stored them: each stored, numbered
+    /// and audited here as sent by its participant `<id>@<from>`, those accepted in one group
+    /// commit; one result per message. The whole call fails only when nothing can be decided
+    /// now (the caller is no peer, the store is unavailable): then it is sent again.
     pub async fn receive_forwarded(
         &self,
         from: &str,
-        request: pb::ForwardRequest,
-    ) -> Result<pb::Receipt, Error> {
+        messages: Vec<pb::ForwardedMessage>,
+    ) -> Result<Vec<Result<pb::Receipt, Error>>, Error> {
         let config = self.config();
         let Some(peer) = config.peers.iter().find(|p| p.id == from) else {
             return Err(Error::NotAPeer(from.to_string()));
         };
-        let own = config.gateway_id.as_str();
-        let mut envelope = request
+        if !(1..=MAX_FORWARDED).contains(&messages.len()) {
+            return Err(Error::invalid(
+                "messages",
+                format!(
+                    "1 to {MAX_FORWARDED} messages per call, not {}",
+                    messages.len()
+                ),
+            ));
+        }
+        if !self.peers.knows(from) {
+            // Asked again later: the directory is fetched at start and retried each second.
+            return Err(Error::PeerNotKnownYet(from.to_string()));
+        }
+        // An answer refs a message that may have been stored just before: find it.
+        self.store.settled().await?;
+        let mut results: Vec<Option<Result<pb::Receipt, Error>>> = Vec::new();
+        let mut batch: Vec<(usize, NewMessage)> = Vec::new();
+        for (i, message) in messages.into_iter().enumerate() {
+            match self.prepare_forwarded(peer, &config.gateway_id, message) {
+                Ok(prepared) => {
+                    batch.push((i, prepared));
+                    results.push(None);
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        // All together; one whose id is taken with other content is refused alone.
+        while !batch.is_empty() {
+            let prepared = batch.iter().map(|(_, m)| m.clone()).collect();
+            match self.store.commit(prepared).await {
+                Ok(receipts) => {
+                    for ((i, _), receipt) in batch.drain(..).zip(receipts) {
+                        results[i] = Some(Ok(receipt));
+                    }
+                }
+                Err(conflict @ CommitError::Conflict { index, .. }) if index < batch.len() => {
+                    let (i, _) = batch.remove(index);
+                    results[i] = Some(Err(Error::Commit(conflict)));
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(Error::invalid("messages", "not decided"))))
+            .collect())
+    }
+
+    /// One message from `peer`, as this gateway (`own`) stores it, or why not.
+    fn prepare_forwarded(
+        &self,
+        peer: &crate::ops::config::PeerConfig,
+        own: &str,
+        message: pb::ForwardedMessage,
+    ) -> Result<NewMessage, Error> {
+        let from = peer.id.as_str();
+        let mut envelope = message
             .envelope
             .ok_or_else(|| Error::invalid("envelope", "is required"))?;
         if envelope.sender.contains('@') {
@@ -321,10 +381,7 @@ impl Gateway {
         };
         let mut message = super::submit::new_message(valid.into_inner(), kind, deliver_to, None);
         message.answers = answers;
-        let mut receipts = self.store.commit(vec![message]).await?;
-        receipts
-            .pop()
-            .ok_or_else(|| Error::invalid("envelope", "the store answered no receipt"))
+        Ok(message)
     }
 }
 

@@ -27,6 +27,8 @@ pub struct PeerState {
     pub waiting: AtomicU64,
     /// Wakes its forwarder when a message for it is stored.
     pub wake: tokio::sync::Notify,
+    /// Whether its directory was ever fetched (now or by an earlier run).
+    known: std::sync::atomic::AtomicBool,
 }
 
 /// The peer gateways of the configuration.
@@ -44,9 +46,11 @@ impl Peers {
             .into_iter()
             .map(|id| {
                 let directory = load(&dir, &id);
+                let known = dir.join(format!("{id}.json")).exists();
                 (
                     id,
                     PeerState {
+                        known: std::sync::atomic::AtomicBool::new(known),
                         directory: ArcSwap::from_pointee(directory),
                         waiting: AtomicU64::new(0),
                         wake: tokio::sync::Notify::new(),
@@ -69,6 +73,13 @@ impl Peers {
             .and_then(|peer| peer.directory.load().get(address).cloned())
     }
 
+    /// Whether the directory of `gateway` was ever fetched.
+    pub fn knows(&self, gateway: &str) -> bool {
+        self.by_id
+            .get(gateway)
+            .is_some_and(|p| p.known.load(Ordering::Relaxed))
+    }
+
     /// Every participant of every peer, as `<id>@<gateway>`, ordered.
     pub fn all(&self) -> Vec<Arc<Participant>> {
         let mut all: Vec<Arc<Participant>> = self
@@ -86,6 +97,7 @@ impl Peers {
         let Some(peer) = self.by_id.get(gateway) else {
             return false;
         };
+        let first = !peer.known.swap(true, Ordering::Relaxed);
         let mut directory = HashMap::new();
         for p in published {
             if crate::domain::vocab::participant_id(&p.id).is_err() {
@@ -106,7 +118,7 @@ impl Peers {
                 }),
             );
         }
-        if **peer.directory.load() == directory {
+        if **peer.directory.load() == directory && !first {
             return false;
         }
         if let Err(error) = save(&self.dir, gateway, &directory) {

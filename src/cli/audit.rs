@@ -25,7 +25,7 @@ fn choose_key(given: Option<&str>, state: Option<&State>, presented: &str) -> St
         return state.verifier_key.clone();
     }
     eprintln!(
-        "note: trusting the presented verifier key {presented} on first use; pin it with --key"
+        "note: trusting the presented verifier key {presented} on first use; pin it with --verifier-key"
     );
     presented.to_string()
 }

@@ -63,6 +63,11 @@ pub enum Call {
     /// `ipex.v1.Exchange/Submit` of the `submit` seizure notification signed by the sender
     /// (`--sign`): the client signs each, the gateway verifies each before storing it.
     Signed,
+    /// The `submit` seizures sent to a third local gateway with one peer configured that never
+    /// answers (a closed loopback port): its forwarder, its requests for cosignatures and its
+    /// directory fetches keep failing in the background. Local traffic with a peer down,
+    /// against `submit`.
+    PeerDown,
 }
 
 impl Call {
@@ -74,16 +79,18 @@ impl Call {
             Call::Linked => "linked",
             Call::Signed => "signed",
             Call::Unlinked => "unlinked",
+            Call::PeerDown => "peer-down",
         }
     }
 
     /// Every call, in the order each step measures them.
-    const ALL: [Call; 5] = [
+    const ALL: [Call; 6] = [
         Call::Health,
         Call::Submit,
         Call::Linked,
         Call::Unlinked,
         Call::Signed,
+        Call::PeerDown,
     ];
 }
 
@@ -132,6 +139,8 @@ struct Conn {
     exchange: pb::exchange_client::ExchangeClient<Transport>,
     /// For Submit to the gateway without the enforcement loop, when there is one.
     unlinked: Option<pb::exchange_client::ExchangeClient<Transport>>,
+    /// For Submit to the gateway whose peer is down, when there is one.
+    peer_down: Option<pb::exchange_client::ExchangeClient<Transport>>,
 }
 
 /// What every worker shares.
@@ -159,7 +168,7 @@ impl Load {
                 .check(tonic_health::pb::HealthCheckRequest::default())
                 .await
                 .map(|_| ()),
-            Call::Submit | Call::Linked | Call::Unlinked | Call::Signed => {
+            Call::Submit | Call::Linked | Call::Unlinked | Call::Signed | Call::PeerDown => {
                 let n = self.next_id.fetch_add(1, Ordering::Relaxed);
                 let mut envelope = if matches!(call, Call::Linked | Call::Unlinked) {
                     self.linked.clone()
@@ -170,8 +179,9 @@ impl Load {
                 if let (Call::Signed, Some((sender, key))) = (call, &self.signer) {
                     super::message::sign_all(std::slice::from_mut(&mut envelope), sender, key);
                 }
-                let exchange = match (call, &mut conn.unlinked) {
-                    (Call::Unlinked, Some(unlinked)) => unlinked,
+                let exchange = match (call, &mut conn.unlinked, &mut conn.peer_down) {
+                    (Call::Unlinked, Some(unlinked), _) => unlinked,
+                    (Call::PeerDown, _, Some(peer_down)) => peer_down,
                     _ => &mut conn.exchange,
                 };
                 exchange
@@ -216,7 +226,7 @@ pub async fn run(
         .map(|p| p.sign_key(id))
         .filter(|p| p.is_file())
     };
-    let (local, target, tls, bearer, sign, unlinked) = match gateway {
+    let (local, target, tls, bearer, sign, unlinked, peer_down) = match gateway {
         Some(url) => (
             None,
             url.to_string(),
@@ -229,16 +239,17 @@ pub async fn run(
                     .and_then(|id| dev_key(&identity.certs_dir, id))
             }),
             None,
+            None,
         ),
         None => {
             progress_line("starting a gateway on a temporary store", true);
-            let local = LocalGateway::start(true).await?;
+            let local = LocalGateway::start(true, false).await?;
             if let Err(error) = local.flag_linked_seller().await {
                 local.stop().await?;
                 return Err(error);
             }
             // The same seizures without the enforcement loop, on a gateway of their own.
-            let plain = match LocalGateway::start(false).await {
+            let plain = match LocalGateway::start(false, false).await {
                 Ok(plain) => plain,
                 Err(error) => {
                     local.stop().await?;
@@ -250,6 +261,15 @@ pub async fn run(
                 plain.stop().await?;
                 return Err(error);
             }
+            // The `submit` seizures on a gateway like the first, with a peer that is down.
+            let lonely = match LocalGateway::start(true, true).await {
+                Ok(lonely) => lonely,
+                Err(error) => {
+                    local.stop().await?;
+                    plain.stop().await?;
+                    return Err(error);
+                }
+            };
             let target = local.endpoint();
             let tls = local.tls.clone();
             let sign = args
@@ -257,21 +277,28 @@ pub async fn run(
                 .clone()
                 .or_else(|| dev_key(&local.certs, LOCAL_SENDER));
             let unlinked = Some((plain.endpoint(), plain.tls.clone()));
+            let peer_down = Some((lonely.endpoint(), lonely.tls.clone()));
             (
-                Some((local, plain)),
+                Some((local, plain, lonely)),
                 target,
                 tls,
                 Bearer::default(),
                 sign,
                 unlinked,
+                peer_down,
             )
         }
     };
-    let variants = Variants { sign, unlinked };
+    let variants = Variants {
+        sign,
+        unlinked,
+        peer_down,
+    };
     let result = measure(&target, &tls, bearer, args, length, warmup, variants).await;
-    if let Some((local, plain)) = local {
+    if let Some((local, plain, lonely)) = local {
         local.stop().await?;
         plain.stop().await?;
+        lonely.stop().await?;
     }
     let steps = result?;
     let report = Report {
@@ -296,6 +323,8 @@ struct Variants {
     sign: Option<std::path::PathBuf>,
     /// The gateway without the enforcement loop that `unlinked` sends to.
     unlinked: Option<(String, ClientTls)>,
+    /// The gateway with a peer down that `peer-down` sends to.
+    peer_down: Option<(String, ClientTls)>,
 }
 
 /// Connects, checks both calls once, warms up, then runs every step.
@@ -308,7 +337,11 @@ async fn measure(
     warmup: Duration,
     variants: Variants,
 ) -> Result<Vec<Step>, CliError> {
-    let Variants { sign, unlinked } = variants;
+    let Variants {
+        sign,
+        unlinked,
+        peer_down,
+    } = variants;
     let mut conns = Vec::with_capacity(args.connections);
     for _ in 0..args.connections {
         let channel: Channel = client::connect(target, tls).await?;
@@ -323,10 +356,20 @@ async fn measure(
             }
             None => None,
         };
+        let down = match &peer_down {
+            Some((target, tls)) => {
+                let channel: Channel = client::connect(target, tls).await?;
+                Some(pb::exchange_client::ExchangeClient::new(
+                    tonic::service::interceptor::InterceptedService::new(channel, bearer.clone()),
+                ))
+            }
+            None => None,
+        };
         conns.push(Conn {
             health: HealthClient::new(transport.clone()),
             exchange: pb::exchange_client::ExchangeClient::new(transport),
             unlinked,
+            peer_down: down,
         });
     }
     let signer = match sign {
@@ -350,6 +393,7 @@ async fn measure(
         .into_iter()
         .filter(|c| *c != Call::Signed || signer.is_some())
         .filter(|c| *c != Call::Unlinked || unlinked.is_some())
+        .filter(|c| *c != Call::PeerDown || peer_down.is_some())
         .collect();
     let (template, linked) = templates()?;
     let run_id = std::time::SystemTime::now()
@@ -602,6 +646,8 @@ struct Ratio {
     signed: Option<(f64, f64)>,
     /// Linked Submit calls/s and p99 over the same seizures' without the enforcement loop.
     loop_cost: Option<(f64, f64)>,
+    /// Submit calls/s and p99 on the gateway with a peer down over plain Submit's.
+    peer_down: Option<(f64, f64)>,
 }
 
 impl Report {
@@ -638,6 +684,12 @@ impl Report {
                                 linked.p99_ms / unlinked.p99_ms.max(1e-9),
                             )
                         }),
+                    peer_down: find(Call::PeerDown, step.concurrency).map(|down| {
+                        (
+                            down.calls_per_sec / submit.calls_per_sec.max(1e-9),
+                            down.p99_ms / submit.p99_ms.max(1e-9),
+                        )
+                    }),
                     signed: find(Call::Signed, step.concurrency).map(|signed| {
                         (
                             signed.calls_per_sec / submit.calls_per_sec.max(1e-9),
@@ -700,6 +752,8 @@ impl Report {
                     "linked_unlinked_p99_ratio": r.loop_cost.map(|(_, p99)| round(p99, 3)),
                     "signed_calls_per_sec_ratio": r.signed.map(|(rate, _)| round(rate, 3)),
                     "signed_p99_ratio": r.signed.map(|(_, p99)| round(p99, 3)),
+                    "peer_down_calls_per_sec_ratio": r.peer_down.map(|(rate, _)| round(rate, 3)),
+                    "peer_down_p99_ratio": r.peer_down.map(|(_, p99)| round(p99, 3)),
                 })
             })
             .collect();
@@ -759,15 +813,16 @@ impl Report {
             ));
         }
         t.push_str(
-            "\nSubmit against the health baseline; linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) against Submit and against the same seizures on\na gateway without the enforcement loop (unlinked); signed Submit (signed by the client,\nverified by the gateway) against Submit:\nin flight  calls/s    p99   linked/submit    p99  linked/unlinked    p99   signed/submit    p99\n",
+            "\nSubmit against the health baseline; linked Submit (each seizure stored with a listing\nalert, its seller looked up for a match) against Submit and against the same seizures on\na gateway without the enforcement loop (unlinked); signed Submit (signed by the client,\nverified by the gateway) against Submit; Submit on a gateway whose one peer is down against\nSubmit:\nin flight  calls/s    p99   linked/submit    p99  linked/unlinked    p99   signed/submit    p99  peer-down/submit    p99\n",
         );
         for r in self.ratios() {
             let nan = (f64::NAN, f64::NAN);
             let (linked_rate, linked_p99) = r.linked.unwrap_or(nan);
             let (loop_rate, loop_p99) = r.loop_cost.unwrap_or(nan);
             let (signed_rate, signed_p99) = r.signed.unwrap_or(nan);
+            let (down_rate, down_p99) = r.peer_down.unwrap_or(nan);
             t.push_str(&format!(
-                "{:>9}  {:>6.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×  {:>13.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×\n",
+                "{:>9}  {:>6.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×  {:>13.1} %  {:>5.2}×  {:>11.1} %  {:>5.2}×  {:>14.1} %  {:>5.2}×\n",
                 r.concurrency,
                 r.rate * 100.0,
                 r.p99,
@@ -776,7 +831,9 @@ impl Report {
                 loop_rate * 100.0,
                 loop_p99,
                 signed_rate * 100.0,
-                signed_p99
+                signed_p99,
+                down_rate * 100.0,
+                down_p99
             ));
         }
         if let Some((rate, p99, met)) = self.target() {
@@ -801,6 +858,32 @@ impl Report {
     }
 }
 
+/// A peer gateway nothing answers for: a loopback port bound and let go, the PKI's own CA and
+/// fresh keys.
+fn unreachable_peer(certs: &std::path::Path) -> Result<crate::ops::config::PeerConfig, CliError> {
+    let input = |e: String| CliError::Input(e);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| input(e.to_string()))?
+        .port();
+    let log = crate::log::note::NoteSigner::generate("ipex.local/gw-down")
+        .map_err(|e| input(e.to_string()))?;
+    let witness = crate::log::cosign::CosignerKey::generate("ipex.local/gw-down/witness")
+        .map_err(|e| input(e.to_string()))?;
+    Ok(crate::ops::config::PeerConfig {
+        id: "gw-down".into(),
+        address: format!("https://127.0.0.1:{port}"),
+        ca: crate::dev::paths::DevPaths {
+            dir: certs.to_path_buf(),
+        }
+        .ca(),
+        checkpoint_key: log.verifier_key(),
+        witness_key: Some(witness.verifier_key()),
+        server_name: None,
+        broadcasts: false,
+    })
+}
+
 /// A gateway of the bench's own: development PKI and store in a temporary directory, removed
 /// when it stops.
 struct LocalGateway {
@@ -820,8 +903,9 @@ struct LocalGateway {
 
 impl LocalGateway {
     /// A local gateway; `enforcing` false turns the enforcement loop off (no seller matching,
-    /// no administration raising listing alerts).
-    async fn start(enforcing: bool) -> Result<LocalGateway, CliError> {
+    /// no administration raising listing alerts); `peer_down` gives it one peer gateway that
+    /// never answers (a loopback port nothing listens on).
+    async fn start(enforcing: bool, peer_down: bool) -> Result<LocalGateway, CliError> {
         let dir = tempfile::Builder::new()
             .prefix("ipex-bench-")
             .tempdir()
@@ -851,6 +935,9 @@ impl LocalGateway {
         config.metrics_listen = None;
         config.data_dir = dir.path().join("data");
         config.matching.enabled = enforcing;
+        if peer_down {
+            config.peers = vec![unreachable_peer(&certs)?];
+        }
         let (shutdown, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::server::run(listener, config, async {
             let _ = stopped.await;

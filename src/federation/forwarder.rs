@@ -1,7 +1,7 @@
-//! The outbox to one peer, sent in order: each waiting message is forwarded with
-//! `Federation.Forward` until the peer answers — a receipt (delivered) or a refusal of its
-//! policy (refused) — retrying with backoff while it is unreachable, so that one message
-//! never overtakes another of the same sender. The answers are recorded as forwarding
+//! The outbox to one peer, sent in order: the waiting messages go with `Federation.Forward`,
+//! up to 64 a call (which the peer stores in one group commit), until the peer answers each
+//! — a receipt (delivered) or a refusal of its policy (refused) — retrying with backoff while
+//! it is unreachable or cannot decide yet, so that one message never overtakes another. The answers are recorded as forwarding
 //! reports for the senders and the outbox cursor moves past them, together, before the next
 //! page; after a crash the messages after the cursor are sent again, and the peer answers
 //! those it stored already with their original receipts (same sender, same id): each reaches
@@ -15,29 +15,13 @@ use crate::app::Gateway;
 use crate::pb;
 use std::sync::Arc;
 use std::time::Duration;
-use tonic::Code;
 
-/// Messages read from the outbox at a time.
-const PAGE: usize = 64;
+/// Messages read from the outbox, and sent in one call, at a time.
+const PAGE: usize = crate::app::forward::MAX_FORWARDED;
+/// The first wait after a failed attempt; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between two attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Whether a failed call may succeed later (the peer is down, busy, or restarting), rather
-/// than a refusal of the message itself.
-fn transient(code: Code) -> bool {
-    matches!(
-        code,
-        Code::Unavailable
-            | Code::DeadlineExceeded
-            | Code::Unknown
-            | Code::ResourceExhausted
-            | Code::Aborted
-            | Code::Cancelled
-            | Code::Internal
-            | Code::Unauthenticated
-            | Code::Unimplemented
-    )
-}
 
 /// Sends the outbox to `peer` until the task is dropped.
 pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
@@ -50,7 +34,14 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
         }
     };
     let mut failing = false;
+    let mut backoff = FIRST_BACKOFF;
     loop {
+        // What was stored before the wake-up is indexed before the outbox is read.
+        if let Err(error) = gateway.store.settled().await {
+            tracing::error!(peer = %peer.id, %error, "the index cannot catch up; forwarding waits");
+            tokio::time::sleep(MAX_BACKOFF).await;
+            continue;
+        }
         let page = match gateway.outbox(&peer.id, cursor, PAGE) {
             Ok(page) => page,
             Err(error) => {
@@ -68,62 +59,91 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
             }
             continue;
         }
-        let mut answered = Vec::new();
-        let mut up_to = cursor;
+        // The page's messages, in order, within one request's bytes.
+        let budget = gateway.config().max_message_bytes;
+        let mut messages = Vec::new();
+        let mut bytes = 0;
         for seq in page {
-            let stored = match gateway.store.get(seq) {
-                Ok(Some(stored)) => stored,
+            match gateway.store.get(seq) {
+                Ok(Some(stored)) => {
+                    bytes += prost::Message::encoded_len(&stored.envelope);
+                    if !messages.is_empty() && bytes > budget {
+                        break;
+                    }
+                    messages.push(stored);
+                }
                 Ok(None) => break,
                 Err(error) => {
                     tracing::error!(peer = %peer.id, seq, %error, "cannot read a message of the outbox");
                     break;
                 }
-            };
-            let mut backoff = Duration::from_millis(100);
-            let report = loop {
-                let request = pb::ForwardRequest {
+            }
+        }
+        if messages.is_empty() {
+            tokio::time::sleep(MAX_BACKOFF).await;
+            continue;
+        }
+        let request = pb::ForwardRequest {
+            messages: messages
+                .iter()
+                .map(|stored| pb::ForwardedMessage {
                     envelope: Some(stored.envelope.clone()),
-                    origin_seq: seq,
+                    origin_seq: stored.receipt.seq,
                     origin_leaf_index: stored.receipt.leaf_index,
-                };
-                match client.forward(request).await {
-                    Ok(answer) => {
-                        let receipt = answer.into_inner().receipt.unwrap_or_default();
-                        break delivered(&peer.id, &stored.envelope, &receipt);
-                    }
-                    Err(status) if transient(status.code()) => {
-                        // Say what was answered so far before waiting.
-                        if !answered.is_empty() {
-                            record(&gateway, &peer.id, &mut answered, up_to, &mut cursor).await;
-                        }
-                        if !failing {
-                            tracing::warn!(peer = %peer.id, seq, code = ?status.code(), reason = status.message(), "peer unreachable; the outbox waits and retries");
-                            failing = true;
-                        }
-                        gateway.metrics.forwarded(&peer.id, "retried");
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(MAX_BACKOFF);
-                    }
-                    Err(status) => {
-                        let code = crate::pb::code_name(status.code());
-                        break refused(&peer.id, &stored.envelope, code, status.message());
-                    }
+                })
+                .collect(),
+        };
+        let results = match client.forward(request).await {
+            Ok(answer) => answer.into_inner().results,
+            Err(status) => {
+                // Nothing decided: the whole page again, after a while.
+                if !failing {
+                    tracing::warn!(peer = %peer.id, code = ?status.code(), reason = status.message(), "peer unreachable or refusing this gateway; the outbox waits and retries");
+                    failing = true;
+                }
+                gateway.metrics.forwarded(&peer.id, "retried");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!(peer = %peer.id, "peer reachable again; forwarding");
+            failing = false;
+        }
+        backoff = FIRST_BACKOFF;
+        let mut answered = Vec::new();
+        let mut up_to = cursor;
+        let mut again = false;
+        for (stored, result) in messages.into_iter().zip(results) {
+            let report = match result.result {
+                Some(pb::forward_result::Result::Receipt(receipt)) => {
+                    delivered(&peer.id, &stored.envelope, &receipt)
+                }
+                Some(pb::forward_result::Result::Refused(r)) if r.code != "UNAVAILABLE" => {
+                    refused(&peer.id, &stored.envelope, &r.code, &r.reason)
+                }
+                // Not decided now: this one and the rest again, in order.
+                _ => {
+                    again = true;
+                    break;
                 }
             };
-            if failing {
-                tracing::info!(peer = %peer.id, "peer reachable again; forwarding");
-                failing = false;
-            }
             let result = if report.state == pb::ForwardingState::Delivered as i32 {
                 "delivered"
             } else {
                 "refused"
             };
             gateway.metrics.forwarded(&peer.id, result);
+            up_to = stored.receipt.seq;
             answered.push((stored, report));
-            up_to = seq;
         }
         record(&gateway, &peer.id, &mut answered, up_to, &mut cursor).await;
+        if again {
+            gateway.metrics.forwarded(&peer.id, "retried");
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
 }
 

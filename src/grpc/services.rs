@@ -403,7 +403,7 @@ async fn handle_peer<Req, Res, Fut>(
     gateway: &Gateway,
     method: &'static str,
     request: Request<Req>,
-    act: impl FnOnce(String, Req) -> Fut,
+    act: impl FnOnce(String, Option<PeerInfo>, Req) -> Fut,
 ) -> Result<Response<Res>, Status>
 where
     Fut: Future<Output = Result<Res, Error>>,
@@ -413,7 +413,7 @@ where
     let calling = peer.as_ref().and_then(|p| p.cert.gateway.clone());
     let result = match calling {
         Some(id) if gateway.config().peers.iter().any(|p| p.id == id) => {
-            act(id, request.into_inner()).await
+            act(id, peer.clone(), request.into_inner()).await
         }
         Some(id) => Err(Error::NotAPeer(id)),
         None => Err(Error::NotAPeer("a participant".into())),
@@ -435,7 +435,7 @@ impl pb::federation_server::Federation for FederationService {
         request: Request<pb::DirectoryRequest>,
     ) -> Result<Response<pb::DirectoryResponse>, Status> {
         let gw = &self.gateway;
-        handle_peer(gw, "Directory", request, |_, _| async move {
+        handle_peer(gw, "Directory", request, |_, _, _| async move {
             let mut participants = gw.published();
             participants.sort_by(|a, b| a.id.cmp(&b.id));
             Ok(pb::DirectoryResponse {
@@ -451,11 +451,25 @@ impl pb::federation_server::Federation for FederationService {
         request: Request<pb::ForwardRequest>,
     ) -> Result<Response<pb::ForwardResponse>, Status> {
         let gw = &self.gateway;
-        handle_peer(gw, "Forward", request, |from, r| async move {
-            let receipt = gw.receive_forwarded(&from, r).await?;
-            Ok(pb::ForwardResponse {
-                receipt: Some(receipt),
-            })
+        handle_peer(gw, "Forward", request, |from, peer, r| async move {
+            let results = gw.receive_forwarded(&from, r.messages).await?;
+            let results = results
+                .into_iter()
+                .map(|result| pb::ForwardResult {
+                    result: Some(match result {
+                        Ok(receipt) => pb::forward_result::Result::Receipt(receipt),
+                        Err(error) => {
+                            // Each refused message is a refusal like any other, audited.
+                            let status = refuse(gw, "Forward", peer.as_ref(), error);
+                            pb::forward_result::Result::Refused(pb::ForwardRefusal {
+                                code: code_name(status.code()).to_string(),
+                                reason: status.message().to_string(),
+                            })
+                        }
+                    }),
+                })
+                .collect();
+            Ok(pb::ForwardResponse { results })
         })
         .await
     }
