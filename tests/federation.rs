@@ -582,15 +582,24 @@ fn policy_without_data_requests_to_platforms() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     let root = tempfile::tempdir().unwrap();
-    let (nl, ie) = (
+    let (nl, fr, ie) = (
         Node::new(root.path(), "gw-nl"),
+        Node::new(root.path(), "gw-fr"),
         Node::new(root.path(), "gw-ie"),
     );
-    nl.configure_with(&[&ie], true, "");
-    ie.configure_with(&[&nl], true, &policy_without_data_requests_to_platforms());
+    nl.configure_with(&[&fr, &ie], true, "");
+    // gw-fr takes no broadcasts from its peers.
+    fr.configure(&[&nl, &ie]);
+    ie.configure_with(
+        &[&nl, &fr],
+        true,
+        &policy_without_data_requests_to_platforms(),
+    );
     nl.open_to_peers("customs-nl");
+    fr.open_to_peers("customs-fr");
     ie.open_to_peers("market-a");
     let mut gw_nl = nl.start();
+    let gw_fr = fr.start();
     let mut gw_ie = ie.start();
 
     // Each lists the other's published participants.
@@ -736,19 +745,26 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     assert_eq!(numbers, (1..=numbers.len() as u64).collect::<Vec<_>>());
 
     // A GREEN seizure broadcast reaches the participants of gw-ie its policy lets receive it
-    // and that are open to peers.
+    // and that are open to peers; gw-fr, which takes no broadcasts, refuses it.
     let seized = common::submit(
         &mut customs,
         common::process::seizure("fwd-seizure-1".into()),
     )
     .await
     .unwrap();
-    eventually("the broadcast is delivered", || {
+    eventually("the broadcast is answered by both peers", || {
         let mut c = customs.clone();
-        async move { states(&mut c, seized.seq).await == vec![DELIVERED] }
+        async move { states(&mut c, seized.seq).await == vec![REFUSED, DELIVERED] }
     })
     .await;
-    let broadcast = get(&mut customs, seized.seq).await.forwarding.remove(0);
+    let mut answers = get(&mut customs, seized.seq).await.forwarding;
+    let broadcast = answers.remove(1);
+    assert_eq!(answers[0].gateway, "gw-fr");
+    assert!(
+        answers[0].reason.contains("takes no broadcasts from gw-nl"),
+        "{:?}",
+        answers[0]
+    );
     let placed: Vec<&str> = broadcast
         .peer_placements
         .iter()
@@ -760,6 +776,23 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     assert_eq!(
         (last.sender.as_str(), last.id.as_str()),
         ("customs-nl@gw-nl", "fwd-seizure-1")
+    );
+
+    // A third gateway's customs reaches the same platform.
+    let mut customs_fr = connect_as(&gw_fr, &fr, "customs-fr").await;
+    let from_fr = common::submit(&mut customs_fr, notice_for("fwd-fr-1", "market-a", "gw-ie"))
+        .await
+        .unwrap();
+    eventually("gw-fr's notice is delivered", || {
+        let mut c = customs_fr.clone();
+        async move { states(&mut c, from_fr.seq).await == vec![DELIVERED] }
+    })
+    .await;
+    let inbox = common::inbox(&mut market).await;
+    let last = inbox.last().unwrap().envelope.as_ref().unwrap();
+    assert_eq!(
+        (last.sender.as_str(), last.id.as_str()),
+        ("customs-fr@gw-fr", "fwd-fr-1")
     );
 
     // An unknown gateway and an unpublished participant are refused at once, naming the field.

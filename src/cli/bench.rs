@@ -799,10 +799,10 @@ impl Report {
             self.connections,
             std::thread::available_parallelism().map_or(0, |n| n.get())
         ));
-        t.push_str("in flight  call      calls/s    p50 ms    p99 ms   p999 ms  errors\n");
+        t.push_str("in flight  call         calls/s    p50 ms    p99 ms   p999 ms  errors\n");
         for s in &self.steps {
             t.push_str(&format!(
-                "{:>9}  {:<6} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}\n",
+                "{:>9}  {:<9} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>7}\n",
                 s.concurrency,
                 s.call.name(),
                 s.calls_per_sec,
