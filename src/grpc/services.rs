@@ -146,9 +146,21 @@ where
         Ok(caller) => act(caller, request.into_inner()).await,
         Err(e) => Err(e),
     };
+    answer(gateway, method, peer.as_ref(), started, result)
+}
+
+/// The reply to a call that arrived at `started`: a refusal logged, audited and mapped to its
+/// status; every answer counted and timed for the metrics.
+fn answer<Res>(
+    gateway: &Gateway,
+    method: &'static str,
+    peer: Option<&PeerInfo>,
+    started: Instant,
+    result: Result<Res, Error>,
+) -> Result<Response<Res>, Status> {
     let answer = result
         .map(Response::new)
-        .map_err(|e| refuse(gateway, method, peer.as_ref(), e));
+        .map_err(|e| refuse(gateway, method, peer, e));
     let code = answer
         .as_ref()
         .map_or_else(|status| code_name(status.code()), |_| "OK");
@@ -418,14 +430,7 @@ where
         Some(id) => Err(Error::NotAPeer(id)),
         None => Err(Error::NotAPeer("a participant".into())),
     };
-    let answer = result
-        .map(Response::new)
-        .map_err(|e| refuse(gateway, method, peer.as_ref(), e));
-    let code = answer
-        .as_ref()
-        .map_or_else(|status| code_name(status.code()), |_| "OK");
-    gateway.metrics.call(method, code, started.elapsed());
-    answer
+    answer(gateway, method, peer.as_ref(), started, result)
 }
 
 #[tonic::async_trait]

@@ -36,13 +36,12 @@ use std::str::FromStr;
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
+use ed25519_dalek::{Signature, Signer as _};
 
 use super::merkle::Hash;
 use super::note::{
-    check_name, decode_key_material, encode_key_material, key_id_of_type, parse_key_id,
-    parse_signature_line, parse_size, split_note, Checkpoint, KeyMaterialError, NoteError,
-    MAX_SIGNATURES, PRIVATE_KEY_PREFIX, SIG_PREFIX,
+    key_id_of_type, parse_size, split_note, Checkpoint, KeyStringError, NoteError, TypedKey,
+    TypedVerifier, SIG_PREFIX,
 };
 
 /// Signature type byte of Ed25519 `cosignature/v1` keys.
@@ -125,32 +124,12 @@ fn signed_message(timestamp: u64, text: &str) -> String {
     format!("{HEADER}\ntime {timestamp}\n{text}")
 }
 
-/// Decodes key material with type byte 0x04, reporting another type byte as
-/// [`CosignError::UnsupportedKeyType`].
-fn decode_cosigner_material(
-    b64: &str,
-    malformed: fn(&'static str) -> NoteError,
-) -> Result<[u8; 32], CosignError> {
-    decode_key_material(b64, ALG_COSIGNATURE_V1).map_err(|e| match e {
-        KeyMaterialError::Algorithm(alg) => CosignError::UnsupportedKeyType(alg),
-        other => other.into_note_error(malformed).into(),
-    })
-}
-
-/// Splits `<name>+<8 hex key id>+<base64>` into its name, key id and key
-/// material.
-fn split_key_string(
-    key: &str,
-    malformed: fn(&'static str) -> NoteError,
-) -> Result<(&str, u32, &str), NoteError> {
-    // The base64 part may itself contain '+', so split only twice.
-    let mut parts = key.splitn(3, '+');
-    let (Some(name), Some(hex_id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(malformed("it does not have a name, a key id and a key"));
-    };
-    check_name(name)?;
-    let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
-    Ok((name, found, b64))
+/// A key string error of a cosigner key: its signature type is not 0x04.
+fn cosign_key_error(e: KeyStringError) -> CosignError {
+    match e {
+        KeyStringError::Note(e) => e.into(),
+        KeyStringError::Algorithm(alg) => CosignError::UnsupportedKeyType(alg),
+    }
 }
 
 /// Splits the bytes after a cosignature's key id into its timestamp and
@@ -179,34 +158,18 @@ fn parse_timestamped_signature(blob: &[u8]) -> Result<(u64, Signature), CosignEr
 ///
 /// Its `Debug` output leaves out the private key.
 #[derive(Clone)]
-pub struct CosignerKey {
-    name: String,
-    key_id: u32,
-    key: SigningKey,
-}
+pub struct CosignerKey(TypedKey);
 
 impl CosignerKey {
     /// Generates a new random key named `name` from the operating system's
     /// random number generator.
     pub fn generate(name: &str) -> Result<Self, CosignError> {
-        use rand_core::RngCore as _;
-        let mut seed = [0u8; 32];
-        rand_core::OsRng
-            .try_fill_bytes(&mut seed)
-            .map_err(|e| NoteError::Randomness(e.to_string()))?;
-        Self::from_seed(name, &seed)
+        Ok(Self(TypedKey::generate(name, ALG_COSIGNATURE_V1)?))
     }
 
     /// Builds the key named `name` from a 32-byte Ed25519 seed.
     pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, CosignError> {
-        check_name(name)?;
-        let key = SigningKey::from_bytes(seed);
-        let key_id = cosigner_key_id(name, key.verifying_key().as_bytes());
-        Ok(Self {
-            name: name.to_owned(),
-            key_id,
-            key,
-        })
+        Ok(Self(TypedKey::from_seed(name, seed, ALG_COSIGNATURE_V1)?))
     }
 
     /// Parses a signer key string
@@ -214,52 +177,31 @@ impl CosignerKey {
     /// the key id matches the name and key. A note signer key (type 0x01) is
     /// refused with [`CosignError::UnsupportedKeyType`].
     pub fn from_private_key(skey: &str) -> Result<Self, CosignError> {
-        let malformed = NoteError::MalformedSignerKey;
-        let rest = skey
-            .strip_prefix(PRIVATE_KEY_PREFIX)
-            .ok_or(malformed("it does not start with PRIVATE+KEY+"))?;
-        let (name, found, b64) = split_key_string(rest, malformed)?;
-        let seed = decode_cosigner_material(b64, malformed)?;
-        let key = Self::from_seed(name, &seed)?;
-        if key.key_id != found {
-            return Err(NoteError::KeyIdMismatch {
-                found,
-                expected: key.key_id,
-            }
-            .into());
-        }
-        Ok(key)
+        TypedKey::from_private_key(skey, ALG_COSIGNATURE_V1)
+            .map(Self)
+            .map_err(cosign_key_error)
     }
 
     /// Returns the signer key string
     /// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x04 ‖ seed)>`. Keep it
     /// secret.
     pub fn private_key(&self) -> String {
-        format!(
-            "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            encode_key_material(self.key.as_bytes(), ALG_COSIGNATURE_V1)
-        )
+        self.0.private_key(ALG_COSIGNATURE_V1)
     }
 
     /// Returns the key name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Returns the `cosignature/v1` key id.
     pub fn key_id(&self) -> u32 {
-        self.key_id
+        self.0.key_id
     }
 
     /// Returns the verifier of this key.
     pub fn verifier(&self) -> CosignatureVerifier {
-        CosignatureVerifier {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            key: self.key.verifying_key(),
-        }
+        CosignatureVerifier(self.0.verifier())
     }
 
     /// Returns the verifier key string
@@ -282,15 +224,16 @@ impl CosignerKey {
         }
         Checkpoint::parse(checkpoint_text)?;
         let signature = self
+            .0
             .key
             .sign(signed_message(timestamp, checkpoint_text).as_bytes());
         let mut blob = Vec::with_capacity(4 + TIMESTAMP_LEN + SIGNATURE_LEN);
-        blob.extend_from_slice(&self.key_id.to_be_bytes());
+        blob.extend_from_slice(&self.0.key_id.to_be_bytes());
         blob.extend_from_slice(&timestamp.to_be_bytes());
         blob.extend_from_slice(&signature.to_bytes());
         Ok(format!(
             "{SIG_PREFIX}{} {}\n",
-            self.name,
+            self.0.name,
             BASE64.encode(blob)
         ))
     }
@@ -298,10 +241,7 @@ impl CosignerKey {
 
 impl fmt::Debug for CosignerKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CosignerKey")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
+        self.0.debug("CosignerKey", f)
     }
 }
 
@@ -316,11 +256,7 @@ impl FromStr for CosignerKey {
 /// A witness's Ed25519 `cosignature/v1` verifier key with its name: checks
 /// its cosignatures on checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CosignatureVerifier {
-    name: String,
-    key_id: u32,
-    key: VerifyingKey,
-}
+pub struct CosignatureVerifier(TypedVerifier);
 
 impl CosignatureVerifier {
     /// Parses a verifier key string
@@ -328,44 +264,33 @@ impl CosignatureVerifier {
     /// key id matches the name and key. A note verifier key (type 0x01) is
     /// refused with [`CosignError::UnsupportedKeyType`].
     pub fn from_verifier_key(vkey: &str) -> Result<Self, CosignError> {
-        let malformed = NoteError::MalformedVerifierKey;
-        let (name, found, b64) = split_key_string(vkey, malformed)?;
-        let public_key = decode_cosigner_material(b64, malformed)?;
-        let verifier = Self::from_public_key(name, &public_key)?;
-        if verifier.key_id != found {
-            return Err(NoteError::KeyIdMismatch {
-                found,
-                expected: verifier.key_id,
-            }
-            .into());
-        }
-        Ok(verifier)
+        TypedVerifier::from_verifier_key(vkey, ALG_COSIGNATURE_V1)
+            .map(Self)
+            .map_err(cosign_key_error)
     }
 
     /// Builds the verifier named `name` for a 32-byte Ed25519 public key.
     pub fn from_public_key(name: &str, public_key: &[u8; 32]) -> Result<Self, CosignError> {
-        check_name(name)?;
-        let key = VerifyingKey::from_bytes(public_key).map_err(|_| NoteError::InvalidPublicKey)?;
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: cosigner_key_id(name, public_key),
-            key,
-        })
+        Ok(Self(TypedVerifier::from_public_key(
+            name,
+            public_key,
+            ALG_COSIGNATURE_V1,
+        )?))
     }
 
     /// Returns the key name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Returns the `cosignature/v1` key id.
     pub fn key_id(&self) -> u32 {
-        self.key_id
+        self.0.key_id
     }
 
     /// Returns the 32-byte Ed25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
-        self.key.to_bytes()
+        self.0.key.to_bytes()
     }
 
     /// Returns the verifier key string
@@ -385,30 +310,21 @@ impl CosignatureVerifier {
     /// from this key is malformed or does not verify. The note text itself
     /// is not parsed as a checkpoint.
     pub fn verify(&self, note: &str) -> Result<u64, CosignError> {
-        let (text, signatures) = split_note(note)?;
-        let mut found = None;
-        for (count, line) in signatures.split_terminator('\n').enumerate() {
-            if count == MAX_SIGNATURES {
-                return Err(NoteError::MalformedNote("the note has too many signatures").into());
-            }
-            let (name, key_id, blob) = parse_signature_line(line)?;
-            if found.is_none() && name == self.name && key_id == self.key_id {
-                found = Some(blob);
-            }
-        }
+        let (text, found) = self.0.find(note)?;
         let Some(blob) = found else {
             return Err(CosignError::NoMatchingCosignature {
-                name: self.name.clone(),
-                key_id: self.key_id,
+                name: self.0.name.clone(),
+                key_id: self.0.key_id,
             });
         };
         let (timestamp, signature) = parse_timestamped_signature(&blob)?;
         let message = signed_message(timestamp, text);
-        self.key
+        self.0
+            .key
             .verify_strict(message.as_bytes(), &signature)
             .map_err(|_| CosignError::InvalidCosignature {
-                name: self.name.clone(),
-                key_id: self.key_id,
+                name: self.0.name.clone(),
+                key_id: self.0.key_id,
             })?;
         Ok(timestamp)
     }
@@ -417,13 +333,7 @@ impl CosignatureVerifier {
 impl fmt::Display for CosignatureVerifier {
     /// Writes the verifier key string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            encode_key_material(self.key.as_bytes(), ALG_COSIGNATURE_V1)
-        )
+        f.write_str(&self.0.verifier_key(ALG_COSIGNATURE_V1))
     }
 }
 
@@ -548,8 +458,9 @@ impl AddCheckpoint {
 
 #[cfg(test)]
 mod tests {
-    use super::super::note::{key_id, NoteSigner, NoteVerifier};
+    use super::super::note::{key_id, parse_signature_line, NoteSigner, NoteVerifier};
     use super::*;
+    use ed25519_dalek::VerifyingKey;
 
     const ORIGIN: &str = "example.com/behind-the-sofa";
     const WITNESS: &str = "witness.example.com/w1";

@@ -31,10 +31,10 @@ const ALG_ED25519: u8 = 0x01;
 /// Start of every signature line: an em dash (U+2014) and a space.
 pub(super) const SIG_PREFIX: &str = "\u{2014} ";
 /// Prefix of a signer key string.
-pub(super) const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
+const PRIVATE_KEY_PREFIX: &str = "PRIVATE+KEY+";
 /// Most signature lines a note may carry (as in Go's `note.Open`); the
 /// specification requires accepting at least 16.
-pub(super) const MAX_SIGNATURES: usize = 100;
+const MAX_SIGNATURES: usize = 100;
 /// Length of an Ed25519 signature.
 const SIGNATURE_LEN: usize = 64;
 
@@ -124,7 +124,7 @@ fn is_valid_name(name: &str) -> bool {
 }
 
 /// Fails with [`NoteError::InvalidName`] unless `name` is a valid key name.
-pub(super) fn check_name(name: &str) -> Result<(), NoteError> {
+fn check_name(name: &str) -> Result<(), NoteError> {
     if is_valid_name(name) {
         Ok(())
     } else {
@@ -139,7 +139,7 @@ fn has_forbidden_control(text: &str) -> bool {
 }
 
 /// Parses the `<8 hex key id>` part of a key string.
-pub(super) fn parse_key_id(hex_id: &str) -> Option<u32> {
+fn parse_key_id(hex_id: &str) -> Option<u32> {
     if hex_id.len() != 8 || !hex_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -148,7 +148,7 @@ pub(super) fn parse_key_id(hex_id: &str) -> Option<u32> {
 
 /// Decodes `base64(alg ‖ 32 bytes)` as used by both key strings (`alg` is
 /// 0x01 for note keys).
-pub(super) fn decode_key_material(b64: &str, alg: u8) -> Result<[u8; 32], KeyMaterialError> {
+fn decode_key_material(b64: &str, alg: u8) -> Result<[u8; 32], KeyMaterialError> {
     let bytes = BASE64.decode(b64).map_err(|_| KeyMaterialError::Base64)?;
     let (&found, key) = bytes.split_first().ok_or(KeyMaterialError::Empty)?;
     if found != alg {
@@ -158,7 +158,7 @@ pub(super) fn decode_key_material(b64: &str, alg: u8) -> Result<[u8; 32], KeyMat
 }
 
 /// Why the key material of a key string was rejected.
-pub(super) enum KeyMaterialError {
+enum KeyMaterialError {
     Base64,
     Empty,
     Algorithm(u8),
@@ -168,7 +168,7 @@ pub(super) enum KeyMaterialError {
 impl KeyMaterialError {
     /// Returns the error to report, `malformed` building the message for the
     /// key string's kind.
-    pub(super) fn into_note_error(self, malformed: fn(&'static str) -> NoteError) -> NoteError {
+    fn into_note_error(self, malformed: fn(&'static str) -> NoteError) -> NoteError {
         match self {
             Self::Base64 => malformed("the key material is not valid padded standard base64"),
             Self::Empty => malformed("the key material is empty"),
@@ -179,41 +179,79 @@ impl KeyMaterialError {
 }
 
 /// Encodes `base64(alg ‖ key)` (`alg` is 0x01 for note keys).
-pub(super) fn encode_key_material(key: &[u8; 32], alg: u8) -> String {
+fn encode_key_material(key: &[u8; 32], alg: u8) -> String {
     let mut bytes = Vec::with_capacity(33);
     bytes.push(alg);
     bytes.extend_from_slice(key);
     BASE64.encode(bytes)
 }
 
-/// An Ed25519 note signing key with its name: signs note texts and
-/// checkpoints.
-///
-/// Its `Debug` output leaves out the private key.
+/// An Ed25519 signing key of one signed-note signature type (`alg`) with its name and key
+/// id: what note signer keys (0x01, [`NoteSigner`]) and cosigner keys (0x04,
+/// [`super::cosign::CosignerKey`]) have in common.
 #[derive(Clone)]
-pub struct NoteSigner {
-    name: String,
-    key_id: u32,
-    key: SigningKey,
+pub(super) struct TypedKey {
+    pub(super) name: String,
+    pub(super) key_id: u32,
+    pub(super) key: SigningKey,
 }
 
-impl NoteSigner {
-    /// Generates a new random key named `name` from the operating system's
-    /// random number generator.
-    pub fn generate(name: &str) -> Result<Self, NoteError> {
+/// Why a key string was refused: as the note format says, or for its signature type (each
+/// kind of key reports that its own way).
+pub(super) enum KeyStringError {
+    Note(NoteError),
+    Algorithm(u8),
+}
+
+impl From<NoteError> for KeyStringError {
+    fn from(e: NoteError) -> Self {
+        KeyStringError::Note(e)
+    }
+}
+
+/// Splits `<name>+<8 hex key id>+<base64>` into its name, key id and key material.
+fn split_key_string(
+    key: &str,
+    malformed: fn(&'static str) -> NoteError,
+) -> Result<(&str, u32, &str), NoteError> {
+    // The base64 part may itself contain '+', so split only twice.
+    let mut parts = key.splitn(3, '+');
+    let (Some(name), Some(hex_id), Some(b64)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed("it does not have a name, a key id and a key"));
+    };
+    check_name(name)?;
+    let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
+    Ok((name, found, b64))
+}
+
+/// Decodes the key material of a key string of type `alg`.
+fn key_material(
+    b64: &str,
+    alg: u8,
+    malformed: fn(&'static str) -> NoteError,
+) -> Result<[u8; 32], KeyStringError> {
+    decode_key_material(b64, alg).map_err(|e| match e {
+        KeyMaterialError::Algorithm(found) => KeyStringError::Algorithm(found),
+        other => KeyStringError::Note(other.into_note_error(malformed)),
+    })
+}
+
+impl TypedKey {
+    /// A new random key named `name` from the operating system's random number generator.
+    pub(super) fn generate(name: &str, alg: u8) -> Result<Self, NoteError> {
         use rand_core::RngCore as _;
         let mut seed = [0u8; 32];
         rand_core::OsRng
             .try_fill_bytes(&mut seed)
             .map_err(|e| NoteError::Randomness(e.to_string()))?;
-        Self::from_seed(name, &seed)
+        Self::from_seed(name, &seed, alg)
     }
 
-    /// Builds the key named `name` from a 32-byte Ed25519 seed.
-    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
+    /// The key named `name` of a 32-byte Ed25519 seed.
+    pub(super) fn from_seed(name: &str, seed: &[u8; 32], alg: u8) -> Result<Self, NoteError> {
         check_name(name)?;
         let key = SigningKey::from_bytes(seed);
-        let key_id = key_id(name, key.verifying_key().as_bytes());
+        let key_id = key_id_of_type(name, alg, key.verifying_key().as_bytes());
         Ok(Self {
             name: name.to_owned(),
             key_id,
@@ -221,54 +259,174 @@ impl NoteSigner {
         })
     }
 
-    /// Parses a signer key string
-    /// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x01 ‖ seed)>`, checking that
-    /// the key id matches the name and key.
-    pub fn from_private_key(skey: &str) -> Result<Self, NoteError> {
+    /// Parses `PRIVATE+KEY+<name>+<8 hex key id>+<base64(alg ‖ seed)>`, checking that the
+    /// key id matches the name and key.
+    pub(super) fn from_private_key(skey: &str, alg: u8) -> Result<Self, KeyStringError> {
         let malformed = NoteError::MalformedSignerKey;
         let rest = skey
             .strip_prefix(PRIVATE_KEY_PREFIX)
             .ok_or(malformed("it does not start with PRIVATE+KEY+"))?;
-        // The base64 part may itself contain '+', so split only twice.
-        let mut parts = rest.splitn(3, '+');
-        let (Some(name), Some(hex_id), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed("it does not have a name, a key id and a key"));
-        };
-        check_name(name)?;
-        let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let seed =
-            decode_key_material(b64, ALG_ED25519).map_err(|e| e.into_note_error(malformed))?;
-        let signer = Self::from_seed(name, &seed)?;
-        if signer.key_id != found {
+        let (name, found, b64) = split_key_string(rest, malformed)?;
+        let seed = key_material(b64, alg, malformed)?;
+        let key = Self::from_seed(name, &seed, alg)?;
+        if key.key_id != found {
             return Err(NoteError::KeyIdMismatch {
                 found,
-                expected: signer.key_id,
-            });
+                expected: key.key_id,
+            }
+            .into());
         }
-        Ok(signer)
+        Ok(key)
+    }
+
+    /// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(alg ‖ seed)>`.
+    pub(super) fn private_key(&self, alg: u8) -> String {
+        format!(
+            "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            encode_key_material(self.key.as_bytes(), alg)
+        )
+    }
+
+    /// Its verifier.
+    pub(super) fn verifier(&self) -> TypedVerifier {
+        TypedVerifier {
+            name: self.name.clone(),
+            key_id: self.key_id,
+            key: self.key.verifying_key(),
+        }
+    }
+
+    /// `Debug` without the private key, as `kind`.
+    pub(super) fn debug(&self, kind: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct(kind)
+            .field("name", &self.name)
+            .field("key_id", &format_args!("{:08x}", self.key_id))
+            .finish_non_exhaustive()
+    }
+}
+
+/// An Ed25519 verifier key of one signed-note signature type with its name and key id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct TypedVerifier {
+    pub(super) name: String,
+    pub(super) key_id: u32,
+    pub(super) key: VerifyingKey,
+}
+
+impl TypedVerifier {
+    /// Parses `<name>+<8 hex key id>+<base64(alg ‖ public key)>`, checking that the key id
+    /// matches the name and key.
+    pub(super) fn from_verifier_key(vkey: &str, alg: u8) -> Result<Self, KeyStringError> {
+        let malformed = NoteError::MalformedVerifierKey;
+        let (name, found, b64) = split_key_string(vkey, malformed)?;
+        let public_key = key_material(b64, alg, malformed)?;
+        let verifier = Self::from_public_key(name, &public_key, alg)?;
+        if verifier.key_id != found {
+            return Err(NoteError::KeyIdMismatch {
+                found,
+                expected: verifier.key_id,
+            }
+            .into());
+        }
+        Ok(verifier)
+    }
+
+    /// The verifier named `name` of a 32-byte Ed25519 public key.
+    pub(super) fn from_public_key(
+        name: &str,
+        public_key: &[u8; 32],
+        alg: u8,
+    ) -> Result<Self, NoteError> {
+        check_name(name)?;
+        let key = VerifyingKey::from_bytes(public_key).map_err(|_| NoteError::InvalidPublicKey)?;
+        Ok(Self {
+            name: name.to_owned(),
+            key_id: key_id_of_type(name, alg, public_key),
+            key,
+        })
+    }
+
+    /// `<name>+<8 hex key id>+<base64(alg ‖ public key)>`.
+    pub(super) fn verifier_key(&self, alg: u8) -> String {
+        format!(
+            "{}+{:08x}+{}",
+            self.name,
+            self.key_id,
+            encode_key_material(self.key.as_bytes(), alg)
+        )
+    }
+
+    /// The text of a signed note and the bytes after the key id of the first signature line
+    /// from this key, if any. Lines of other keys are ignored; every line must be well formed.
+    pub(super) fn find<'a>(&self, note: &'a str) -> Result<(&'a str, Option<Vec<u8>>), NoteError> {
+        let (text, signatures) = split_note(note)?;
+        let mut found = None;
+        for (count, line) in signatures.split_terminator('\n').enumerate() {
+            if count == MAX_SIGNATURES {
+                return Err(NoteError::MalformedNote("the note has too many signatures"));
+            }
+            let (name, key_id, blob) = parse_signature_line(line)?;
+            if found.is_none() && name == self.name && key_id == self.key_id {
+                found = Some(blob);
+            }
+        }
+        Ok((text, found))
+    }
+}
+
+/// A key string error of a note key: its signature type is not Ed25519 (0x01).
+fn note_key_error(e: KeyStringError) -> NoteError {
+    match e {
+        KeyStringError::Note(e) => e,
+        KeyStringError::Algorithm(alg) => NoteError::UnsupportedAlgorithm(alg),
+    }
+}
+
+/// An Ed25519 note signing key with its name: signs note texts and
+/// checkpoints.
+///
+/// Its `Debug` output leaves out the private key.
+#[derive(Clone)]
+pub struct NoteSigner(TypedKey);
+
+impl NoteSigner {
+    /// Generates a new random key named `name` from the operating system's
+    /// random number generator.
+    pub fn generate(name: &str) -> Result<Self, NoteError> {
+        TypedKey::generate(name, ALG_ED25519).map(Self)
+    }
+
+    /// Builds the key named `name` from a 32-byte Ed25519 seed.
+    pub fn from_seed(name: &str, seed: &[u8; 32]) -> Result<Self, NoteError> {
+        TypedKey::from_seed(name, seed, ALG_ED25519).map(Self)
+    }
+
+    /// Parses a signer key string
+    /// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x01 ‖ seed)>`, checking that
+    /// the key id matches the name and key.
+    pub fn from_private_key(skey: &str) -> Result<Self, NoteError> {
+        TypedKey::from_private_key(skey, ALG_ED25519)
+            .map(Self)
+            .map_err(note_key_error)
     }
 
     /// Returns the signer key string
     /// `PRIVATE+KEY+<name>+<8 hex key id>+<base64(0x01 ‖ seed)>`. Keep it
     /// secret.
     pub fn private_key(&self) -> String {
-        format!(
-            "{PRIVATE_KEY_PREFIX}{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            encode_key_material(self.key.as_bytes(), ALG_ED25519)
-        )
+        self.0.private_key(ALG_ED25519)
     }
 
     /// Returns the key name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Returns the key id.
     pub fn key_id(&self) -> u32 {
-        self.key_id
+        self.0.key_id
     }
 
     /// Returns the verifier key string
@@ -279,11 +437,7 @@ impl NoteSigner {
 
     /// Returns the verifier of this key.
     pub fn verifier(&self) -> NoteVerifier {
-        NoteVerifier {
-            name: self.name.clone(),
-            key_id: self.key_id,
-            key: self.key.verifying_key(),
-        }
+        NoteVerifier(self.0.verifier())
     }
 
     /// Signs `text` and returns the signed note: the text, a blank line and
@@ -303,13 +457,13 @@ impl NoteSigner {
                 "the text contains a control character other than newline",
             ));
         }
-        let signature = self.key.sign(text.as_bytes());
+        let signature = self.0.key.sign(text.as_bytes());
         let mut blob = Vec::with_capacity(4 + SIGNATURE_LEN);
-        blob.extend_from_slice(&self.key_id.to_be_bytes());
+        blob.extend_from_slice(&self.0.key_id.to_be_bytes());
         blob.extend_from_slice(&signature.to_bytes());
         Ok(format!(
             "{text}\n{SIG_PREFIX}{} {}\n",
-            self.name,
+            self.0.name,
             BASE64.encode(blob)
         ))
     }
@@ -323,10 +477,7 @@ impl NoteSigner {
 
 impl fmt::Debug for NoteSigner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NoteSigner")
-            .field("name", &self.name)
-            .field("key_id", &format_args!("{:08x}", self.key_id))
-            .finish_non_exhaustive()
+        self.0.debug("NoteSigner", f)
     }
 }
 
@@ -341,62 +492,36 @@ impl FromStr for NoteSigner {
 /// An Ed25519 note verifier key with its name: checks signed notes and
 /// checkpoints.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoteVerifier {
-    name: String,
-    key_id: u32,
-    key: VerifyingKey,
-}
+pub struct NoteVerifier(TypedVerifier);
 
 impl NoteVerifier {
     /// Parses a verifier key string
     /// `<name>+<8 hex key id>+<base64(0x01 ‖ public key)>`, checking that the
     /// key id matches the name and key.
     pub fn from_verifier_key(vkey: &str) -> Result<Self, NoteError> {
-        let malformed = NoteError::MalformedVerifierKey;
-        // The base64 part may itself contain '+', so split only twice.
-        let mut parts = vkey.splitn(3, '+');
-        let (Some(name), Some(hex_id), Some(b64)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(malformed("it does not have a name, a key id and a key"));
-        };
-        check_name(name)?;
-        let found = parse_key_id(hex_id).ok_or(malformed("the key id is not 8 hex digits"))?;
-        let public_key =
-            decode_key_material(b64, ALG_ED25519).map_err(|e| e.into_note_error(malformed))?;
-        let verifier = Self::from_public_key(name, &public_key)?;
-        if verifier.key_id != found {
-            return Err(NoteError::KeyIdMismatch {
-                found,
-                expected: verifier.key_id,
-            });
-        }
-        Ok(verifier)
+        TypedVerifier::from_verifier_key(vkey, ALG_ED25519)
+            .map(Self)
+            .map_err(note_key_error)
     }
 
     /// Builds the verifier named `name` for a 32-byte Ed25519 public key.
     pub fn from_public_key(name: &str, public_key: &[u8; 32]) -> Result<Self, NoteError> {
-        check_name(name)?;
-        let key = VerifyingKey::from_bytes(public_key).map_err(|_| NoteError::InvalidPublicKey)?;
-        Ok(Self {
-            name: name.to_owned(),
-            key_id: key_id(name, public_key),
-            key,
-        })
+        TypedVerifier::from_public_key(name, public_key, ALG_ED25519).map(Self)
     }
 
     /// Returns the key name.
     pub fn name(&self) -> &str {
-        &self.name
+        &self.0.name
     }
 
     /// Returns the key id.
     pub fn key_id(&self) -> u32 {
-        self.key_id
+        self.0.key_id
     }
 
     /// Returns the 32-byte Ed25519 public key.
     pub fn public_key(&self) -> [u8; 32] {
-        self.key.to_bytes()
+        self.0.key.to_bytes()
     }
 
     /// Returns the verifier key string
@@ -412,36 +537,22 @@ impl NoteVerifier {
     /// checked once. Fails if the note is malformed, has no signature from
     /// this key, or its signature from this key does not verify.
     pub fn verify<'a>(&self, note: &'a str) -> Result<&'a str, NoteError> {
-        let (text, signatures) = split_note(note)?;
-        let mut verified = false;
-        let mut checked = false;
-        for (count, line) in signatures.split_terminator('\n').enumerate() {
-            if count == MAX_SIGNATURES {
-                return Err(NoteError::MalformedNote("the note has too many signatures"));
-            }
-            let (name, key_id, signature) = parse_signature_line(line)?;
-            if name != self.name || key_id != self.key_id || checked {
-                continue;
-            }
-            checked = true;
-            let valid = Signature::from_slice(&signature)
-                .is_ok_and(|sig| self.key.verify_strict(text.as_bytes(), &sig).is_ok());
-            if !valid {
-                return Err(NoteError::InvalidSignature {
-                    name: self.name.clone(),
-                    key_id: self.key_id,
-                });
-            }
-            verified = true;
+        let (text, found) = self.0.find(note)?;
+        let Some(signature) = found else {
+            return Err(NoteError::NoMatchingSignature {
+                name: self.0.name.clone(),
+                key_id: self.0.key_id,
+            });
+        };
+        let valid = Signature::from_slice(&signature)
+            .is_ok_and(|sig| self.0.key.verify_strict(text.as_bytes(), &sig).is_ok());
+        if !valid {
+            return Err(NoteError::InvalidSignature {
+                name: self.0.name.clone(),
+                key_id: self.0.key_id,
+            });
         }
-        if verified {
-            Ok(text)
-        } else {
-            Err(NoteError::NoMatchingSignature {
-                name: self.name.clone(),
-                key_id: self.key_id,
-            })
-        }
+        Ok(text)
     }
 
     /// Verifies a signed checkpoint note and parses its text.
@@ -453,13 +564,7 @@ impl NoteVerifier {
 impl fmt::Display for NoteVerifier {
     /// Writes the verifier key string.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}+{:08x}+{}",
-            self.name,
-            self.key_id,
-            encode_key_material(self.key.as_bytes(), ALG_ED25519)
-        )
+        f.write_str(&self.0.verifier_key(ALG_ED25519))
     }
 }
 
