@@ -204,11 +204,14 @@ async fn serve(
         ));
     }
     // Each outbox opens where it was left before any call is served.
+    let mut cursors = Vec::new();
     for peer in &peers {
-        gateway
-            .open_outbox(&peer.id)
-            .await
-            .map_err(|e| ServeError::Federation(format!("outbox to {}: {e}", peer.id)))?;
+        cursors.push(
+            gateway
+                .open_outbox(&peer.id)
+                .await
+                .map_err(|e| ServeError::Federation(format!("outbox to {}: {e}", peer.id)))?,
+        );
     }
     if !peers.is_empty() {
         federation.spawn(crate::federation::forwarder::directories(
@@ -217,8 +220,12 @@ async fn serve(
             directory_interval,
         ));
     }
-    for peer in peers {
-        federation.spawn(crate::federation::forwarder::run(gateway.clone(), peer));
+    for (peer, cursor) in peers.into_iter().zip(cursors) {
+        federation.spawn(crate::federation::forwarder::run(
+            gateway.clone(),
+            peer,
+            cursor,
+        ));
     }
     let federation_service =
         pb::federation_server::FederationServer::new(crate::grpc::services::FederationService {

@@ -66,6 +66,11 @@ pub enum Error {
     /// A peer forwarded a message before this gateway learnt the peer's directory.
     #[error("this gateway has not yet fetched the directory of {0}; try again shortly")]
     PeerNotKnownYet(String),
+    /// A forwarded message not decided because one before it in the same call could not be.
+    #[error(
+        "not stored: a message before it in this call could not be decided now; send both again"
+    )]
+    Deferred,
     /// A gateway that is not one of `[[peers]]` called the federation service.
     #[error("{0:?} is not a peer gateway of this gateway")]
     NotAPeer(String),
@@ -112,6 +117,22 @@ impl Error {
             Error::Batch { first, .. } => first.withheld(),
             _ => None,
         }
+    }
+
+    /// Whether the same request may succeed later (the store or the gateway is not ready),
+    /// rather than being refused for what it is: answered `UNAVAILABLE`.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            Error::ShuttingDown
+                | Error::PeerNotKnownYet(_)
+                | Error::Deferred
+                | Error::Commit(crate::storage::CommitError::Store(
+                    crate::storage::StoreError::Closed
+                        | crate::storage::StoreError::Engine(_)
+                        | crate::storage::StoreError::Failed
+                ))
+        )
     }
 
     /// The field violations the caller is told of, if the request was invalid.

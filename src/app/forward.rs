@@ -85,12 +85,16 @@ impl Gateway {
         peers: impl Iterator<Item = &'a String>,
     ) -> Result<(), Error> {
         let max = self.config().federation.outbox_max_messages;
+        let mut asked: std::collections::BTreeMap<&String, u64> = Default::default();
         for peer in peers {
+            *asked.entry(peer).or_default() += 1;
+        }
+        for (peer, n) in asked {
             let waiting = self
                 .peers
                 .get(peer)
                 .map_or(0, |p| p.waiting.load(Ordering::Relaxed));
-            if waiting >= max {
+            if waiting + n > max {
                 return Err(Error::OutboxFull {
                     peer: peer.clone(),
                     waiting,
@@ -139,15 +143,16 @@ impl Gateway {
     }
 
     /// Records the peer's answers to the messages `answered` (each stored here) — one
-    /// forwarding report each, for its sender — then moves the outbox cursor past `up_to`.
+    /// forwarding report each, for its sender — then moves the outbox cursor past `up_to`,
+    /// `passed` messages of the outbox in all (the answered ones and those skipped).
     pub async fn forwarded(
         &self,
         peer: &str,
         answered: Vec<(Stored, pb::ForwardingReport)>,
         up_to: u64,
+        passed: u64,
     ) -> Result<(), Error> {
         let gateway_id = self.config().gateway_id.clone();
-        let count = answered.len() as u64;
         let reports: Vec<NewMessage> = answered
             .iter()
             .map(|(stored, report)| {
@@ -173,14 +178,24 @@ impl Gateway {
                 None,
             )
             .await?;
-        if let Some(state) = self.peers.get(peer) {
-            let _ = state
-                .waiting
-                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
-                    Some(w.saturating_sub(count))
-                });
-        }
+        self.peers.release(peer, passed);
         Ok(())
+    }
+
+    /// Whether what `peer` answered to message `seq` is recorded already (a report raised
+    /// before a crash took the cursor's move): such a message is not sent again.
+    pub fn answered(&self, peer: &str, seq: u64) -> Result<bool, Error> {
+        let id = derived::forwarding_report_id(peer, seq);
+        Ok(self.store.seq_of(&self.config().gateway_id, &id)?.is_some())
+    }
+
+    /// Whether the sender of a stored message of ours may reach peers: a broadcast of a
+    /// participant that is not open to peers stays here.
+    pub fn may_go_out(&self, envelope: &pb::Envelope) -> bool {
+        self.registry
+            .load()
+            .get(&envelope.sender)
+            .is_some_and(|p| p.open_to_peers == Some(true))
     }
 
     /// Where a message of ours stands at each peer it goes to: the report raised when the
@@ -233,21 +248,26 @@ impl Gateway {
                 ),
             ));
         }
-        if !self.peers.knows(from) {
-            // Asked again later: the directory is fetched at start and retried each second.
-            return Err(Error::PeerNotKnownYet(from.to_string()));
-        }
         // An answer refs a message that may have been stored just before: find it.
         self.store.settled().await?;
         let mut results: Vec<Option<Result<pb::Receipt, Error>>> = Vec::new();
         let mut batch: Vec<(usize, NewMessage)> = Vec::new();
+        let mut deferred = false;
         for (i, message) in messages.into_iter().enumerate() {
+            // After one that cannot be decided now, none is stored: they come again in order.
+            if deferred {
+                results.push(Some(Err(Error::Deferred)));
+                continue;
+            }
             match self.prepare_forwarded(peer, &config.gateway_id, message) {
                 Ok(prepared) => {
                     batch.push((i, prepared));
                     results.push(None);
                 }
-                Err(error) => results.push(Some(Err(error))),
+                Err(error) => {
+                    deferred = error.is_transient();
+                    results.push(Some(Err(error)));
+                }
             }
         }
         // All together; one whose id is taken with other content is refused alone.
@@ -290,11 +310,23 @@ impl Gateway {
             ));
         }
         let sender_address = qualify(&envelope.sender, from);
-        let Some(sender) = self.participant_at(&sender_address) else {
-            return Err(Error::invalid(
-                "envelope.sender",
-                format!("{sender_address} is not a participant {from} publishes"),
-            ));
+        let sender = match message.sender {
+            // As the calling gateway registers it.
+            Some(p) if p.id == envelope.sender => self
+                .peers
+                .participant_of(from, &p)
+                .ok_or_else(|| Error::invalid("sender.role", "is not a role"))?,
+            Some(_) => return Err(Error::invalid("sender.id", "is not the envelope's sender")),
+            // From the copy of the peer's directory.
+            None if !self.peers.knows(from) => {
+                return Err(Error::PeerNotKnownYet(from.to_string()))
+            }
+            None => self.participant_at(&sender_address).ok_or_else(|| {
+                Error::invalid(
+                    "envelope.sender",
+                    format!("{sender_address} is not a participant {from} publishes"),
+                )
+            })?,
         };
         let broadcast = envelope.recipients.is_empty();
         if broadcast && !peer.broadcasts {
@@ -336,11 +368,17 @@ impl Gateway {
         for r in envelope.refs.iter_mut().chain(envelope.supersedes.as_mut()) {
             r.sender = relative(&r.sender, own, from);
         }
-        if let Some(Payload::TakedownNotice(notice)) = &mut envelope.payload {
-            notice.platform = relative(&notice.platform, own, from);
-            if let Some(seller) = &mut notice.seller {
-                seller.platform = relative(&seller.platform, own, from);
+        // The participants a payload names, as seen from here.
+        let seller = match &mut envelope.payload {
+            Some(Payload::TakedownNotice(notice)) => {
+                notice.platform = relative(&notice.platform, own, from);
+                notice.seller.as_mut()
             }
+            Some(Payload::SeizureNotification(seizure)) => seizure.seller.as_mut(),
+            _ => None,
+        };
+        if let Some(seller) = seller {
+            seller.platform = relative(&seller.platform, own, from);
         }
         if let Some(payload) = &envelope.payload {
             let kind = crate::domain::payload::kind_of(payload);

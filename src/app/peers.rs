@@ -91,6 +91,19 @@ impl Peers {
         all
     }
 
+    /// Participant `p` of peer `gateway`, as that gateway describes it, addressed
+    /// `<id>@<gateway>`; `None` for an id or role that is not one.
+    pub fn participant_of(&self, gateway: &str, p: &pb::Participant) -> Option<Arc<Participant>> {
+        crate::domain::vocab::participant_id(&p.id).ok()?;
+        Some(Arc::new(Participant {
+            id: qualify(&p.id, gateway),
+            role: role_of(p.role)?,
+            country: p.country.clone(),
+            display_name: p.display_name.clone(),
+            ..Participant::default()
+        }))
+    }
+
     /// Replaces what peer `gateway` publishes, and keeps it on disk; returns whether it
     /// changed. Entries that are not participants of a known role are left out.
     pub fn set_directory(&self, gateway: &str, published: &[pb::Participant]) -> bool {
@@ -100,23 +113,9 @@ impl Peers {
         let first = !peer.known.swap(true, Ordering::Relaxed);
         let mut directory = HashMap::new();
         for p in published {
-            if crate::domain::vocab::participant_id(&p.id).is_err() {
-                continue;
+            if let Some(participant) = self.participant_of(gateway, p) {
+                directory.insert(participant.id.clone(), participant);
             }
-            let Some(role) = role_of(p.role) else {
-                continue;
-            };
-            let address = qualify(&p.id, gateway);
-            directory.insert(
-                address.clone(),
-                Arc::new(Participant {
-                    id: address,
-                    role,
-                    country: p.country.clone(),
-                    display_name: p.display_name.clone(),
-                    ..Participant::default()
-                }),
-            );
         }
         if **peer.directory.load() == directory && !first {
             return false;
@@ -128,17 +127,28 @@ impl Peers {
         true
     }
 
-    /// Counts `n` more messages waiting for `gateway`, and wakes its forwarder.
-    pub fn enqueued(&self, gateway: &str, n: u64) {
+    /// Counts `n` more messages waiting for `gateway` (before they are stored, so that the
+    /// forwarder never counts one down before it is counted up).
+    pub fn reserve(&self, gateway: &str, n: u64) {
         if let Some(peer) = self.by_id.get(gateway) {
             peer.waiting.fetch_add(n, Ordering::Relaxed);
-            peer.wake.notify_one();
         }
     }
 
-    /// Wakes every forwarder (a broadcast was stored).
-    pub fn wake_all(&self) {
-        for peer in self.by_id.values() {
+    /// Counts `n` fewer messages waiting for `gateway`: answered, or never stored.
+    pub fn release(&self, gateway: &str, n: u64) {
+        if let Some(peer) = self.by_id.get(gateway) {
+            let _ = peer
+                .waiting
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |w| {
+                    Some(w.saturating_sub(n))
+                });
+        }
+    }
+
+    /// Wakes the forwarder of `gateway`: a message for it was stored.
+    pub fn wake(&self, gateway: &str) {
+        if let Some(peer) = self.by_id.get(gateway) {
             peer.wake.notify_one();
         }
     }

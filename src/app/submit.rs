@@ -86,24 +86,43 @@ impl Gateway {
             .map(|m| self.peers_of(&m.envelope))
             .collect();
         self.check_outboxes(peers.iter().flatten())?;
-        let derived = self
+        for peer in peers.iter().flatten() {
+            self.peers.reserve(peer, 1);
+        }
+        let release = |receipts: Option<&[pb::Receipt]>| {
+            for (i, peers) in peers.iter().enumerate() {
+                let stored = receipts
+                    .and_then(|r| r.get(i))
+                    .is_some_and(|r| !r.duplicate);
+                for peer in peers {
+                    if stored {
+                        self.peers.wake(peer);
+                    } else {
+                        self.peers.release(peer, 1);
+                    }
+                }
+            }
+        };
+        let derived = match self
             .derive(&prepared, &registry, &policy, &self.config())
-            .await?;
+            .await
+        {
+            Ok(derived) => derived,
+            Err(e) => {
+                release(None);
+                return Err(e);
+            }
+        };
         prepared.extend(derived);
-        let mut receipts = self.store.commit(prepared).await.map_err(|e| match e {
+        let committed = self.store.commit(prepared).await;
+        release(committed.as_deref().ok());
+        let mut receipts = committed.map_err(|e| match e {
             CommitError::Conflict { index, .. } if batch => {
                 batch_error(vec![(index, Error::Commit(e))])
             }
             e => Error::Commit(e),
         })?;
         receipts.truncate(submitted);
-        for (peers, receipt) in peers.iter().zip(&receipts) {
-            if !receipt.duplicate {
-                for peer in peers {
-                    self.peers.enqueued(peer, 1);
-                }
-            }
-        }
         Ok(receipts)
     }
 
@@ -139,6 +158,14 @@ impl Gateway {
         let mut recipients: Vec<Arc<Participant>> = Vec::with_capacity(envelope.recipients.len());
         for (i, id) in envelope.recipients.iter().enumerate() {
             match self.recipient(id, registry) {
+                // Peers take messages only from participants published to them.
+                Some(_) if id.contains('@') && sender.open_to_peers != Some(true) => v.add(
+                    format!("{path}.recipients[{i}]"),
+                    format!(
+                        "{} is not open to peers (open_to_peers in the registry): it cannot address {id}",
+                        sender.id
+                    ),
+                ),
                 Some(p) => recipients.push(p),
                 None => v.add(
                     format!("{path}.recipients[{i}]"),

@@ -99,27 +99,31 @@ impl Gateway {
                 cosigned_size: Some(cosigned_size),
             });
         }
-        let inconsistent = if checkpoint.size == cosigned_size {
-            (checkpoint.root != cosigned_root).then(|| {
-                (
-                    409,
-                    format!(
-                        "a checkpoint of size {cosigned_size} with another root than the one cosigned"
-                    ),
-                )
-            })
-        } else {
-            merkle::verify_consistency(
+        if checkpoint.size != cosigned_size {
+            // A proof that fails is refused, but proves nothing against the log: anyone may
+            // send a genuine checkpoint with a wrong proof. Counted by status, not recorded.
+            if let Err(e) = merkle::verify_consistency(
                 cosigned_size,
                 checkpoint.size,
                 &cosigned_root,
                 &checkpoint.root,
                 &request.proof,
-            )
-            .err()
-            .map(|e| (422, format!("the consistency proof does not verify: {e}")))
-        };
-        if let Some((status, reason)) = inconsistent {
+            ) {
+                tracing::warn!(peer, origin = %checkpoint.origin, size = checkpoint.size, cosigned_size, %e, "witness: a consistency proof does not verify; not cosigned");
+                return Err(Refusal::new(
+                    422,
+                    format!("the consistency proof does not verify: {e}"),
+                ));
+            }
+        } else if checkpoint.root != cosigned_root {
+            // Two checkpoints of one size with different roots, both signed by the log: a
+            // fork, and the evidence of it.
+            let (status, reason) = (
+                409,
+                format!(
+                    "a checkpoint of size {cosigned_size} with another root than the one cosigned"
+                ),
+            );
             self.record_inconsistent(
                 pb::WitnessRefused {
                     peer: peer.to_string(),
@@ -139,7 +143,7 @@ impl Gateway {
             return Err(Refusal {
                 status,
                 reason,
-                cosigned_size: (status == 409).then_some(cosigned_size),
+                cosigned_size: Some(cosigned_size),
             });
         }
         if (checkpoint.size, checkpoint.root) != (cosigned_size, cosigned_root) {

@@ -152,6 +152,12 @@ pub fn authenticate(peer: Option<&PeerInfo>, registry: &Registry) -> Result<Call
     if registry.is_denied(&fingerprint) {
         return Err(AuthError::Revoked { fingerprint });
     }
+    // A peer's CA vouches for that gateway only, never for one of our participants.
+    if let Some(gateway) = &peer.cert.gateway {
+        return Err(AuthError::NoParticipant(format!(
+            "it is the gateway certificate of {gateway:?}, which calls only the federation service"
+        )));
+    }
     let id = peer
         .cert
         .participant

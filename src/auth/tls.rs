@@ -195,7 +195,8 @@ enum GatewayCertError {
 pub const REASON_UNKNOWN_PEER: &str = "gateway certificate of a gateway that is not a peer";
 /// The reason of a handshake refused for a gateway certificate its peer's CA did not issue.
 pub const REASON_NOT_PEERS_CA: &str = "gateway certificate not issued by that peer's CA";
-const REASON_BAD_GATEWAY_NAME: &str = "gateway certificate with an unreadable or double name";
+const REASON_BAD_GATEWAY_NAME: &str =
+    "gateway certificate with an unreadable or double name, or a participant's name too";
 
 fn refuse(error: GatewayCertError) -> rustls::Error {
     rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(Arc::new(error))))
@@ -237,6 +238,13 @@ impl ClientCertVerifier for Clients {
                 .participants
                 .verify_client_cert(end_entity, intermediates, now);
         };
+        // A gateway certificate names no participant as well.
+        if crate::auth::identity::PeerCert::from_der(end_entity)
+            .participant
+            .is_ok()
+        {
+            return Err(refuse(GatewayCertError::BadName));
+        }
         let verifier = self
             .gateways
             .get(&gateway)

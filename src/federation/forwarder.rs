@@ -24,15 +24,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Sends the outbox to `peer` until the task is dropped.
-pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
+pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
     let mut client = pb::federation_client::FederationClient::new(peer.channel());
-    let mut cursor = match gateway.open_outbox(&peer.id).await {
-        Ok(cursor) => cursor,
-        Err(error) => {
-            tracing::error!(peer = %peer.id, %error, "cannot open the outbox; nothing is forwarded to this peer until restart");
-            return;
-        }
-    };
     let mut failing = false;
     let mut backoff = FIRST_BACKOFF;
     loop {
@@ -59,28 +52,50 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
             }
             continue;
         }
-        // The page's messages, in order, within one request's bytes.
+        // The page's messages, in order, within one request's bytes; those answered before a
+        // crash took the cursor's move, and broadcasts of participants not open to peers,
+        // are passed over at its start.
         let budget = gateway.config().max_message_bytes;
-        let mut messages = Vec::new();
+        let (mut messages, mut passed_up_to, mut passed) = (Vec::new(), cursor, 0u64);
         let mut bytes = 0;
         for seq in page {
-            match gateway.store.get(seq) {
-                Ok(Some(stored)) => {
-                    bytes += prost::Message::encoded_len(&stored.envelope);
-                    if !messages.is_empty() && bytes > budget {
-                        break;
-                    }
-                    messages.push(stored);
-                }
+            let stored = match gateway.store.get(seq) {
+                Ok(Some(stored)) => stored,
                 Ok(None) => break,
                 Err(error) => {
                     tracing::error!(peer = %peer.id, seq, %error, "cannot read a message of the outbox");
                     break;
                 }
+            };
+            let done = gateway.answered(&peer.id, seq).unwrap_or(false)
+                || !gateway.may_go_out(&stored.envelope);
+            if done {
+                if messages.is_empty() {
+                    (passed_up_to, passed) = (seq, passed + 1);
+                    continue;
+                }
+                break;
             }
+            bytes += prost::Message::encoded_len(&stored.envelope);
+            if !messages.is_empty() && bytes > budget {
+                break;
+            }
+            messages.push(stored);
         }
         if messages.is_empty() {
-            tokio::time::sleep(MAX_BACKOFF).await;
+            if passed_up_to > cursor {
+                record(
+                    &gateway,
+                    &peer.id,
+                    &mut Vec::new(),
+                    passed_up_to,
+                    passed,
+                    &mut cursor,
+                )
+                .await;
+            } else {
+                tokio::time::sleep(MAX_BACKOFF).await;
+            }
             continue;
         }
         let request = pb::ForwardRequest {
@@ -90,15 +105,26 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
                     envelope: Some(stored.envelope.clone()),
                     origin_seq: stored.receipt.seq,
                     origin_leaf_index: stored.receipt.leaf_index,
+                    sender: gateway
+                        .participant_at(&stored.envelope.sender)
+                        .map(|p| p.to_pb()),
                 })
                 .collect(),
         };
+        let sent = messages.len();
         let results = match client.forward(request).await {
-            Ok(answer) => answer.into_inner().results,
-            Err(status) => {
+            Ok(answer) if answer.get_ref().results.len() == sent => answer.into_inner().results,
+            answer => {
                 // Nothing decided: the whole page again, after a while.
+                let reason = match &answer {
+                    Ok(answer) => format!(
+                        "{} results for {sent} messages",
+                        answer.get_ref().results.len()
+                    ),
+                    Err(status) => format!("{:?}: {}", status.code(), status.message()),
+                };
                 if !failing {
-                    tracing::warn!(peer = %peer.id, code = ?status.code(), reason = status.message(), "peer unreachable or refusing this gateway; the outbox waits and retries");
+                    tracing::warn!(peer = %peer.id, %reason, "peer unreachable or refusing this gateway; the outbox waits and retries");
                     failing = true;
                 }
                 gateway.metrics.forwarded(&peer.id, "retried");
@@ -113,7 +139,7 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
         }
         backoff = FIRST_BACKOFF;
         let mut answered = Vec::new();
-        let mut up_to = cursor;
+        let mut up_to = passed_up_to;
         let mut again = false;
         for (stored, result) in messages.into_iter().zip(results) {
             let report = match result.result {
@@ -138,7 +164,16 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
             up_to = stored.receipt.seq;
             answered.push((stored, report));
         }
-        record(&gateway, &peer.id, &mut answered, up_to, &mut cursor).await;
+        let passed = passed + answered.len() as u64;
+        record(
+            &gateway,
+            &peer.id,
+            &mut answered,
+            up_to,
+            passed,
+            &mut cursor,
+        )
+        .await;
         if again {
             gateway.metrics.forwarded(&peer.id, "retried");
             tokio::time::sleep(backoff).await;
@@ -147,21 +182,22 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer) {
     }
 }
 
-/// Records the answers and moves the cursor past `up_to`.
+/// Records the answers and moves the cursor past `up_to`, `passed` messages of the outbox.
 async fn record(
     gateway: &Gateway,
     peer: &str,
     answered: &mut Vec<(crate::storage::Stored, pb::ForwardingReport)>,
     up_to: u64,
+    passed: u64,
     cursor: &mut u64,
 ) {
     if up_to <= *cursor {
         return;
     }
-    // Not recorded, the cursor stays: the messages are forwarded again, and the peer answers
-    // them with their original receipts.
+    // Not recorded, the cursor stays: the messages are forwarded again (or, answered, passed
+    // over), and the peer answers them with their original receipts.
     match gateway
-        .forwarded(peer, std::mem::take(answered), up_to)
+        .forwarded(peer, std::mem::take(answered), up_to, passed)
         .await
     {
         Ok(()) => *cursor = up_to,

@@ -42,7 +42,7 @@ pub fn code(error: &Error) -> Code {
         Error::NotFound(_) | Error::Hidden { .. } => Code::NotFound,
         Error::TooLarge { .. } | Error::OutboxFull { .. } => Code::ResourceExhausted,
         Error::NotAPeer(_) => Code::PermissionDenied,
-        Error::ShuttingDown | Error::PeerNotKnownYet(_) => Code::Unavailable,
+        Error::ShuttingDown | Error::PeerNotKnownYet(_) | Error::Deferred => Code::Unavailable,
         Error::Commit(CommitError::Conflict { .. }) => Code::AlreadyExists,
         Error::Commit(CommitError::Store(StoreError::Corrupt { .. })) => Code::DataLoss,
         Error::Commit(CommitError::Store(_)) => Code::Unavailable,

@@ -250,7 +250,7 @@ impl Metrics {
         );
         registry.register(
             "ipex_witness_inconsistent_checkpoints",
-            "Checkpoints this gateway refused as witness because they are not consistent with one it cosigned: a peer's log forked, or showed a bad proof",
+            "Checkpoints this gateway refused as witness because they contradict one it cosigned (same size, another root, both signed by the log): a peer's log forked",
             witness_inconsistent.clone(),
         );
         registry.register(
