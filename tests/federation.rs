@@ -903,7 +903,7 @@ async fn the_outbox_to_a_peer_that_is_down_is_bounded_and_local_traffic_goes_on(
         .unwrap();
 
     // Back up: the outbox drains, and there is room again.
-    let _gw_ie = ie.start();
+    let mut gw_ie = ie.start();
     for seq in waiting {
         eventually("a waiting notice is delivered", || {
             let mut c = customs.clone();
@@ -914,6 +914,33 @@ async fn the_outbox_to_a_peer_that_is_down_is_bounded_and_local_traffic_goes_on(
     common::submit(&mut customs, notice_for("down-3", "market-a", "gw-ie"))
         .await
         .unwrap();
+
+    // A message waiting when its sender is closed to peers (registry reloaded) is answered
+    // here: refused, and never sent.
+    gw_ie.sigkill();
+    let late = common::submit(&mut customs, notice_for("down-4", "market-a", "gw-ie"))
+        .await
+        .unwrap();
+    let registry = nl.certs().join("registry.toml");
+    let text = std::fs::read_to_string(&registry).unwrap();
+    std::fs::write(&registry, text.replacen("open_to_peers = true\n", "", 1)).unwrap();
+    let hup = Command::new("kill")
+        .args(["-HUP", &gw_nl.pid().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    eventually("the waiting notice is refused here", || {
+        let mut c = customs.clone();
+        async move { states(&mut c, late.seq).await == vec![REFUSED] }
+    })
+    .await;
+    let report = get(&mut customs, late.seq).await.forwarding.remove(0);
+    assert_eq!(report.code, "FAILED_PRECONDITION");
+    assert!(
+        report.reason.contains("no longer open to peers"),
+        "{}",
+        report.reason
+    );
 }
 
 async fn get_by_ref(

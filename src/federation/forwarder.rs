@@ -57,6 +57,8 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
         // are passed over at its start.
         let budget = gateway.config().max_message_bytes;
         let (mut messages, mut passed_up_to, mut passed) = (Vec::new(), cursor, 0u64);
+        // Refused here without asking the peer: the sender is no longer open to peers.
+        let mut answered = Vec::new();
         let mut bytes = 0;
         for seq in page {
             let stored = match gateway.store.get(seq) {
@@ -67,14 +69,20 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
                     break;
                 }
             };
-            let done = gateway.answered(&peer.id, seq).unwrap_or(false)
-                || !gateway.may_go_out(&stored.envelope);
-            if done {
-                if messages.is_empty() {
-                    (passed_up_to, passed) = (seq, passed + 1);
-                    continue;
+            let answered_before = gateway.answered(&peer.id, seq).unwrap_or(false);
+            let closed = !gateway.may_go_out(&stored.envelope);
+            if answered_before || closed {
+                if !messages.is_empty() {
+                    break;
                 }
-                break;
+                (passed_up_to, passed) = (seq, passed + 1);
+                // An addressed message gets its answer; a broadcast just stays here.
+                if closed && !answered_before && !stored.envelope.recipients.is_empty() {
+                    let reason = "the sender is no longer open to peers (open_to_peers)";
+                    let report = refused(&peer.id, &stored.envelope, "FAILED_PRECONDITION", reason);
+                    answered.push((stored, report));
+                }
+                continue;
             }
             bytes += prost::Message::encoded_len(&stored.envelope);
             if !messages.is_empty() && bytes > budget {
@@ -87,7 +95,7 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
                 record(
                     &gateway,
                     &peer.id,
-                    &mut Vec::new(),
+                    &mut answered,
                     passed_up_to,
                     passed,
                     &mut cursor,
@@ -138,7 +146,7 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
             failing = false;
         }
         backoff = FIRST_BACKOFF;
-        let mut answered = Vec::new();
+        let early = answered.len();
         let mut up_to = passed_up_to;
         let mut again = false;
         for (stored, result) in messages.into_iter().zip(results) {
@@ -164,7 +172,7 @@ pub async fn run(gateway: Arc<Gateway>, peer: Peer, mut cursor: u64) {
             up_to = stored.receipt.seq;
             answered.push((stored, report));
         }
-        let passed = passed + answered.len() as u64;
+        let passed = passed + (answered.len() - early) as u64;
         record(
             &gateway,
             &peer.id,
