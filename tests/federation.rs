@@ -573,6 +573,20 @@ where
     eprintln!("{what}: {:?}", started.elapsed());
 }
 
+/// Waits until the sender of `clients` sees message `seq` in `expected` at its peers.
+async fn until_states(
+    clients: &ipex::cli::client::Clients,
+    seq: u64,
+    expected: &[i32],
+    what: &str,
+) {
+    eventually(what, || {
+        let mut c = clients.clone();
+        async move { states(&mut c, seq).await == expected }
+    })
+    .await;
+}
+
 const DELIVERED: i32 = ipex::pb::ForwardingState::Delivered as i32;
 const PENDING: i32 = ipex::pb::ForwardingState::Pending as i32;
 const REFUSED: i32 = ipex::pb::ForwardingState::Refused as i32;
@@ -633,10 +647,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
         .await
         .unwrap();
     assert!(receipt.placements.is_empty(), "{receipt:?}");
-    eventually("the notice is delivered", || {
-        let mut c = customs.clone();
-        async move { states(&mut c, receipt.seq).await == vec![DELIVERED] }
-    })
+    until_states(
+        &customs,
+        receipt.seq,
+        &[DELIVERED],
+        "the notice is delivered",
+    )
     .await;
     let report = get(&mut customs, receipt.seq).await.forwarding.remove(0);
     assert_eq!(report.gateway, "gw-ie");
@@ -691,10 +707,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
             id: "fwd-1".into()
         }]
     );
-    eventually("market-a sees its outcome delivered", || {
-        let mut m = market.clone();
-        async move { states(&mut m, answer.seq).await == vec![DELIVERED] }
-    })
+    until_states(
+        &market,
+        answer.seq,
+        &[DELIVERED],
+        "market-a sees its outcome delivered",
+    )
     .await;
 
     // Refused by gw-ie's policy (no data requests to platforms there): refused, with why.
@@ -702,10 +720,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     request.id = "fwd-request-1".into();
     request.recipients = vec!["market-a@gw-ie".into()];
     let asked = common::submit(&mut customs, request).await.unwrap();
-    eventually("the data request is refused by gw-ie", || {
-        let mut c = customs.clone();
-        async move { states(&mut c, asked.seq).await == vec![REFUSED] }
-    })
+    until_states(
+        &customs,
+        asked.seq,
+        &[REFUSED],
+        "the data request is refused by gw-ie",
+    )
     .await;
     let refusal = get(&mut customs, asked.seq).await.forwarding.remove(0);
     assert_eq!(refusal.code, "PERMISSION_DENIED");
@@ -736,10 +756,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     let mut customs = connect_as(&gw_nl, &nl, "customs-nl").await;
     for seq in &seqs {
         let seq = *seq;
-        eventually("each waiting notice is delivered", || {
-            let mut c = customs.clone();
-            async move { states(&mut c, seq).await == vec![DELIVERED] }
-        })
+        until_states(
+            &customs,
+            seq,
+            &[DELIVERED],
+            "each waiting notice is delivered",
+        )
         .await;
     }
     let mut market = connect_as(&gw_ie, &ie, "market-a").await;
@@ -766,10 +788,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     )
     .await
     .unwrap();
-    eventually("the broadcast is answered by both peers", || {
-        let mut c = customs.clone();
-        async move { states(&mut c, seized.seq).await == vec![REFUSED, DELIVERED] }
-    })
+    until_states(
+        &customs,
+        seized.seq,
+        &[REFUSED, DELIVERED],
+        "the broadcast is answered by both peers",
+    )
     .await;
     let mut answers = get(&mut customs, seized.seq).await.forwarding;
     let broadcast = answers.remove(1);
@@ -802,10 +826,12 @@ async fn messages_cross_gateways_once_in_order_through_crashes_and_refusals() {
     let from_fr = common::submit(&mut customs_fr, notice_for("fwd-fr-1", "market-a", "gw-ie"))
         .await
         .unwrap();
-    eventually("gw-fr's notice is delivered", || {
-        let mut c = customs_fr.clone();
-        async move { states(&mut c, from_fr.seq).await == vec![DELIVERED] }
-    })
+    until_states(
+        &customs_fr,
+        from_fr.seq,
+        &[DELIVERED],
+        "gw-fr's notice is delivered",
+    )
     .await;
     let inbox = common::inbox(&mut market).await;
     let last = inbox.last().unwrap().envelope.as_ref().unwrap();
@@ -905,11 +931,7 @@ async fn the_outbox_to_a_peer_that_is_down_is_bounded_and_local_traffic_goes_on(
     // Back up: the outbox drains, and there is room again.
     let mut gw_ie = ie.start();
     for seq in waiting {
-        eventually("a waiting notice is delivered", || {
-            let mut c = customs.clone();
-            async move { states(&mut c, seq).await == vec![DELIVERED] }
-        })
-        .await;
+        until_states(&customs, seq, &[DELIVERED], "a waiting notice is delivered").await;
     }
     common::submit(&mut customs, notice_for("down-3", "market-a", "gw-ie"))
         .await
@@ -929,10 +951,12 @@ async fn the_outbox_to_a_peer_that_is_down_is_bounded_and_local_traffic_goes_on(
         .status()
         .unwrap();
     assert!(hup.success());
-    eventually("the waiting notice is refused here", || {
-        let mut c = customs.clone();
-        async move { states(&mut c, late.seq).await == vec![REFUSED] }
-    })
+    until_states(
+        &customs,
+        late.seq,
+        &[REFUSED],
+        "the waiting notice is refused here",
+    )
     .await;
     let report = get(&mut customs, late.seq).await.forwarding.remove(0);
     assert_eq!(report.code, "FAILED_PRECONDITION");

@@ -51,6 +51,30 @@ pub enum Facet {
 /// The [`Facet::Gateway`] value of a GREEN or CLEAR broadcast.
 pub const BROADCAST: &str = "*";
 
+/// The [`Facet::Gateway`] values of a stored envelope: the gateway of each recipient
+/// `<id>@<gateway>`, and [`BROADCAST`] for a GREEN or CLEAR broadcast. Only what this
+/// gateway's own participants send goes out to peers: a message that came from a peer
+/// (sender `<id>@<gateway>`) has none, and is never forwarded again.
+pub fn gateways_of(envelope: &pb::Envelope) -> Vec<&str> {
+    if envelope.sender.contains('@') {
+        return Vec::new();
+    }
+    let mut gateways: Vec<&str> = envelope
+        .recipients
+        .iter()
+        .filter_map(|r| super::participant::split_address(r).1)
+        .collect();
+    let broadcast = envelope.recipients.is_empty()
+        && matches!(
+            pb::Tlp::try_from(envelope.tlp),
+            Ok(pb::Tlp::Green | pb::Tlp::Clear)
+        );
+    if broadcast {
+        gateways.push(BROADCAST);
+    }
+    gateways
+}
+
 impl Facet {
     /// Every facet.
     pub const ALL: [Facet; 15] = [
@@ -193,22 +217,8 @@ impl Facets {
         use Facet::*;
         let mut f = Facets::default();
         f.push(Kind, &envelope.kind.to_string());
-        // Only what this gateway's own participants send goes out to peers: a message that
-        // came from a peer is never forwarded again.
-        if !envelope.sender.contains('@') {
-            for r in &envelope.recipients {
-                if let (_, Some(gateway)) = super::participant::split_address(r) {
-                    f.push(Gateway, gateway);
-                }
-            }
-            let broadcast = envelope.recipients.is_empty()
-                && matches!(
-                    pb::Tlp::try_from(envelope.tlp),
-                    Ok(pb::Tlp::Green | pb::Tlp::Clear)
-                );
-            if broadcast {
-                f.push(Gateway, BROADCAST);
-            }
+        for gateway in gateways_of(envelope) {
+            f.push(Gateway, gateway);
         }
         for r in envelope.refs.iter().chain(envelope.supersedes.as_ref()) {
             f.push(Ref, &Facets::ref_value(&r.sender, &r.id));
